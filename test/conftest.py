@@ -1,0 +1,41 @@
+"""Shared fixtures. ROS tests use real rclpy nodes, each test with a fresh Context."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tests never write to ~/.ros and never talk to another run (`make test` and .ci/run set these too).
+os.environ.setdefault("ROS_LOG_DIR", str(REPO / "build" / "ros_log"))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_DOMAIN_ID", "37")
+os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
+Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture
+def ros_context():
+    """A fresh, initialised rclpy Context; shut down after the test."""
+    rclpy = pytest.importorskip("rclpy")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def spin_until(executor, predicate, timeout: float = 10.0) -> bool:
+    """Spin ``executor`` until ``predicate()`` is true or ``timeout`` seconds pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()
