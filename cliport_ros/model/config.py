@@ -1,0 +1,206 @@
+"""The model's configuration: named sizes (``paper``, ``tiny``), validated, saved as JSON beside the weights.
+
+Every size of the network is a field here, so a checkpoint's JSON is enough to rebuild the network exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+# The two named configurations; other code asks for them by name through ``ModelConfig.named``.
+NAMES = ("paper", "tiny")
+# Where the frozen CLIP weights come from: open_clip's download, random initialisation, or a file path.
+CLIP_WEIGHT_SOURCES = ("openai", "none")
+# open_clip architectures whose ``openai`` weights can be downloaded, with the sizes they imply.
+OPENAI_ARCHS: dict[str, dict[str, Any]] = {
+    "RN50": dict(
+        clip_embed_dim=1024,
+        clip_vision_layers=(3, 4, 6, 3),
+        clip_vision_width=64,
+        clip_text_width=512,
+        clip_text_heads=8,
+        clip_text_layers=12,
+        clip_context_length=77,
+        clip_quick_gelu=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the three two-stream nets (pick, key, query) and of the shared CLIP trunk."""
+
+    name: str = "paper"
+    # --- CLIP (one frozen trunk shared by the three nets) ---
+    clip_arch: str = "RN50"  # an open_clip architecture name, or "custom" for the sizes below
+    clip_weights: str = "openai"  # "openai" | "none" | path to a local open_clip state dict file
+    clip_trainable: bool = False  # allowed only with clip_weights="none" (a pretrained trunk stays frozen)
+    clip_embed_dim: int = 1024  # sentence embedding size
+    clip_vision_layers: tuple[int, int, int, int] = (3, 4, 6, 3)
+    clip_vision_width: int = 64  # stem width; stage outputs are 4, 8, 16, 32 times this
+    clip_text_width: int = 512
+    clip_text_heads: int = 8
+    clip_text_layers: int = 12
+    clip_context_length: int = 77
+    clip_quick_gelu: bool = True
+    # --- spatial stream (Transporter ResNet encoder-decoder; bottleneck blocks without batch norm) ---
+    spatial_encoder: tuple[int, ...] = (64, 128, 256, 512, 1024)  # strides 1, 2, 4, 8, 16
+    spatial_decoder: tuple[int, ...] = (512, 256, 128, 64, 32, 16)  # strides 8, 4, 2, 1, 1, 1 (laterals)
+    spatial_blocks: int = 2  # bottleneck blocks per stage
+    # --- semantic stream decoder over CLIP features ---
+    # strides 32, 16, 8, 4, 2, 1, 1, 1; language multiplies the first three; laterals join the last six
+    semantic_decoder: tuple[int, ...] = (1024, 512, 256, 128, 64, 32, 16, 16)
+    # --- pick / place geometry ---
+    n_rotations: int = 36
+    crop_size: int = 64  # query crop side; the image is padded by crop_size // 2 for the place
+    pick_pad_square: bool = True  # pad the pick input to a square, as the paper does
+    key_query_dim: int = 3  # output channels of the key and query nets
+
+    def __post_init__(self) -> None:
+        # Tuples survive a JSON round trip as lists: normalise first so equality and hashing work.
+        for name in ("clip_vision_layers", "spatial_encoder", "spatial_decoder", "semantic_decoder"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or not all(_is_int(v) and v > 0 for v in value):
+                raise ValueError(f"ModelConfig.{name} must be a sequence of positive integers, got {value!r}")
+            object.__setattr__(self, name, tuple(int(v) for v in value))
+        lengths = {"clip_vision_layers": 4, "spatial_encoder": 5, "spatial_decoder": 6, "semantic_decoder": 8}
+        for name, n in lengths.items():
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"ModelConfig.{name} must have {n} entries, got {len(getattr(self, name))}")
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("ModelConfig.name must be a non-empty string")
+        if not isinstance(self.clip_weights, str) or not self.clip_weights:
+            raise ValueError(
+                f"ModelConfig.clip_weights must be one of {CLIP_WEIGHT_SOURCES} or a file path, got {self.clip_weights!r}"
+            )
+        if self.clip_trainable and self.clip_weights != "none":
+            raise ValueError(
+                f"ModelConfig.clip_trainable=True is allowed only with clip_weights='none' (a pretrained CLIP stays "
+                f"frozen); got clip_weights={self.clip_weights!r}"
+            )
+        if self.clip_arch != "custom" and self.clip_arch not in OPENAI_ARCHS:
+            raise ValueError(f"ModelConfig.clip_arch must be one of {sorted(OPENAI_ARCHS)} or 'custom', got {self.clip_arch!r}")
+        if self.clip_arch in OPENAI_ARCHS:
+            for key, expected in OPENAI_ARCHS[self.clip_arch].items():
+                if getattr(self, key) != expected:
+                    raise ValueError(
+                        f"ModelConfig.{key}={getattr(self, key)!r} does not match clip_arch={self.clip_arch!r} "
+                        f"(which needs {expected!r}); set clip_arch='custom' to change CLIP's sizes"
+                    )
+        if self.clip_weights == "openai" and self.clip_arch == "custom":
+            raise ValueError(
+                f"clip_weights='openai' needs a released architecture (clip_arch one of {sorted(OPENAI_ARCHS)}); "
+                "a custom CLIP takes clip_weights='none' or a local file path"
+            )
+        for name in ("clip_embed_dim", "clip_vision_width", "clip_text_width", "clip_text_heads",
+                     "clip_text_layers", "clip_context_length", "spatial_blocks", "n_rotations", "crop_size",
+                     "key_query_dim"):
+            value = getattr(self, name)
+            if not _is_int(value) or value <= 0:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.clip_vision_width % 2:
+            raise ValueError(f"ModelConfig.clip_vision_width must be even (the stem halves it), got {self.clip_vision_width}")
+        if self.clip_text_width % self.clip_text_heads:
+            raise ValueError(
+                f"ModelConfig.clip_text_width ({self.clip_text_width}) must be divisible by clip_text_heads "
+                f"({self.clip_text_heads})"
+            )
+        if self.clip_context_length < 8:
+            raise ValueError(f"ModelConfig.clip_context_length must be >= 8 tokens, got {self.clip_context_length}")
+        if 360 % self.n_rotations:
+            raise ValueError(
+                f"ModelConfig.n_rotations must divide 360 so that the bins are whole degrees, got {self.n_rotations}"
+            )
+        if self.crop_size % 32:
+            raise ValueError(f"ModelConfig.crop_size must be a multiple of 32 (CLIP's stride), got {self.crop_size}")
+        for name in ("spatial_encoder", "spatial_decoder", "semantic_decoder"):
+            for c in getattr(self, name):
+                if c < 4 or c % 4:
+                    raise ValueError(
+                        f"ModelConfig.{name} channels must be multiples of 4 and >= 4 (bottleneck blocks use a "
+                        f"quarter of the width), got {getattr(self, name)}"
+                    )
+        for name in ("clip_trainable", "clip_quick_gelu", "pick_pad_square"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
+
+    # ----------------------------------------------------------------------------------------------
+    @property
+    def clip_pretrained(self) -> bool:
+        return self.clip_weights != "none"
+
+    @property
+    def pad(self) -> int:
+        """Padding of the place input: half the crop."""
+        return self.crop_size // 2
+
+    @property
+    def rotation_step(self) -> float:
+        """Radians between rotation bins."""
+        return 2.0 * math.pi / self.n_rotations
+
+    @property
+    def clip_stage_channels(self) -> tuple[int, int, int, int]:
+        """Output channels of CLIP's four residual stages (strides 4, 8, 16, 32)."""
+        w = self.clip_vision_width
+        return (4 * w, 8 * w, 16 * w, 32 * w)
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> "ModelConfig":
+        """One of the named configurations (``paper``, ``tiny``), with fields overridden."""
+        if name not in _PRESETS:
+            raise ValueError(f"unknown model configuration {name!r}; choose from {', '.join(NAMES)}")
+        return cls.from_dict({**_PRESETS[name], **overrides})
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        unknown = set(changes) - set(self.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {sorted(unknown)}; allowed: {sorted(self.__dataclass_fields__)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a model configuration must be a mapping of fields, got {type(data).__name__}")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"unknown ModelConfig field(s) {sorted(unknown)}; allowed: {sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**dict(data))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's sizes: CLIP RN50 (frozen, pretrained), Transporter-width streams.
+    "paper": dict(name="paper"),
+    # The same code path with small widths, CLIP from scratch: trains on 2 CPU cores in hours.
+    "tiny": dict(
+        name="tiny",
+        clip_arch="custom",
+        clip_weights="none",
+        clip_trainable=True,
+        clip_embed_dim=64,
+        clip_vision_layers=(1, 1, 1, 1),
+        clip_vision_width=8,
+        clip_text_width=64,
+        clip_text_heads=2,
+        clip_text_layers=2,
+        clip_context_length=32,
+        clip_quick_gelu=False,
+        spatial_encoder=(8, 16, 32, 64, 64),
+        spatial_decoder=(32, 16, 8, 8, 8, 8),
+        spatial_blocks=1,
+        semantic_decoder=(64, 32, 32, 16, 8, 8, 8, 8),
+    ),
+}

@@ -1,0 +1,335 @@
+"""The CLIPort policy: top-down view + instruction -> pick and place poses, with save/load.
+
+``CLIPortModel`` is the torch module (one shared CLIP, the pick net, the key and query nets); ``Policy`` wraps
+it with the workspace, the device and precision, and turns heatmaps into poses in the base frame.
+Checkpoints are a folder: ``model.safetensors`` (all weights) + ``config.json`` (model config, workspace,
+where CLIP came from); loading needs neither the training code nor a network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from cliport_ros.geometry.workspace import Workspace
+from cliport_ros.model.attention import Attention
+from cliport_ros.model.clip_backbone import ClipBackbone
+from cliport_ros.model.config import ModelConfig
+from cliport_ros.model.transport import Transport
+from cliport_ros.types import PickPlace, Pose
+
+CHECKPOINT_FORMAT = "cliport_ros.policy"
+CHECKPOINT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, foreign, or does not fit the network its config describes."""
+
+
+class CLIPortModel(nn.Module):
+    """One CLIP trunk shared by the pick net and the place (key, query) nets."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.clip = ClipBackbone(cfg)
+        self.attention = Attention(cfg, self.clip)
+        self.transport = Transport(cfg, self.clip)
+        self.to(memory_format=torch.channels_last)  # see TwoStreamNet.forward
+
+    def text(self, instructions: Sequence[str]) -> torch.Tensor:
+        return self.clip.text_features(list(instructions), self.attention.net.spatial.stem.weight.device)
+
+    def pick_logits(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """(B, 6, H, W), (B, D) -> (B, H, W)."""
+        return self.attention(image, text)
+
+    def place_logits(self, image: torch.Tensor, pick: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """(B, 6, H, W), pick pixels (B, 2), (B, D) -> (B, R, H, W)."""
+        return self.transport(image, pick, text)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by optimiser: pick, place, and CLIP (only when trained from scratch)."""
+        groups = {
+            "pick": [p for p in self.attention.parameters() if p.requires_grad],
+            "place": [p for p in self.transport.parameters() if p.requires_grad],
+        }
+        clip = [p for p in self.clip.parameters() if p.requires_grad]
+        if clip:
+            groups["clip"] = clip
+        return groups
+
+
+def image_tensor(colour: np.ndarray, height: np.ndarray) -> torch.Tensor:
+    """(rows, cols, 3) uint8 colour + (rows, cols) height (m) -> (1, 6, rows, cols) float32: RGB, height x3."""
+    colour = np.asarray(colour)
+    height = np.asarray(height, dtype=np.float32)
+    if colour.ndim != 3 or colour.shape[2] != 3 or height.shape != colour.shape[:2]:
+        raise ValueError(
+            f"need colour (rows, cols, 3) and height (rows, cols) of the same size, got {colour.shape} and {height.shape}"
+        )
+    rgb = torch.from_numpy(np.ascontiguousarray(colour, dtype=np.float32)).permute(2, 0, 1)
+    h = torch.from_numpy(np.ascontiguousarray(height))[None].expand(3, -1, -1)
+    return torch.cat([rgb, h], dim=0)[None]
+
+
+def rotation_bin(place_yaw: float, n_rotations: int) -> int:
+    """The place-rotation bin whose theta is -place_yaw (the label of a place yaw relative to the pick)."""
+    step = 2 * math.pi / n_rotations
+    return int(round(-place_yaw / step)) % n_rotations
+
+
+def bin_to_yaw(rotation: int, n_rotations: int) -> float:
+    """Place yaw (relative to the pick, in (-pi, pi]) of a rotation bin: -theta."""
+    yaw = -rotation * 2 * math.pi / n_rotations
+    return math.atan2(math.sin(yaw), math.cos(yaw))
+
+
+@dataclass
+class PolicyOutput:
+    """One decision with its evidence."""
+
+    pick_place: PickPlace
+    pick_heatmap: np.ndarray  # (rows, cols) float32 probabilities, summing to 1
+    place_heatmap: np.ndarray  # (rows, cols) float32, max over rotations of the joint place probabilities
+    pick_pixel: tuple[int, int]
+    place_pixel: tuple[int, int]
+    place_rotation: float  # place yaw relative to the pick (rad) = -theta of the argmax rotation bin
+    place_rotation_bin: int
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {device!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use device='cpu' or 'auto'")
+    return torch.device(name)
+
+
+def _resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if device.type != "cuda":
+        if precision in ("bf16", "fp16"):
+            raise ValueError(f"precision {precision!r} is for GPUs; on {device.type} use 'fp32' or 'auto'")
+        return torch.float32
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class Policy:
+    """CLIPort acting on a TopDownView: ``act(view, instruction) -> PolicyOutput``."""
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        workspace: Workspace | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        model: CLIPortModel | None = None,
+    ) -> None:
+        if not isinstance(cfg, ModelConfig):
+            raise ValueError(f"Policy needs a ModelConfig (e.g. ModelConfig.named('tiny')), got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.workspace = workspace if workspace is not None else Workspace()
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_precision(precision, self.device)
+        self.model = (model if model is not None else CLIPortModel(cfg)).to(self.device)
+        self.model.eval()
+        self.metadata: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ acting
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def _check_view(self, colour: np.ndarray, height: np.ndarray) -> None:
+        if tuple(np.shape(colour)[:2]) != self.workspace.shape or tuple(np.shape(height)) != self.workspace.shape:
+            raise ValueError(
+                f"view is {np.shape(colour)[:2]} (colour) / {np.shape(height)} (height) pixels but the policy's "
+                f"workspace grid is {self.workspace.shape}"
+            )
+
+    def act(self, view: Any, instruction: str) -> PolicyOutput:
+        """Decide one pick and place from a top-down view (``colour``, ``height`` attributes) and an instruction."""
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ValueError("instruction must be a non-empty string, e.g. 'put the red blocks in a green bowl'")
+        colour, height = view.colour, view.height
+        self._check_view(colour, height)
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        t0 = time.perf_counter()
+        with torch.inference_mode(), self._autocast():
+            image = image_tensor(colour, height).to(self.device)
+            text = self.model.text([instruction])
+            pick_logits = self.model.pick_logits(image, text).float()
+            pick_prob = torch.softmax(pick_logits.flatten(), 0).reshape(pick_logits.shape[1:])
+            idx = int(torch.argmax(pick_prob))
+            pick_px = divmod(idx, pick_prob.shape[1])
+            sync()
+            t1 = time.perf_counter()
+            pick_t = torch.tensor([pick_px], device=self.device)
+            place_logits = self.model.place_logits(image, pick_t, text)[0].float()
+            place_prob = torch.softmax(place_logits.flatten(), 0).reshape(place_logits.shape)
+            pidx = int(torch.argmax(place_prob))
+            rot, rem = divmod(pidx, place_prob.shape[1] * place_prob.shape[2])
+            place_px = divmod(rem, place_prob.shape[2])
+            pick_map = pick_prob.cpu().numpy().astype(np.float32)
+            place_map = place_prob.amax(0).cpu().numpy().astype(np.float32)
+            sync()
+            t2 = time.perf_counter()
+        place_yaw = bin_to_yaw(rot, self.cfg.n_rotations)
+        heights = np.asarray(height, dtype=np.float32)
+        pick_pose = Pose.from_xyz_yaw(self.workspace.pixel_to_xyz(pick_px, heights), 0.0)
+        place_pose = Pose.from_xyz_yaw(self.workspace.pixel_to_xyz(place_px, heights), place_yaw)
+        action = PickPlace(
+            pick=pick_pose,
+            place=place_pose,
+            pick_confidence=float(min(1.0, pick_map[pick_px])),
+            place_confidence=float(min(1.0, place_prob[rot, place_px[0], place_px[1]].item())),
+            instruction=instruction,
+            frame_id=self.workspace.frame_id,
+        )
+        return PolicyOutput(
+            pick_place=action,
+            pick_heatmap=pick_map,
+            place_heatmap=place_map,
+            pick_pixel=(int(pick_px[0]), int(pick_px[1])),
+            place_pixel=(int(place_px[0]), int(place_px[1])),
+            place_rotation=place_yaw,
+            place_rotation_bin=int(rot),
+            timings={"pick_ms": (t1 - t0) * 1e3, "place_ms": (t2 - t1) * 1e3, "total_ms": (t2 - t0) * 1e3},
+        )
+
+    def act_from_images(self, images: Sequence[tuple[np.ndarray, np.ndarray, Any]], instruction: str) -> PolicyOutput:
+        """Fuse calibrated RGB-D views ``(rgb, depth, CameraModel)`` into a top-down view, then ``act``."""
+        from cliport_ros.perception.fusion import fuse_views
+
+        t0 = time.perf_counter()
+        view = fuse_views(images, self.workspace)
+        fuse_ms = (time.perf_counter() - t0) * 1e3
+        out = self.act(view, instruction)
+        out.timings["fuse_ms"] = fuse_ms
+        out.timings["total_ms"] += fuse_ms
+        return out
+
+    def warm_up(self, instruction: str = "put the red blocks in a green bowl", repeats: int = 2) -> None:
+        """Run a few decisions on an empty view so the first real one is not slowed by lazy set-up."""
+
+        class _Blank:
+            colour = np.zeros((*self.workspace.shape, 3), np.uint8)
+            height = np.zeros(self.workspace.shape, np.float32)
+
+        for _ in range(repeats):
+            self.act(_Blank(), instruction)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` into folder ``path`` (created)."""
+        from safetensors.torch import save_file
+
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+                 for k, v in self.model.state_dict().items()}
+        meta = {**self.metadata, **(dict(metadata) if metadata else {})}
+        config = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model": self.cfg.to_dict(),
+            "workspace": self.workspace.to_dict(),
+            "clip_source": self.cfg.clip_weights,
+            "metadata": meta,
+        }
+        tmp_w, tmp_c = folder / (WEIGHTS_FILE + ".tmp"), folder / (CONFIG_FILE + ".tmp")
+        save_file(state, str(tmp_w), metadata={"format": CHECKPOINT_FORMAT})
+        tmp_c.write_text(json.dumps(config, indent=2) + "\n")
+        tmp_w.replace(folder / WEIGHTS_FILE)  # replace, so an interrupted save never leaves a half checkpoint
+        tmp_c.replace(folder / CONFIG_FILE)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto") -> "Policy":
+        """Rebuild a policy from a checkpoint folder written by ``save`` (no network needed)."""
+        cfg, workspace, meta, state = read_checkpoint(path)
+        # The weights file holds CLIP too: build it randomly initialised, then load everything.
+        model = CLIPortModel(cfg.replace(clip_weights="none", clip_trainable=False))
+        model.cfg = cfg
+        model.clip.trainable = cfg.clip_trainable
+        for p in model.clip.parameters():
+            p.requires_grad_(cfg.clip_trainable)
+        load_state(model, state, path)
+        policy = cls(cfg, workspace, device=device, precision=precision, model=model)
+        policy.metadata = meta
+        return policy
+
+
+def read_checkpoint(path: str | Path) -> tuple[ModelConfig, Workspace, dict, dict[str, torch.Tensor]]:
+    """Config, workspace, metadata and weights of a checkpoint folder, with clear errors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    if folder.is_file():
+        raise CheckpointError(f"{folder} is a file; a checkpoint is a folder holding {WEIGHTS_FILE} and {CONFIG_FILE}")
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} does not exist")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{folder} is not a cliport_ros checkpoint: {name} is missing")
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE} is not a cliport_ros policy config (expected format {CHECKPOINT_FORMAT!r})"
+        )
+    if config.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"checkpoint version {config.get('version')!r} is not supported (this code reads {CHECKPOINT_VERSION})"
+        )
+    try:
+        cfg = ModelConfig.from_dict(config["model"])
+        workspace = Workspace.from_dict(config.get("workspace", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} holds an invalid configuration: {exc}") from exc
+    try:
+        state = load_file(str(folder / WEIGHTS_FILE))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} is not a readable safetensors file: {exc}") from exc
+    return cfg, workspace, dict(config.get("metadata", {})), state
+
+
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str | Path) -> None:
+    """Load weights, naming missing, unexpected or mis-shaped tensors in the error."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append(f"{len(mismatched)} tensor(s) of the wrong shape, e.g. {mismatched[:3]}")
+        if missing:
+            parts.append(f"{len(missing)} missing, e.g. {missing[:3]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}")
+        raise CheckpointError(f"weights in {where} do not fit the configured network: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)

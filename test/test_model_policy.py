@@ -1,0 +1,156 @@
+"""Policy: output shapes and normalisation, poses from pixels, checkpoints, CLIP weight sources."""
+
+import json
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from cliport_ros.geometry.workspace import Workspace
+from cliport_ros.model import CheckpointError, ClipWeightsUnavailable, ModelConfig, Policy
+
+# A coarse grid keeps the tests fast: 80 x 40 pixels of 12.5 mm over the paper's bounds.
+WS = Workspace(pixel_size=0.0125)
+INSTRUCTION = "put the red blocks in a green bowl"
+
+
+def small_cfg(**overrides) -> ModelConfig:
+    return ModelConfig.named("tiny", crop_size=32, n_rotations=12, **overrides)
+
+
+def random_view(seed: int = 0) -> SimpleNamespace:
+    rng = np.random.default_rng(seed)
+    return SimpleNamespace(
+        colour=rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8),
+        height=(rng.random(WS.shape) * 0.1).astype(np.float32),
+    )
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    torch.manual_seed(0)
+    return Policy(small_cfg(), workspace=WS, device="cpu")
+
+
+def test_outputs_are_normalised_heatmaps_and_consistent_poses(policy):
+    view = random_view()
+    out = policy.act(view, INSTRUCTION)
+    assert out.pick_heatmap.shape == WS.shape and out.pick_heatmap.dtype == np.float32
+    assert out.place_heatmap.shape == WS.shape and out.place_heatmap.dtype == np.float32
+    assert math.isclose(float(out.pick_heatmap.sum()), 1.0, rel_tol=1e-4)
+    assert np.all(out.pick_heatmap >= 0) and np.all(out.place_heatmap >= 0)
+    # the place map is the max over rotations of one softmax over rotations x pixels
+    assert out.place_heatmap.sum() <= 1.0 + 1e-4 and out.place_heatmap.sum() >= 1.0 / 12 - 1e-4
+    assert out.pick_pixel == np.unravel_index(np.argmax(out.pick_heatmap), WS.shape)
+    assert out.place_pixel == np.unravel_index(np.argmax(out.place_heatmap), WS.shape)
+    pick, place = out.pick_place.pick, out.pick_place.place
+    x, y, z = WS.pixel_to_xyz(out.pick_pixel, view.height)
+    assert pick.position == pytest.approx((x, y, z))
+    assert pick.orientation == pytest.approx((0, 0, 0, 1))
+    assert place.position == pytest.approx(WS.pixel_to_xyz(out.place_pixel, view.height))
+    assert math.cos(place.yaw - (-out.place_rotation_bin * 2 * math.pi / 12)) == pytest.approx(1.0)
+    assert out.pick_place.pick_confidence == pytest.approx(out.pick_heatmap.max(), rel=1e-5)
+    assert out.pick_place.instruction == INSTRUCTION
+    assert set(out.timings) >= {"pick_ms", "place_ms", "total_ms"}
+
+
+def test_logit_shapes_for_a_batch(policy):
+    image = torch.rand(2, 6, *WS.shape) * 100
+    text = policy.model.text([INSTRUCTION, "put the blue blocks in a yellow bowl"])
+    assert text.shape == (2, 64)
+    with torch.no_grad():
+        assert policy.model.pick_logits(image, text).shape == (2, *WS.shape)
+        place = policy.model.place_logits(image, torch.tensor([[3, 4], [40, 20]]), text)
+    assert place.shape == (2, 12, *WS.shape)
+
+
+def test_bad_inputs_are_rejected(policy):
+    with pytest.raises(ValueError, match="workspace grid is \\(80, 40\\)"):
+        policy.act(SimpleNamespace(colour=np.zeros((320, 160, 3), np.uint8), height=np.zeros((320, 160))), "x")
+    with pytest.raises(ValueError, match="instruction must be a non-empty string"):
+        policy.act(random_view(), "  ")
+    with pytest.raises(ValueError, match="device must be one of"):
+        Policy(small_cfg(), workspace=WS, device="tpu")
+    with pytest.raises(ValueError, match="precision 'bf16' is for GPUs"):
+        Policy(small_cfg(), workspace=WS, device="cpu", precision="bf16")
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(policy, tmp_path):
+    policy.save(tmp_path / "ckpt", metadata={"task": "put-block-in-bowl-seen-colors"})
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["model"]["name"] == "tiny" and config["clip_source"] == "none"
+    loaded = Policy.load(tmp_path / "ckpt", device="cpu")
+    assert loaded.cfg == policy.cfg and loaded.workspace == WS
+    assert loaded.metadata["task"] == "put-block-in-bowl-seen-colors"
+    view = random_view(2)
+    a, b = policy.act(view, INSTRUCTION), loaded.act(view, INSTRUCTION)
+    assert np.array_equal(a.pick_heatmap, b.pick_heatmap) and np.array_equal(a.place_heatmap, b.place_heatmap)
+    assert a.pick_place == b.pick_place
+
+
+def test_bad_checkpoints_give_clear_errors(policy, tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Policy.load(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        Policy.load(tmp_path / "empty")
+    folder = policy.save(tmp_path / "good")
+    # a foreign weights file
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "config.json").write_text((folder / "config.json").read_text())
+    (foreign / "model.safetensors").write_bytes(b"PK\x03\x04 this is a zip, not safetensors")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        Policy.load(foreign)
+    # a foreign config
+    (foreign / "config.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(CheckpointError, match="not a cliport_ros policy config"):
+        Policy.load(foreign)
+    # weights of another size: the config says wider streams than the weights hold
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["spatial_encoder"] = [16, 16, 32, 64, 64]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="wrong shape, e.g. \\['attention.net.spatial.stem.weight"):
+        Policy.load(folder)
+
+
+def test_offline_openai_weights_fail_fast_naming_the_alternatives(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # .invalid never resolves
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    start = time.monotonic()
+    with pytest.raises(ClipWeightsUnavailable, match="unreachable.*clip_weights=<path.*clip_weights='none'"):
+        Policy(ModelConfig.named("paper"), device="cpu")
+    assert time.monotonic() - start < 15
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ClipWeightsUnavailable, match="HF_HUB_OFFLINE is set"):
+        Policy(ModelConfig.named("paper"), device="cpu")
+
+
+def test_clip_from_a_local_file_is_loaded_and_frozen(tmp_path):
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    cfg = small_cfg()
+    torch.manual_seed(3)
+    # a full open_clip state dict (attention pool included), as open_clip writes one
+    source = CLIP(
+        embed_dim=cfg.clip_embed_dim,
+        vision_cfg=CLIPVisionCfg(layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224),
+        text_cfg=CLIPTextCfg(context_length=cfg.clip_context_length, width=cfg.clip_text_width,
+                             heads=cfg.clip_text_heads, layers=cfg.clip_text_layers),
+    )
+    torch.save(source.state_dict(), tmp_path / "clip.pt")
+    policy = Policy(small_cfg(clip_weights=str(tmp_path / "clip.pt"), clip_trainable=False), workspace=WS, device="cpu")
+    loaded = policy.model.clip.clip.state_dict()
+    for key, value in source.state_dict().items():
+        if not key.startswith("visual.attnpool"):
+            assert torch.equal(loaded[key], value), key
+    assert not any(p.requires_grad for p in policy.model.clip.parameters())
+    with pytest.raises(ValueError, match="neither 'openai', 'none' nor an existing file"):
+        Policy(small_cfg(clip_weights=str(tmp_path / "missing.pt"), clip_trainable=False), workspace=WS)
+    (tmp_path / "other.pt").write_bytes(b"not a state dict")
+    with pytest.raises(ValueError, match="does not hold open_clip weights"):
+        Policy(small_cfg(clip_weights=str(tmp_path / "other.pt"), clip_trainable=False), workspace=WS)
