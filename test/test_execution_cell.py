@@ -1,0 +1,88 @@
+"""CellConfig: the shipped cell files load, defaults are conservative, and every error names its parameter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cliport_ros.execution import CellConfig, ErrorCode, Stage
+from cliport_ros.geometry import Workspace
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+def load(name: str) -> CellConfig:
+    return CellConfig.from_yaml_dict(yaml.safe_load((CONFIG / name).read_text()))
+
+
+def test_shipped_cells_load_with_their_robot_names():
+    ur5, franka = load("ur5.yaml"), load("franka.yaml")
+    assert (ur5.planning_group, ur5.ee_link, ur5.base_frame) == ("ur_manipulator", "tool0", "base_link")
+    assert ur5.controllers == ("scaled_joint_trajectory_controller",)
+    assert ur5.gripper.type == "suction_ur_io" and ur5.tcp_offset == (0.0, 0.0, 0.1)
+    assert (franka.planning_group, franka.ee_link, franka.base_frame) == ("fr3_arm", "fr3_hand_tcp", "fr3_link0")
+    assert franka.controllers == ("fr3_arm_controller",)
+    assert franka.gripper.type == "parallel_jaw" and franka.gripper.action == "/fr3_gripper/gripper_action"
+    assert franka.workspace.frame_id == "fr3_link0"
+    for cell in (ur5, franka):
+        # Conservative speeds on real hardware.
+        assert max(cell.velocity_scaling, cell.acceleration_scaling) <= 0.1
+        assert max(cell.linear_velocity_scaling, cell.linear_acceleration_scaling) <= 0.05
+
+
+def test_default_workspace_is_the_single_source():
+    assert CellConfig().workspace == Workspace()
+    assert load("ur5.yaml").workspace == Workspace()
+
+
+def test_parameters_round_trip_and_ints_become_floats():
+    params = CellConfig().to_parameters()
+    assert params["workspace.x_min"] == 0.25 and params["gripper.type"] == "suction_service"
+    assert isinstance(params["tool_orientation"], list)
+    assert CellConfig.from_parameters(params) == CellConfig()
+    config = CellConfig.from_parameters({"approach_height": 1 / 5, "workspace.z_min": 0, "min_height": 0})
+    assert config.min_height == 0.0 and isinstance(config.workspace.z_min, float)
+
+
+@pytest.mark.parametrize("params, named", [
+    ({"velocity_scaling": 0.0}, "'velocity_scaling' must be in (0.0, 1.0]"),
+    ({"linear_acceleration_scaling": 1.5}, "'linear_acceleration_scaling' must be in (0.0, 1.0]"),
+    ({"planning_group": ""}, "'planning_group'"),
+    ({"tool_orientation": [0.0, 0.0, 0.0, 2.0]}, "'tool_orientation' must be a unit quaternion"),
+    ({"tool_orientation": [1.0, 0.0]}, "'tool_orientation' must be a list of 4 numbers"),
+    ({"tcp_offset": [0.0, 0.0, "a"]}, "'tcp_offset[2]' must be a finite number"),
+    ({"min_height": -0.1}, "'min_height' (-0.1) must not be below 'workspace.z_min'"),
+    ({"max_height": 0.001}, "'max_height' (0.001) must be above 'min_height'"),
+    ({"approach_height": 0.0}, "'approach_height' must be in (0.0, 0.5]"),
+    ({"gripper.type": "magnet"}, "'gripper.type' must be one of suction_service, suction_ur_io, parallel_jaw"),
+    ({"gripper.io_pin": 40}, "'gripper.io_pin' must be an integer in [0, 17]"),
+    ({"gripper.timeout": 0.0}, "'gripper.timeout'"),
+    ({"scene.table_thickness": -1.0}, "'scene.table_thickness'"),
+    ({"retreat_on_failure": 1}, "'retreat_on_failure' must be true or false"),
+    ({"controllers": "scaled_joint_trajectory_controller"}, "'controllers' must be a list"),
+    ({"workspace.x_max": 0.1}, "'workspace.*' invalid: Workspace.x_min (0.25) must be below Workspace.x_max"),
+    ({"velocity": 0.5}, "unknown cell parameter(s) ['velocity']"),
+])
+def test_validation_errors_name_the_parameter(params, named):
+    with pytest.raises(ValueError) as error:
+        CellConfig.from_parameters(params)
+    assert named in str(error.value)
+
+
+def test_yaml_typo_is_an_error_not_a_silent_default():
+    document = yaml.safe_load((CONFIG / "ur5.yaml").read_text())
+    document["moveit_executor"]["ros__parameters"]["velocity_scalling"] = 0.5
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['velocity_scalling'\] for moveit_executor"):
+        CellConfig.from_yaml_dict(document)
+
+
+def test_codes_mirror_the_generated_action_constants():
+    action = pytest.importorskip("cliport_ros.action")
+    result, feedback = action.ExecutePickPlace.Result, action.ExecutePickPlace.Feedback
+    for code in ErrorCode:
+        assert getattr(result, code.name) == code.value
+    for stage in Stage:
+        assert getattr(feedback, stage.name) == stage.value
+    assert [s.label for s in Stage] == ["approach", "grasp", "lift", "move", "release", "retreat"]
