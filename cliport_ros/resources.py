@@ -47,3 +47,7 @@ def config_path(name: str) -> Path:
 def checkpoint_path(name: str) -> Path:
     """Path of a shipped checkpoint (a folder or file) in ``checkpoints/``."""
     return _resolve("checkpoints", name)
+
+
+#: The model the simulated bringup and the CLIPort node use when no checkpoint is given.
+DEFAULT_CHECKPOINT = "tiny-put-block-in-bowl-seen-colors"

@@ -1,0 +1,21 @@
+"""The decision loop without ROS: camera frames + an instruction -> a checked pick-and-place decision."""
+
+from cliport_ros.agent.decider import (
+    AgentConfig,
+    CameraFrame,
+    Decider,
+    Decision,
+    DecisionCode,
+    DecisionError,
+    validate_instruction,
+)
+
+__all__ = [
+    "AgentConfig",
+    "CameraFrame",
+    "Decider",
+    "Decision",
+    "DecisionCode",
+    "DecisionError",
+    "validate_instruction",
+]

@@ -1,0 +1,106 @@
+"""Per-camera RGB-D subscriptions: colour and depth paired by timestamp, plus the latest camera_info.
+
+message_filters' ApproximateTimeSynchronizer is used where it is installed (real ROS machines); otherwise
+``StampPairer``, a small equivalent: it keeps the last few messages of each stream and pairs a new message
+with the closest-stamped message of the other stream within ``slop`` seconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+from cliport_ros.ros.conversions import stamp_to_seconds
+
+try:
+    import message_filters  # type: ignore[import-not-found]
+except ImportError:
+    message_filters = None
+
+
+class StampPairer:
+    """Pairs two streams by stamp; ``add`` returns (colour, depth) when a message completes a pair."""
+
+    def __init__(self, slop: float, history: int = 8) -> None:
+        if slop <= 0:
+            raise ValueError(f"sync slop must be > 0 seconds, got {slop}")
+        self.slop = slop
+        self._queues = {"colour": collections.deque(maxlen=history), "depth": collections.deque(maxlen=history)}
+
+    def add(self, stream: str, stamp: float, msg: Any) -> Optional[tuple[Any, Any]]:
+        other = "depth" if stream == "colour" else "colour"
+        candidates = self._queues[other]
+        best = min(candidates, key=lambda item: abs(item[0] - stamp), default=None)
+        if best is not None and abs(best[0] - stamp) <= self.slop:
+            # Older messages of both streams can no longer pair with anything newer: drop them.
+            while candidates and candidates[0][0] <= best[0]:
+                candidates.popleft()
+            own = self._queues[stream]
+            while own and own[0][0] <= stamp:
+                own.popleft()
+            return (msg, best[1]) if stream == "colour" else (best[1], msg)
+        self._queues[stream].append((stamp, msg))
+        return None
+
+
+@dataclass(frozen=True)
+class CameraTopics:
+    name: str
+    colour: str
+    depth: str
+    info: str
+
+
+class RgbdCamera:
+    """Subscribes to one camera; ``latest()`` gives the newest synchronised (colour, depth, info) messages."""
+
+    def __init__(self, node: Node, topics: CameraTopics, slop: float, qos: QoSProfile = qos_profile_sensor_data,
+                 callback_group: Any = None, on_pair: Callable[[str], None] | None = None) -> None:
+        self.topics = topics
+        self._lock = threading.Lock()
+        self._pair: Optional[tuple[Image, Image]] = None
+        self._info: Optional[CameraInfo] = None
+        self._on_pair = on_pair
+        self.pairs_received = 0
+        node.create_subscription(CameraInfo, topics.info, self._on_info, qos, callback_group=callback_group)
+        if message_filters is not None:
+            colour = message_filters.Subscriber(node, Image, topics.colour, qos_profile=qos,
+                                                callback_group=callback_group)
+            depth = message_filters.Subscriber(node, Image, topics.depth, qos_profile=qos,
+                                               callback_group=callback_group)
+            self._sync = message_filters.ApproximateTimeSynchronizer([colour, depth], queue_size=8, slop=slop)
+            self._sync.registerCallback(self._store)
+        else:
+            self._pairer = StampPairer(slop)
+            node.create_subscription(Image, topics.colour, lambda m: self._add("colour", m), qos,
+                                     callback_group=callback_group)
+            node.create_subscription(Image, topics.depth, lambda m: self._add("depth", m), qos,
+                                     callback_group=callback_group)
+
+    def _add(self, stream: str, msg: Image) -> None:
+        with self._lock:
+            pair = self._pairer.add(stream, stamp_to_seconds(msg.header.stamp), msg)
+        if pair is not None:
+            self._store(*pair)
+
+    def _store(self, colour: Image, depth: Image) -> None:
+        with self._lock:
+            self._pair = (colour, depth)
+            self.pairs_received += 1
+        if self._on_pair is not None:
+            self._on_pair(self.topics.name)
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        with self._lock:
+            self._info = msg
+
+    def latest(self) -> tuple[Optional[Image], Optional[Image], Optional[CameraInfo]]:
+        with self._lock:
+            colour, depth = self._pair if self._pair is not None else (None, None)
+            return colour, depth, self._info
