@@ -45,7 +45,9 @@ $(VENV)/.stamp-deps: $(VENV)/.stamp-python $(REQS)
 
 # The interfaces are generated with the normal rosidl CMake route against the venv as the ROS underlay and
 # installed into it. The generated (empty) cliport_ros/__init__.py is removed so that the source tree's package
-# owns the name; its extend_path() then finds cliport_ros.msg / cliport_ros.action in the venv.
+# owns the name; its extend_path() then finds cliport_ros.msg / cliport_ros.action in the venv. The egg-info
+# rosidl installs beside it is removed too: pip would take it for an old cliport_ros and uninstall the
+# generated code with it.
 $(VENV)/.stamp-interfaces: $(VENV)/.stamp-deps $(INTERFACES)
 	@echo "building msg/ and action/ interfaces into .venv"
 	set -e; export VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH AMENT_PREFIX_PATH=$(VENV); \
@@ -55,6 +57,7 @@ $(VENV)/.stamp-interfaces: $(VENV)/.stamp-deps $(INTERFACES)
 	cmake --build build/interfaces -j2 > build/cmake-build.log 2>&1 || { tail -50 build/cmake-build.log; exit 1; }; \
 	cmake --install build/interfaces > build/cmake-install.log 2>&1 || { cat build/cmake-install.log; exit 1; }
 	rm -f $(SITE)/cliport_ros/__init__.py
+	rm -rf $(SITE)/cliport_ros-*.egg-info
 	touch $@
 
 $(VENV)/.stamp-package: $(VENV)/.stamp-interfaces setup.py
