@@ -3,7 +3,7 @@ to fail. Not mocks: small fakes with the real Protocols' behaviour (blocking cal
 
 RecordingMotionBackend.hold_on_call(k) makes call k block until stop() is called (a motion that runs until a
 cancel stops it) or release_hold() lets it finish; ``held`` is set when that call starts, so a test can wait for
-the motion to be under way (threading events, not sleeps).
+the motion to be under way (threading events, not sleeps). step_mode() makes every call wait for allow_step().
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ class RecordingMotionBackend:
     def __init__(self) -> None:
         self.calls: list[MotionCall] = []
         self.stop_calls = 0
+        self.boxes: list = []            # collision boxes the node added to the scene
+        self.shut_down = False
         self.failures: dict[int, MotionOutcome] = {}
         self.held = threading.Event()
         self._hold_index: int | None = None
+        self._steps: threading.Semaphore | None = None
         self._released = threading.Event()
         self._lock = threading.Lock()
 
@@ -38,6 +41,14 @@ class RecordingMotionBackend:
     def hold_on_call(self, index: int) -> None:
         self._hold_index = index
 
+    def step_mode(self) -> None:
+        """Every call waits for allow_step(): a test can pace the motions by what it has observed."""
+        self._steps = threading.Semaphore(0)
+
+    def allow_step(self) -> None:
+        assert self._steps is not None, "step_mode() first"
+        self._steps.release()
+
     def release_hold(self) -> None:
         self._released.set()
 
@@ -45,12 +56,20 @@ class RecordingMotionBackend:
         with self._lock:
             index = len(self.calls)
             self.calls.append(MotionCall(target, linear))
+        if self._steps is not None and not self._steps.acquire(timeout=30.0):
+            return MotionOutcome(MotionStatus.TIMEOUT, "the test never allowed this step")
         if index == self._hold_index:
             self.held.set()
             self._released.wait(timeout=30.0)
             if self.stop_calls:
                 return MotionOutcome(MotionStatus.STOPPED, "stopped by request")
         return self.failures.get(index, MotionOutcome(MotionStatus.SUCCEEDED))
+
+    def add_collision_boxes(self, boxes) -> None:
+        self.boxes.extend(boxes)
+
+    def shutdown(self) -> None:
+        self.shut_down = True
 
     def stop(self) -> None:
         with self._lock:

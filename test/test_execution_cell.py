@@ -21,7 +21,7 @@ def test_shipped_cells_load_with_their_robot_names():
     ur5, franka = load("ur5.yaml"), load("franka.yaml")
     assert (ur5.planning_group, ur5.ee_link, ur5.base_frame) == ("ur_manipulator", "tool0", "base_link")
     assert ur5.controllers == ("scaled_joint_trajectory_controller",)
-    assert ur5.gripper.type == "suction_ur_io" and ur5.tcp_offset == (0.0, 0.0, 0.1)
+    assert ur5.gripper.type == "suction_ur_io" and ur5.gripper.io_pin == 16 and ur5.tcp_offset == (0.0, 0.0, 0.1)
     assert (franka.planning_group, franka.ee_link, franka.base_frame) == ("fr3_arm", "fr3_hand_tcp", "fr3_link0")
     assert franka.controllers == ("fr3_arm_controller",)
     assert franka.gripper.type == "parallel_jaw" and franka.gripper.action == "/fr3_gripper/gripper_action"

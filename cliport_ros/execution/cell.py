@@ -174,6 +174,9 @@ class CellConfig:
             _in_range(name, getattr(self, name), 0.0, 1.0, lo_open=True)
         _in_range("planning_time", self.planning_time, 0.0, 60.0, lo_open=True)
         _bool("retreat_on_failure", self.retreat_on_failure)
+        if 0.0 < self.scene.ceiling_height <= self.max_height:
+            raise ValueError(f"parameter 'scene.ceiling_height' ({self.scene.ceiling_height}) must be 0 (none) or above "
+                             f"'max_height' ({self.max_height}): targets up to max_height must stay reachable")
 
     # ROS parameters <-> config ---------------------------------------------------------------------------
 

@@ -1,0 +1,155 @@
+"""Grippers over ROS: a suction cup on a std_srvs/SetBool service, a suction cup on a UR tool digital output
+(ur_msgs/SetIO on the driver's io_and_status_controller), and a parallel jaw on a control_msgs/GripperCommand
+action (Robotiq 2F on the UR driver, the Franka hand).
+
+Each call blocks the calling thread (the action server's execute callback) until the answer arrives or
+``gripper.timeout`` passes; the answer is processed by the node's other executor threads, so the node must
+spin in a MultiThreadedExecutor with these clients in a reentrant callback group. ur_msgs and control_msgs
+are imported only when their gripper is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rclpy.action import ActionClient
+from rclpy.callback_groups import CallbackGroup
+from rclpy.node import Node
+
+from cliport_ros.execution import Gripper, GripperConfig
+
+
+def wait_for_future(future: Any, timeout: float, what: str) -> Any:
+    """The future's result, waiting on an Event set by its done-callback (no spinning here)."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    if not done.wait(timeout):
+        future.cancel()
+        raise TimeoutError(f"{what}: no answer within {timeout} s")
+    return future.result()
+
+
+def _import_error(package: str, gripper_type: str, exc: ImportError) -> RuntimeError:
+    return RuntimeError(
+        f"gripper.type {gripper_type} needs the {package} package ({exc}): install ros-<distro>-"
+        f"{package.replace('_', '-')} or choose another gripper.type"
+    )
+
+
+class _ServiceSuction:
+    """Suction on a service; without a vacuum sensor, 'holding' means the vacuum is on."""
+
+    def __init__(self, node: Node, srv_type: Any, name: str, config: GripperConfig, group: CallbackGroup):
+        self._client = node.create_client(srv_type, name, callback_group=group)
+        self._name = name
+        self._timeout = config.timeout
+        self._on = False
+
+    def _request(self, on: bool) -> Any:
+        raise NotImplementedError
+
+    def _succeeded(self, response: Any) -> bool:
+        return bool(response.success)
+
+    def _set(self, on: bool) -> bool:
+        if not self._client.wait_for_service(timeout_sec=self._timeout):
+            raise TimeoutError(f"service {self._name} not available within {self._timeout} s")
+        response = wait_for_future(self._client.call_async(self._request(on)), self._timeout, self._name)
+        ok = self._succeeded(response)
+        if ok:
+            self._on = on
+        return ok
+
+    def grasp(self) -> bool:
+        return self._set(True)
+
+    def release(self) -> bool:
+        return self._set(False)
+
+    def is_holding(self) -> bool:
+        return self._on
+
+
+class SetBoolSuction(_ServiceSuction):
+    def __init__(self, node: Node, config: GripperConfig, group: CallbackGroup):
+        from std_srvs.srv import SetBool
+
+        self._type = SetBool
+        super().__init__(node, SetBool, config.service, config, group)
+
+    def _request(self, on: bool) -> Any:
+        return self._type.Request(data=on)
+
+
+class URToolOutputSuction(_ServiceSuction):
+    def __init__(self, node: Node, config: GripperConfig, group: CallbackGroup):
+        try:
+            from ur_msgs.srv import SetIO
+        except ImportError as exc:
+            raise _import_error("ur_msgs", config.type, exc) from exc
+        self._type = SetIO
+        self._pin = config.io_pin
+        super().__init__(node, SetIO, config.io_service, config, group)
+
+    def _request(self, on: bool) -> Any:
+        request = self._type.Request()
+        request.fun = self._type.Request.FUN_SET_DIGITAL_OUT
+        request.pin = self._pin
+        request.state = self._type.Request.STATE_ON if on else self._type.Request.STATE_OFF
+        return request
+
+
+class ParallelJawGripper:
+    """GripperCommand: closing on an object stalls short of ``closed_position``; a jaw that reached it caught
+    nothing."""
+
+    def __init__(self, node: Node, config: GripperConfig, group: CallbackGroup):
+        try:
+            from control_msgs.action import GripperCommand
+        except ImportError as exc:
+            raise _import_error("control_msgs", config.type, exc) from exc
+        self._type = GripperCommand
+        self._config = config
+        self._client = ActionClient(node, GripperCommand, config.action, callback_group=group)
+        self._position: float | None = None
+
+    def _command(self, position: float) -> tuple[bool, Any]:
+        timeout, name = self._config.timeout, self._config.action
+        if not self._client.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f"action {name} not available within {timeout} s")
+        goal = self._type.Goal()
+        goal.command.position = float(position)
+        goal.command.max_effort = float(self._config.max_effort)
+        handle = wait_for_future(self._client.send_goal_async(goal), timeout, name)
+        if not handle.accepted:
+            return False, None
+        response = wait_for_future(handle.get_result_async(), timeout, name)
+        from action_msgs.msg import GoalStatus
+
+        result = response.result
+        self._position = float(result.position)
+        # A jaw closing on an object stalls; controllers report that as success or (without allow_stalling)
+        # as an abort with stalled set.
+        return response.status == GoalStatus.STATUS_SUCCEEDED or bool(result.stalled), result
+
+    def grasp(self) -> bool:
+        ok, _ = self._command(self._config.closed_position)
+        return ok
+
+    def release(self) -> bool:
+        ok, result = self._command(self._config.open_position)
+        return ok and result is not None
+
+    def is_holding(self) -> bool:
+        if self._position is None:
+            return False
+        return abs(self._position - self._config.closed_position) > self._config.holding_tolerance
+
+
+def make_gripper(node: Node, config: GripperConfig, group: CallbackGroup) -> Gripper:
+    if config.type == "suction_service":
+        return SetBoolSuction(node, config, group)
+    if config.type == "suction_ur_io":
+        return URToolOutputSuction(node, config, group)
+    return ParallelJawGripper(node, config, group)
