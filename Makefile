@@ -8,14 +8,13 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 SITE := $(VENV)/lib/python3.11/site-packages
 REQS := requirements/ros.txt requirements/core.txt requirements/dev.txt requirements/constraints.txt
-INTERFACES := $(wildcard msg/*.msg action/*.action) CMakeLists.txt package.xml
+INTERFACES := $(wildcard msg/*.msg srv/*.srv action/*.action) CMakeLists.txt package.xml
 # pip's configured local indexes warn once per package; keep the log readable.
 PIP_QUIET := grep -v -e "is ignored: it is neither a file nor a directory" || true
 
 # Every ROS process of ours logs under the build folder, never in ~/.ros, talks only on this machine, and
-# uses the shared-memory Fast DDS profile.
+# uses the shared-memory Fast DDS profile. Tests pick a ROS_DOMAIN_ID of their own unless one is set.
 export ROS_LOG_DIR ?= $(CURDIR)/build/ros_log
-export ROS_DOMAIN_ID ?= 37
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_shm.xml
 export PYTHONDONTWRITEBYTECODE := 1

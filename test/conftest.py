@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Tests never write to ~/.ros and never talk to another run (`make test` and .ci/run set these too).
 os.environ.setdefault("ROS_LOG_DIR", str(REPO / "build" / "ros_log"))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("ROS_DOMAIN_ID", "37")
+# Runs of the suite side by side (two checkouts, CI beside a developer) must not hear each other: without an
+# explicit ROS_DOMAIN_ID, each pytest process takes one from its process id (valid ids: 0-101).
+os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 5))
 os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
 Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,253 @@
+"""The simulation bridge: a PyBullet cell whose topics look like a real one's.
+
+Publishes each simulated camera like realsense2_camera (``<camera>/color/image_raw`` rgb8,
+``<camera>/aligned_depth_to_color/image_raw`` 32FC1 metres, ``<camera>/color/camera_info``) and
+``/joint_states``; serves ``ExecutePickPlace`` by running the pick-and-place primitive; resets episodes
+(``/sim/reset_episode``) and reports them (``/sim/task_status``, latched), so an episode can be run through
+ROS as the paper evaluates. With ``publish_instructions`` it also issues each step's instruction on
+``/cliport/instruction``, playing the evaluator.
+
+PyBullet is not thread-safe: every simulator call holds ``self._sim_lock``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Callable, Optional
+
+import rclpy
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Header, String
+
+from cliport_ros.action import ExecutePickPlace
+from cliport_ros.msg import TaskStatus
+from cliport_ros.ros.conversions import pick_place_from_msg
+from cliport_ros.ros.images import array_to_image, camera_info_from_model
+from cliport_ros.srv import ResetEpisode
+
+STAGE_CODES = {"approach": ExecutePickPlace.Feedback.APPROACH, "grasp": ExecutePickPlace.Feedback.GRASP,
+               "lift": ExecutePickPlace.Feedback.LIFT, "move": ExecutePickPlace.Feedback.MOVE,
+               "release": ExecutePickPlace.Feedback.RELEASE, "retreat": ExecutePickPlace.Feedback.RETREAT}
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+SPLITS = ("train", "val", "test")
+
+
+def make_environment(task: str, robot: str, renderer: str, cameras_file: str) -> Any:
+    """The real simulator (imported here so that the module loads without pybullet for --help)."""
+    from cliport_ros.perception.camera import load_camera_rig
+    from cliport_ros.sim import SimEnvironment
+
+    return SimEnvironment(task, robot=robot, renderer=renderer, rig=load_camera_rig(cameras_file or None))
+
+
+class SimNode(Node):
+    def __init__(self, node_name: str = "sim_node", *, context=None,
+                 parameter_overrides: list[Parameter] | None = None,
+                 environment_factory: Callable[[str, str, str, str], Any] = make_environment) -> None:
+        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [])
+        for name, value in {"task": "put-block-in-bowl-seen-colors", "split": "test", "seed": -1, "robot": "ur5",
+                            "renderer": "auto", "cameras_file": "", "camera_rate": 2.0,
+                            "execute_action": "execute_pick_place", "publish_instructions": False,
+                            "base_frame": "base_link"}.items():
+            self.declare_parameter(name, value)
+        if self.p("split") not in SPLITS:
+            raise ValueError(f"parameter split must be one of {SPLITS}, got {self.p('split')!r}")
+        if self.p("robot") not in ("ur5", "panda"):
+            raise ValueError(f"parameter robot must be 'ur5' or 'panda', got {self.p('robot')!r}")
+        self._sim_lock = threading.RLock()
+        self.env = environment_factory(self.p("task"), self.p("robot"), self.p("renderer"), self.p("cameras_file"))
+        self.split = self.p("split")
+        self.seed: Optional[int] = None
+        self.executing = threading.Event()
+        group = ReentrantCallbackGroup()
+
+        self._camera_pubs = {}
+        for cam in self.env.rig if hasattr(self.env, "rig") else ():
+            self._add_camera(cam.name)
+        self.joint_pub = self.create_publisher(JointState, "/joint_states", 10)
+        self.status_pub = self.create_publisher(TaskStatus, "/sim/task_status", LATCHED)
+        self.instruction_pub = self.create_publisher(String, "/cliport/instruction", 10)
+        self.create_service(ResetEpisode, "/sim/reset_episode", self._on_reset,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.action_server = ActionServer(
+            self, ExecutePickPlace, self.p("execute_action"), self._execute,
+            goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group)
+        if float(self.p("camera_rate")) > 0:
+            self.create_timer(1.0 / float(self.p("camera_rate")), self.publish_cameras,
+                              callback_group=MutuallyExclusiveCallbackGroup())
+        if int(self.p("seed")) >= 0:
+            ok, message, _ = self.reset(self.p("task"), self.split, int(self.p("seed")))
+            if not ok:
+                raise ValueError(message)
+
+    def p(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _add_camera(self, name: str) -> None:
+        self._camera_pubs[name] = (
+            self.create_publisher(Image, f"/{name}/color/image_raw", qos_profile_sensor_data),
+            self.create_publisher(Image, f"/{name}/aligned_depth_to_color/image_raw", qos_profile_sensor_data),
+            self.create_publisher(CameraInfo, f"/{name}/color/camera_info", qos_profile_sensor_data),
+        )
+
+    # ----- episodes ---------------------------------------------------------------------------------------
+    def reset(self, task: str, split: str, seed: int) -> tuple[bool, str, str]:
+        """Reset to (task, split, seed); returns (ok, message, instruction)."""
+        if split not in SPLITS:
+            return False, f"split must be one of {SPLITS}, got {split!r}", ""
+        if self.executing.is_set():
+            return False, "cannot reset while a pick-and-place is executing", ""
+        with self._sim_lock:
+            try:
+                if task and task != self.env.task_key:
+                    self.env.close()
+                    self.env = make_environment(task, self.p("robot"), self.p("renderer"), self.p("cameras_file"))
+                observation = self.env.reset(seed=seed, split=split)
+            except (ValueError, KeyError) as exc:
+                return False, f"reset failed: {exc}", ""
+            self.split, self.seed = split, seed
+        self.publish_status()
+        self.publish_cameras()
+        self._issue_instruction()
+        return True, f"reset {self.env.task_key} {split} seed {seed}", observation.instruction
+
+    def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
+        ok, message, instruction = self.reset(request.task or self.env.task_key, request.split or self.split,
+                                              int(request.seed))
+        response.success, response.message, response.instruction = ok, message, instruction
+        return response
+
+    def status(self) -> TaskStatus:
+        with self._sim_lock:
+            return TaskStatus(
+                header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p("base_frame")),
+                task=self.env.task_key, split=self.split, seed=-1 if self.seed is None else self.seed,
+                instruction=self.env.instruction if self.seed is not None else "",
+                step=self.env.step_count if self.seed is not None else 0, max_steps=self.env.max_steps,
+                score=float(self.env.score) if self.seed is not None else 0.0,
+                done=bool(self.env.done) if self.seed is not None else False)
+
+    def publish_status(self) -> None:
+        self.status_pub.publish(self.status())
+
+    def _issue_instruction(self) -> None:
+        if self.p("publish_instructions") and self.seed is not None and not self.env.done:
+            self.instruction_pub.publish(String(data=self.env.instruction))
+
+    # ----- sensors ----------------------------------------------------------------------------------------
+    def publish_cameras(self) -> None:
+        if self.seed is None or self.executing.is_set():
+            return  # no scene yet; during motion the images would show the arm mid-air
+        with self._sim_lock:
+            images = self.env.render()
+            names, positions = self.env.joint_state()
+        stamp = self.get_clock().now().to_msg()
+        for image in images:
+            if image.name not in self._camera_pubs:
+                self._add_camera(image.name)
+            colour_pub, depth_pub, info_pub = self._camera_pubs[image.name]
+            header = Header(stamp=stamp, frame_id=f"{image.name}_color_optical_frame")
+            colour_pub.publish(array_to_image(image.rgb, "rgb8", header))
+            depth_pub.publish(array_to_image(image.depth.astype("float32", copy=False), "32FC1", header))
+            info_pub.publish(camera_info_from_model(image.camera, header))
+        self.joint_pub.publish(JointState(header=Header(stamp=stamp), name=list(names), position=list(positions)))
+
+    # ----- the arm ----------------------------------------------------------------------------------------
+    def _on_goal(self, goal: ExecutePickPlace.Goal) -> GoalResponse:
+        if self.executing.is_set():
+            self.get_logger().warning("ExecutePickPlace goal rejected: another is executing")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _execute(self, goal_handle) -> ExecutePickPlace.Result:
+        result = ExecutePickPlace.Result(success=False)
+        try:
+            decision = pick_place_from_msg(goal_handle.request.pick_place)
+        except ValueError as exc:
+            goal_handle.abort()
+            result.error_code, result.message = ExecutePickPlace.Result.INVALID_GOAL, str(exc)
+            return result
+        if decision.frame_id != self.p("base_frame"):
+            goal_handle.abort()
+            result.error_code = ExecutePickPlace.Result.INVALID_GOAL
+            result.message = f"poses are in '{decision.frame_id}'; this arm takes '{self.p('base_frame')}'"
+            return result
+        if self.seed is None:
+            goal_handle.abort()
+            result.error_code, result.message = ExecutePickPlace.Result.INTERNAL_ERROR, "no episode: reset first"
+            return result
+
+        def on_stage(name: str) -> None:
+            goal_handle.publish_feedback(ExecutePickPlace.Feedback(stage=STAGE_CODES.get(name, 0), stage_name=name))
+
+        self.executing.set()
+        try:
+            with self._sim_lock:
+                step = self.env.step(decision, on_stage=on_stage,
+                                     should_cancel=lambda: goal_handle.is_cancel_requested)
+        except Exception as exc:  # the bridge stays up; the result says what broke
+            self.executing.clear()
+            goal_handle.abort()
+            result.error_code, result.message = ExecutePickPlace.Result.INTERNAL_ERROR, f"simulator error: {exc}"
+            return result
+        self.executing.clear()
+        self.publish_status()
+        self.publish_cameras()
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+            result.error_code, result.message = ExecutePickPlace.Result.CANCELED, step.message or "canceled"
+            return result
+        result.success = bool(step.success)
+        result.message = step.message or ("ok" if step.success else "failed")
+        if step.success:
+            goal_handle.succeed()
+            result.error_code = ExecutePickPlace.Result.SUCCESS
+        else:
+            goal_handle.abort()
+            result.error_code = _failure_code(step.message)
+        self._issue_instruction()
+        return result
+
+
+def _failure_code(message: str) -> int:
+    text = (message or "").lower()
+    if "workspace" in text or "bounds" in text:
+        return ExecutePickPlace.Result.OUT_OF_WORKSPACE
+    if "unreachable" in text or "ik" in text or "plan" in text:
+        return ExecutePickPlace.Result.PLANNING_FAILED
+    if "grasp" in text or "nothing" in text or "suction" in text or "attach" in text:
+        return ExecutePickPlace.Result.GRASP_FAILED
+    return ExecutePickPlace.Result.EXECUTION_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ros2 run cliport_ros sim_node --ros-args -p task:=put-block-in-bowl-seen-colors -p seed:=10001``."""
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        node = SimNode()
+    except (ValueError, KeyError) as exc:
+        print(f"sim_node: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
