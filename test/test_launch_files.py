@@ -1,0 +1,220 @@
+"""The real-cell launch files, read with ``ast`` (launch / launch_ros cannot be imported here): every
+executable, config file, parameter and argument they name exists and agrees with the docs."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cliport_ros.execution import CellConfig
+from cliport_ros.ros.moveit_executor import NODE_PARAMETERS
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = (REPO / "docs" / "real_cell.md").read_text()
+LAUNCH_FILES = {
+    "ur5_bringup.launch.py": {"ur_type", "robot_ip", "use_mock_hardware", "camera_serial", "calibration_file",
+                              "checkpoint", "execute"},
+    "franka_bringup.launch.py": {"robot_ip", "use_fake_hardware", "gripper", "camera_serial", "calibration_file",
+                                 "checkpoint", "execute"},
+}
+INCLUDED = {
+    "ur5_bringup.launch.py": {("ur_robot_driver", "ur_control.launch.py"), ("ur_moveit_config", "ur_moveit.launch.py"),
+                              ("realsense2_camera", "rs_launch.py"), ("easy_handeye2", "publish.launch.py")},
+    "franka_bringup.launch.py": {("franka_fr3_moveit_config", "moveit.launch.py"),
+                                 ("realsense2_camera", "rs_launch.py"), ("easy_handeye2", "publish.launch.py")},
+}
+
+
+def tree(name: str) -> ast.Module:
+    return ast.parse((REPO / "launch" / name).read_text())
+
+
+def calls(module: ast.AST, func: str) -> list[ast.Call]:
+    found = []
+    for node in ast.walk(module):
+        if isinstance(node, ast.Call):
+            f = node.func
+            if (isinstance(f, ast.Name) and f.id == func) or (isinstance(f, ast.Attribute) and f.attr == func):
+                found.append(node)
+    return found
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def literal(node: ast.expr | None):
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def declared(module: ast.Module) -> dict[str, ast.expr | None]:
+    return {literal(c.args[0]): keyword(c, "default_value") for c in calls(module, "DeclareLaunchArgument")}
+
+
+def own_nodes(module: ast.Module) -> list[ast.Call]:
+    return [c for c in calls(module, "Node") if literal(keyword(c, "package")) == "cliport_ros"]
+
+
+def parameter_names(node: ast.Call) -> set[str]:
+    """Keys of the literal parameter dicts a Node call passes."""
+    params = keyword(node, "parameters")
+    names: set[str] = set()
+    for item in params.elts if isinstance(params, ast.List) else []:
+        if isinstance(item, ast.Dict):
+            names |= {literal(k) for k in item.keys}
+    return names
+
+
+def console_scripts() -> set[str]:
+    setup = ast.parse((REPO / "setup.py").read_text())
+    for node in ast.walk(setup):
+        if isinstance(node, ast.Dict) and "console_scripts" in [literal(k) for k in node.keys]:
+            scripts = node.values[[literal(k) for k in node.keys].index("console_scripts")]
+            return {literal(e).split("=")[0].strip() for e in scripts.elts}
+    raise AssertionError("no console_scripts in setup.py")
+
+
+def cmake_nodes() -> set[str]:
+    match = re.search(r"foreach\(_node ([^)]*)\)", (REPO / "CMakeLists.txt").read_text())
+    return set(match.group(1).split())
+
+
+def doc_row(launch_file: str, argument: str) -> str:
+    """The argument's row in the table under the heading "### `<launch_file>` arguments" of the doc."""
+    heading = f"### `{launch_file}` arguments"
+    assert heading in DOC, f"docs/real_cell.md has no section {heading!r}"
+    section = DOC.split(heading, 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith(f"| `{argument}` |")]
+    assert rows, f"launch argument {argument} of {launch_file} is not in its table in docs/real_cell.md"
+    return rows[0]
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
+def test_executables_exist_as_console_scripts_and_installed_nodes(name):
+    executables = {literal(keyword(n, "executable")) for n in own_nodes(tree(name))}
+    assert executables == {"cliport_node", "moveit_executor"}
+    for exe in executables:
+        assert exe in console_scripts() and exe in cmake_nodes()
+        module = ast.parse((REPO / "cliport_ros" / "ros" / f"{exe}.py").read_text())
+        assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in module.body), exe
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
+def test_config_files_exist(name):
+    module = tree(name)
+    files = {literal(c.args[0]) for f in ("own_config", "own_config_path") for c in calls(module, f)}
+    assert {"cliport_node.yaml", "moveit_py_pilz_cartesian_limits.yaml"} <= files
+    assert ("ur5.yaml" if name.startswith("ur5") else "franka.yaml") in files
+    for file in files:
+        assert (REPO / "config" / file).is_file(), f"{name} names config/{file}, which does not exist"
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
+def test_arguments_declared_used_and_documented(name):
+    module = tree(name)
+    args = declared(module)
+    assert LAUNCH_FILES[name] <= set(args)
+    used = {literal(c.args[0]) for f in ("LaunchConfiguration", "cfg") for c in calls(module, f)}
+    assert used == set(args), f"used but not declared: {used - set(args)}; declared, unused: {set(args) - used}"
+    for arg, default in args.items():
+        row = doc_row(name, arg)
+        if literal(default) is not None:
+            assert f"`{literal(default)}`" in row or (literal(default) == "" and "(empty)" in row), row
+        elif isinstance(default, ast.Call) and getattr(default.func, "id", "") == "own_config":
+            assert f"`config/{literal(default.args[0])}`" in row, row
+    # A first launch never moves the arm.
+    assert literal(args["execute"]) == "false"
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
+def test_included_launch_files(name):
+    module = tree(name)
+    included = {(literal(c.args[0]), literal(c.args[1])) for c in calls(module, "include")}
+    assert included == INCLUDED[name]
+    for package, _ in included:
+        assert f"`{package}`" in DOC, f"{package} is not named in docs/real_cell.md's install steps"
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
+def test_node_parameters_are_real_parameters(name):
+    module = tree(name)
+    nodes = {literal(keyword(n, "executable")): n for n in own_nodes(module)}
+    executor_params = set(NODE_PARAMETERS) | set(CellConfig().to_parameters())
+    overrides = parameter_names(nodes["moveit_executor"]) | {
+        literal(t.slice) for t in ast.walk(module)
+        if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id == "overrides"}
+    assert overrides and overrides <= executor_params, overrides - executor_params
+    cliport_yaml = yaml.safe_load((REPO / "config" / "cliport_node.yaml").read_text())
+    cliport_params = set(cliport_yaml["cliport_node"]["ros__parameters"])
+    assert parameter_names(nodes["cliport_node"]) <= cliport_params, parameter_names(nodes["cliport_node"]) - cliport_params
+    # Both sides of ExecutePickPlace use the one name.
+    action = next(literal(n.value) for n in module.body if isinstance(n, ast.Assign)
+                  and getattr(n.targets[0], "id", "") == "EXECUTE_ACTION")
+    assert action == NODE_PARAMETERS["action_name"]
+
+
+@pytest.mark.parametrize("cell", ["ur5.yaml", "franka.yaml"])
+def test_cell_files_shared_section_is_the_cliport_nodes(cell):
+    document = yaml.safe_load((REPO / "config" / cell).read_text())
+    shared = document["/**"]["ros__parameters"]
+    assert set(shared) == {"base_frame", "workspace"}
+    source = (REPO / "cliport_ros" / "ros" / "cliport_node.py").read_text()
+    assert '"base_frame"' in source or "'base_frame'" in source or "base_frame" in source
+    for key in shared["workspace"]:
+        assert f'"workspace.{key}"' in source, f"the CLIPort node does not take workspace.{key}"
+    config = CellConfig.from_yaml_dict(document)
+    assert config.base_frame == shared["base_frame"]
+
+
+def test_calibration_example_publishes_base_to_camera():
+    from cliport_ros.execution.calibration import load_camera_calibration
+
+    calibration = load_camera_calibration(REPO / "config" / "camera_calibration_example.yaml")
+    args = calibration.static_transform_arguments()
+    assert args[-4:] == ["--frame-id", "base_link", "--child-frame-id", "camera_link"]
+    assert args[:6] == ["--x", "1.0", "--y", "0.0", "--z", "0.75"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["parameters"].update(calibration_type="eye_in_hand"), "only eye_on_base"),
+    (lambda d: d["transform"]["rotation"].update(w=3.0), "'transform.rotation' must be a unit quaternion"),
+    (lambda d: d["transform"]["translation"].pop("z"), "missing 'transform.translation.z'"),
+    (lambda d: d["parameters"].update(robot_base_frame=""), "'parameters.robot_base_frame' must be a frame name"),
+])
+def test_calibration_errors_say_what_is_wrong(change, message):
+    from cliport_ros.execution.calibration import camera_calibration_from_dict
+
+    document = yaml.safe_load((REPO / "config" / "camera_calibration_example.yaml").read_text())
+    change(document)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        camera_calibration_from_dict(document)
+
+
+@pytest.mark.parametrize("robot", ["ur5", "franka"])
+def test_moveit_py_configs_have_what_moveit_py_needs(robot):
+    document = yaml.safe_load((REPO / "config" / f"moveit_py_{robot}.yaml").read_text())
+    assert {"planning_scene_monitor_options", "planning_pipelines", "plan_request_params"} <= set(document)
+    assert "pilz_industrial_motion_planner" in document["planning_pipelines"]["pipeline_names"]
+    from cliport_ros.ros.moveit_backend import FREE_PARAMETERS, LINEAR_PARAMETERS
+
+    linear = document[LINEAR_PARAMETERS]["plan_request_params"]
+    assert (linear["planning_pipeline"], linear["planner_id"]) == ("pilz_industrial_motion_planner", "LIN")
+    assert document[FREE_PARAMETERS]["plan_request_params"]["planning_pipeline"] == "ompl"
+
+
+def test_every_executor_parameter_is_documented_with_its_default():
+    section = DOC.split("## The executor's parameters", 1)[1]
+    for name, default in {**NODE_PARAMETERS, **CellConfig().to_parameters()}.items():
+        rows = [line for line in section.splitlines() if line.startswith(f"| `{name}` |")]
+        assert rows, f"executor parameter {name} is not in docs/real_cell.md's table"
+        if isinstance(default, bool):
+            shown = "`true`" if default else "`false`"
+        elif isinstance(default, list):
+            shown = "`[" + ", ".join(str(v) for v in default) + "]`"
+        else:
+            shown = f"`{default}`"
+        assert shown in rows[0], rows[0]
