@@ -109,6 +109,7 @@ class CliportNode(LifecycleNode):
         self._group = ReentrantCallbackGroup()
         self._tf_buffer = None
         self.decisions_published = 0
+        self.last_timings: dict[str, float] = {}
         self.last_error = ""
 
     # ----- parameters -------------------------------------------------------------------------------------
@@ -323,6 +324,8 @@ class CliportNode(LifecycleNode):
                 return self._fail(result, exc.code, f"step {step}: {exc.message}")
             latest = pick_place_to_msg(decision.pick_place, seconds_to_stamp(decision.stamp))
             self._publish(decision, latest)
+            # For benchmarks/bench_ros_overhead.py: where the time of one decision went.
+            self.last_timings = dict(decision.timings, received_to_published_s=time.monotonic() - job.enqueued)
             if job.execute:
                 self._feedback(job, step, FollowInstruction.Feedback.EXECUTE, latest)
                 ok, message = self._execute(job, step, latest)
