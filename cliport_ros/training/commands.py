@@ -1,0 +1,145 @@
+"""`cliport train`, `cliport eval`, `cliport bench`: each prints a final JSON line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cliport_ros.cli import Command
+from cliport_ros.model.config import NAMES
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- train
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="one task, e.g. put-block-in-bowl-seen-colors")
+    which.add_argument("--tasks", help="comma-separated tasks for one multi-task policy (sampled uniformly)")
+    p.add_argument("--config", default="tiny", choices=NAMES, help="model size (default: tiny)")
+    p.add_argument("--clip-weights", default=None,
+                   help="override the config's CLIP weights: openai | none | PATH (a pretrained CLIP stays frozen)")
+    p.add_argument("--data", default="data", help="demo folder written by `cliport demos` (default: data)")
+    p.add_argument("--n-demos", type=_positive_int, default=100, help="demos per task (default: 100)")
+    p.add_argument("--steps", type=_positive_int, default=20000, help="training iterations (default: 20000)")
+    p.add_argument("--out", required=True, help="run folder (resumed when it holds last/train_state.pt)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
+    p.add_argument("--lr-schedule", default="none", choices=("none", "cosine", "step"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--no-augment", action="store_true", help="turn the SE(2) augmentation off")
+    p.add_argument("--log-every", type=_positive_int, default=50)
+    p.add_argument("--save-every", type=_positive_int, default=500)
+    p.add_argument("--val-every", type=_non_negative_int, default=2000, help="0: no simulator validation")
+    p.add_argument("--val-episodes", type=_positive_int, default=10)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _train_run(args: argparse.Namespace) -> int:
+    from cliport_ros.training.train import TrainConfig, sim_validator, train
+
+    tasks = (args.task,) if args.task else tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    overrides = {}
+    if args.clip_weights is not None:
+        overrides["clip_weights"] = args.clip_weights
+        if args.clip_weights != "none":
+            overrides["clip_trainable"] = False
+    try:
+        cfg = TrainConfig(
+            tasks=tasks, out=args.out, data=args.data, model=args.config, model_overrides=overrides,
+            n_demos=args.n_demos, steps=args.steps, lr=args.lr, lr_schedule=args.lr_schedule,
+            augment=not args.no_augment, seed=args.seed, device=args.device, log_every=args.log_every,
+            save_every=args.save_every, val_every=args.val_every, val_episodes=args.val_episodes,
+            threads=args.threads,
+        )
+        validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
+        summary = train(cfg, validate=validate, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"cliport train: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- eval
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", help="task name, e.g. put-block-in-bowl-seen-colors")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, or the name of one under checkpoints/")
+    p.add_argument("--split", default="test", choices=("val", "test"))
+    p.add_argument("--n", type=_positive_int, default=100, help="episodes (default: 100)")
+    p.add_argument("--seed-start", type=_non_negative_int, default=0, help="first episode index of the split")
+    p.add_argument("--record", default=None, help="folder for per-step PNGs (view, height, heatmaps)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+
+
+def _resolve_checkpoint(name: str) -> Path:
+    path = Path(name)
+    if path.exists():
+        return path
+    from cliport_ros.resources import checkpoint_path
+
+    return checkpoint_path(name)
+
+
+def _eval_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from cliport_ros.model.policy import Policy
+    from cliport_ros.training.evaluate import evaluate_policy
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        policy = Policy.load(_resolve_checkpoint(args.checkpoint), device=args.device)
+        summary = evaluate_policy(policy, args.task, split=args.split, n=args.n, seed_start=args.seed_start,
+                                  record=args.record)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"cliport eval: {exc}", file=sys.stderr)
+        return 2
+    summary["checkpoint"] = str(args.checkpoint)
+    print(json.dumps(summary))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- bench
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="tiny", choices=NAMES)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: fp32 on CPU, bf16 (or fp16) on GPU")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--repeats", type=_positive_int, default=20)
+    p.add_argument("--warmup", type=_non_negative_int, default=3)
+
+
+def _bench_run(args: argparse.Namespace) -> int:
+    from cliport_ros.training.bench import run_bench
+
+    try:
+        result = run_bench(args.config, args.device, args.threads, args.repeats, args.warmup, args.precision)
+    except ValueError as exc:
+        print(f"cliport bench: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+train = Command(add_arguments=_train_arguments, run=_train_run)
+evaluate = Command(add_arguments=_eval_arguments, run=_eval_run)
+bench = Command(add_arguments=_bench_arguments, run=_bench_run)

@@ -1,0 +1,101 @@
+"""Evaluating a policy in the simulator: episodes run with the policy alone (no oracle), scored 0-100.
+
+Prints one table row per episode, and (from the command) a final JSON line with mean_score and success_rate.
+``record`` saves, per step, one PNG: top-down colour | height | pick heatmap | place heatmap, with the chosen
+pick (circle) and place (cross) marked.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from cliport_ros.model.policy import Policy, PolicyOutput
+
+SPLITS = ("train", "val", "test")
+
+
+def heatmap_image(prob: np.ndarray) -> np.ndarray:
+    """(rows, cols) probabilities -> (rows, cols, 3) uint8 colour map scaled to the map's maximum."""
+    import cv2
+
+    scaled = prob / max(float(prob.max()), 1e-12)
+    return cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
+
+
+def decision_panel(colour: np.ndarray, height: np.ndarray, out: PolicyOutput) -> np.ndarray:
+    """Side-by-side RGB panel of one decision."""
+    import cv2
+
+    h = np.asarray(height, np.float32)
+    h_img = np.repeat((np.clip(h / max(float(h.max()), 1e-6), 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    panels = [np.ascontiguousarray(p).copy() for p in
+              (colour, h_img, heatmap_image(out.pick_heatmap), heatmap_image(out.place_heatmap))]
+    for p in panels:
+        cv2.circle(p, (out.pick_pixel[1], out.pick_pixel[0]), 4, (255, 255, 255), 1)
+        cv2.drawMarker(p, (out.place_pixel[1], out.place_pixel[0]), (255, 0, 255), cv2.MARKER_CROSS, 9, 1)
+    gap = np.full((colour.shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
+
+
+def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | None = None) -> dict[str, Any]:
+    """One episode from ``env.reset(seed, split)`` until done; returns its score, success and step count."""
+    import cv2
+
+    obs = env.reset(seed=seed, split=split)
+    steps, success, message, decide_ms = 0, False, "", []
+    done = False
+    while not done and steps < env.max_steps:
+        out = policy.act(obs.view, obs.instruction)
+        decide_ms.append(out.timings["total_ms"])
+        if record is not None:
+            record.mkdir(parents=True, exist_ok=True)
+            panel = decision_panel(obs.view.colour, obs.view.height, out)
+            cv2.imwrite(str(record / f"seed{seed:05d}_step{steps:02d}.png"), panel[:, :, ::-1])
+        result = env.step(out.pick_place)
+        steps += 1
+        done, success, message = bool(result.done), bool(result.success), str(result.message)
+        obs = result.observation
+    return {"seed": seed, "instruction": obs.instruction, "steps": steps, "score": float(env.score),
+            "success": success, "message": message, "decide_ms": float(np.mean(decide_ms)) if decide_ms else 0.0}
+
+
+def evaluate_policy(policy: Policy, task: str, split: str = "test", n: int = 100, seed_start: int = 0,
+                    record: str | Path | None = None, verbose: bool = True, stream: TextIO = sys.stdout,
+                    env: Any = None) -> dict[str, Any]:
+    """Run ``n`` episodes of ``task`` (episode indices from ``seed_start``); returns the summary."""
+    from cliport_ros.sim import SimEnvironment, seed_for
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if n < 1 or seed_start < 0:
+        raise ValueError(f"need n >= 1 and seed_start >= 0, got n={n}, seed_start={seed_start}")
+    env = env if env is not None else SimEnvironment(task)
+    record_dir = Path(record) if record is not None else None
+    rows = []
+    start = time.time()
+    if verbose:
+        print(f"{'episode':>7} {'seed':>6} {'steps':>5} {'score':>6} {'success':>7} {'ms/decision':>11}  instruction",
+              file=stream, flush=True)
+    for i in range(seed_start, seed_start + n):
+        seed = seed_for(split, i)
+        row = run_episode(policy, env, seed, split, record_dir)
+        rows.append(row)
+        if verbose:
+            print(f"{i:>7} {seed:>6} {row['steps']:>5} {row['score']:>6.1f} {str(row['success']):>7} "
+                  f"{row['decide_ms']:>11.0f}  {row['instruction']}", file=stream, flush=True)
+    scores = [r["score"] for r in rows]
+    return {
+        "task": task,
+        "split": split,
+        "n": n,
+        "seed_start": seed_start,
+        "mean_score": float(np.mean(scores)),
+        "success_rate": float(np.mean([r["success"] for r in rows])),
+        "mean_decide_ms": float(np.mean([r["decide_ms"] for r in rows])),
+        "elapsed_s": round(time.time() - start, 1),
+    }

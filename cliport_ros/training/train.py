@@ -1,0 +1,310 @@
+"""Training CLIPort on demonstrations: the paper's losses, augmentation and optimisers, with checkpoints.
+
+Each iteration samples a task (uniformly, for multi-task training), a demo and a step, applies the SE(2)
+augmentation, and minimises the cross-entropy of the pick softmax (over pixels) and the place softmax (over
+rotations x pixels) against one-hot labels. Pick, place (and a from-scratch CLIP) have separate Adam
+optimisers. Validation runs the policy in the simulator and keeps the best checkpoint by task score.
+
+Run folder layout: ``last/`` (policy + ``train_state.pt`` for resuming), ``best/`` (best by validation),
+``metrics.jsonl`` (one JSON line per log or validation), ``tb/`` (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cliport_ros.data.augment import perturb
+from cliport_ros.geometry.workspace import Workspace
+from cliport_ros.model.config import ModelConfig
+from cliport_ros.model.policy import Policy, image_tensor, rotation_bin
+
+LR_SCHEDULES = ("none", "cosine", "step")
+STATE_FILE = "train_state.pt"
+
+
+@dataclass(frozen=True)
+class TrainSample:
+    """One demonstration step as the trainer needs it."""
+
+    colour: np.ndarray  # (rows, cols, 3) uint8
+    height: np.ndarray  # (rows, cols) float32
+    instruction: str
+    pick_pixel: tuple[int, int]
+    place_pixel: tuple[int, int]
+    place_yaw: float  # yaw applied to the held object between pick and place (rad)
+    task: str = ""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run depends on (saved in the run folder)."""
+
+    tasks: tuple[str, ...]
+    out: str
+    data: str = "data"
+    model: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)
+    n_demos: int = 100
+    steps: int = 20000
+    lr: float = 1e-4
+    lr_schedule: str = "none"
+    lr_final_fraction: float = 0.1  # cosine: final lr = lr * this; step: halve at 50 % and 75 %
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 50
+    save_every: int = 500
+    val_every: int = 2000  # 0: no validation
+    val_episodes: int = 10
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if not self.tasks or not all(isinstance(t, str) and t for t in self.tasks):
+            raise ValueError(f"tasks must be one or more task names, got {self.tasks!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        for name in ("n_demos", "steps", "log_every", "save_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("val_every", "val_episodes"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0 < self.lr_final_fraction <= 1:
+            raise ValueError(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction!r}")
+
+
+def lr_factor(schedule: str, step: int, total: int, final_fraction: float) -> float:
+    """Multiplier of the base learning rate at ``step`` of ``total``."""
+    if schedule == "cosine":
+        progress = min(step / max(total, 1), 1.0)
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "step":
+        return 1.0 if step < total // 2 else (0.5 if step < (3 * total) // 4 else 0.25)
+    return 1.0
+
+
+class Trainer:
+    """The optimisation loop around a ``Policy``: one ``step(sample)`` = one pick and one place update."""
+
+    def __init__(self, policy: Policy, lr: float = 1e-4, augment: bool = True, seed: int = 0,
+                 schedule: str = "none", total_steps: int = 1, final_fraction: float = 0.1) -> None:
+        self.policy = policy
+        self.model = policy.model
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+        self.base_lr = lr
+        self.schedule, self.total_steps, self.final_fraction = schedule, total_steps, final_fraction
+        self.optimisers = {name: torch.optim.Adam(params, lr=lr) for name, params in
+                           self.model.parameter_groups().items()}
+        self.iteration = 0
+
+    def losses(self, sample: TrainSample) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy of the pick and place maps against the (augmented) labels."""
+        colour, height, pick, place = sample.colour, sample.height, sample.pick_pixel, sample.place_pixel
+        if self.augment:
+            aug = perturb(colour, height, pick, place, self.rng)
+            colour, height, pick, place = aug.colour, aug.height, aug.pick_pixel, aug.place_pixel
+        device = self.policy.device
+        image = image_tensor(colour, height).to(device)
+        text = self.model.text([sample.instruction])
+        h, w = height.shape
+        pick_logits = self.model.pick_logits(image, text).reshape(1, -1)
+        pick_loss = F.cross_entropy(pick_logits, torch.tensor([pick[0] * w + pick[1]], device=device))
+        place_logits = self.model.place_logits(image, torch.tensor([pick], device=device), text).reshape(1, -1)
+        rot = rotation_bin(sample.place_yaw, self.policy.cfg.n_rotations)
+        target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
+        place_loss = F.cross_entropy(place_logits, target)
+        return pick_loss, place_loss
+
+    def step(self, sample: TrainSample) -> dict[str, float]:
+        """One update; the optimisers own disjoint parameters, so one backward of the sum serves all."""
+        self.model.train()
+        factor = lr_factor(self.schedule, self.iteration, self.total_steps, self.final_fraction)
+        for opt in self.optimisers.values():
+            for group in opt.param_groups:
+                group["lr"] = self.base_lr * factor
+            opt.zero_grad(set_to_none=True)
+        pick_loss, place_loss = self.losses(sample)
+        (pick_loss + place_loss).backward()
+        for opt in self.optimisers.values():
+            opt.step()
+        self.iteration += 1
+        self.model.eval()
+        return {"pick_loss": pick_loss.item(), "place_loss": place_loss.item(), "lr": self.base_lr * factor}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "optimisers": {k: v.state_dict() for k, v in self.optimisers.items()},
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iteration = int(state["iteration"])
+        for k, v in state["optimisers"].items():
+            self.optimisers[k].load_state_dict(v)
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+
+# ---------------------------------------------------------------------------------------------- data
+def load_samples(data_dir: str | Path, task: str, n_demos: int, split: str = "train") -> list[list[TrainSample]]:
+    """The first ``n_demos`` demos of ``task`` as lists of samples (one list per episode)."""
+    from cliport_ros.data import list_episodes, load_episode
+
+    episodes = list_episodes(data_dir, task, split)
+    if not episodes:
+        raise ValueError(
+            f"no {split} demos of {task!r} under {data_dir}; generate some with "
+            f"`cliport demos {task} --split {split} --n {n_demos} --out {data_dir}`"
+        )
+    if len(episodes) < n_demos:
+        raise ValueError(f"asked for {n_demos} demos of {task!r} but {data_dir} holds {len(episodes)}")
+    out = []
+    for ref in episodes[:n_demos]:
+        episode = load_episode(ref)
+        out.append([
+            TrainSample(
+                colour=np.asarray(s.colour), height=np.asarray(s.height, np.float32), instruction=s.instruction,
+                pick_pixel=tuple(int(c) for c in s.pick_pixel), place_pixel=tuple(int(c) for c in s.place_pixel),
+                place_yaw=float(s.place.yaw), task=task,
+            )
+            for s in episode.steps
+        ])
+    return out
+
+
+class SampleSource:
+    """Uniform over tasks, then demos, then steps, from one seeded generator (so runs repeat exactly)."""
+
+    def __init__(self, demos: dict[str, list[list[TrainSample]]], seed: int) -> None:
+        if not demos or any(not eps or not all(eps) for eps in demos.values()):
+            raise ValueError("every task needs at least one demo with at least one step")
+        self.demos = demos
+        self.tasks = sorted(demos)
+        self.rng = np.random.default_rng(seed + 1)
+
+    def next(self) -> TrainSample:
+        task = self.tasks[int(self.rng.integers(len(self.tasks)))]
+        episode = self.demos[task][int(self.rng.integers(len(self.demos[task])))]
+        return episode[int(self.rng.integers(len(episode)))]
+
+
+# ---------------------------------------------------------------------------------------------- run
+def train(cfg: TrainConfig, demos: dict[str, list[list[TrainSample]]] | None = None,
+          validate: Callable[[Policy, int], dict[str, float]] | None = None,
+          progress: bool = True, workspace: Workspace | None = None) -> dict[str, Any]:
+    """Train (resuming from ``out/last`` when present); returns a summary. ``demos`` defaults to ``cfg.data``."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    if demos is None:
+        demos = {task: load_samples(cfg.data, task, cfg.n_demos) for task in cfg.tasks}
+    source = SampleSource(demos, cfg.seed)
+    shape = next(iter(demos.values()))[0][0].height.shape
+    last = out / "last"
+    resumed = (last / STATE_FILE).is_file()
+    if resumed:
+        policy = Policy.load(last, device=cfg.device, precision="fp32")
+    else:
+        model_cfg = ModelConfig.named(cfg.model, **cfg.model_overrides)
+        workspace = workspace if workspace is not None else Workspace()
+        if workspace.shape != shape:
+            raise ValueError(f"demos are {shape} pixels but the workspace grid is {workspace.shape}")
+        policy = Policy(model_cfg, workspace=workspace, device=cfg.device, precision="fp32")
+    trainer = Trainer(policy, lr=cfg.lr, augment=cfg.augment, seed=cfg.seed, schedule=cfg.lr_schedule,
+                      total_steps=cfg.steps, final_fraction=cfg.lr_final_fraction)
+    best = {"score": -1.0, "step": 0}
+    if resumed:
+        state = torch.load(last / STATE_FILE, weights_only=False)
+        trainer.load_state_dict(state["trainer"])
+        source.rng.bit_generator.state = state["source_rng"]
+        best = state["best"]
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    writer = SummaryWriter(str(out / "tb"), purge_step=trainer.iteration if resumed else None)
+    metrics = (out / "metrics.jsonl").open("a")
+
+    def record(entry: dict[str, Any]) -> None:
+        metrics.write(json.dumps(entry) + "\n")
+        metrics.flush()
+
+    def save_last() -> None:
+        policy.save(last, metadata={"tasks": list(cfg.tasks), "step": trainer.iteration})
+        state = {"trainer": trainer.state_dict(), "source_rng": source.rng.bit_generator.state, "best": best}
+        tmp = last / (STATE_FILE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(last / STATE_FILE)
+
+    window: dict[str, list[float]] = {"pick_loss": [], "place_loss": []}
+    bar = tqdm(total=cfg.steps, initial=trainer.iteration, disable=not progress, file=sys.stderr,
+               dynamic_ncols=True, desc="train")
+    start = time.time()
+    try:
+        while trainer.iteration < cfg.steps:
+            result = trainer.step(source.next())
+            it = trainer.iteration
+            for key in window:
+                window[key].append(result[key])
+            bar.update(1)
+            if it % cfg.log_every == 0 or it == cfg.steps:
+                entry = {"step": it, "pick_loss": float(np.mean(window["pick_loss"])),
+                         "place_loss": float(np.mean(window["place_loss"])), "lr": result["lr"],
+                         "elapsed_s": round(time.time() - start, 1)}
+                window = {k: [] for k in window}
+                for key in ("pick_loss", "place_loss", "lr"):
+                    writer.add_scalar(f"train/{key}", entry[key], it)
+                bar.set_postfix(pick=f"{entry['pick_loss']:.3f}", place=f"{entry['place_loss']:.3f}")
+                record(entry)
+            if validate is not None and cfg.val_every and (it % cfg.val_every == 0 or it == cfg.steps):
+                val = validate(policy, it)
+                for key, value in val.items():
+                    writer.add_scalar(f"val/{key}", value, it)
+                record({"step": it, **{f"val_{k}": v for k, v in val.items()}})
+                if val["mean_score"] > best["score"]:
+                    best = {"score": float(val["mean_score"]), "step": it}
+                    policy.save(out / "best", metadata={"tasks": list(cfg.tasks), "step": it, "val": val})
+            if it % cfg.save_every == 0 or it == cfg.steps:
+                save_last()
+    finally:
+        bar.close()
+        writer.close()
+        metrics.close()
+    if validate is None or not cfg.val_every:
+        policy.save(out / "best", metadata={"tasks": list(cfg.tasks), "step": trainer.iteration,
+                                            "note": "no validation: the last weights"})
+    return {"steps": trainer.iteration, "best_step": best["step"], "best_val_score": best["score"],
+            "out": str(out), "resumed": resumed}
+
+
+def sim_validator(tasks: Sequence[str], n_episodes: int) -> Callable[[Policy, int], dict[str, float]]:
+    """Validation by task success in the simulator on the ``val`` split (mean over tasks)."""
+    from cliport_ros.training.evaluate import evaluate_policy
+
+    def validate(policy: Policy, step: int) -> dict[str, float]:
+        scores, successes = [], []
+        for task in tasks:
+            summary = evaluate_policy(policy, task, split="val", n=n_episodes, seed_start=0, verbose=False)
+            scores.append(summary["mean_score"])
+            successes.append(summary["success_rate"])
+        return {"mean_score": float(np.mean(scores)), "success_rate": float(np.mean(successes))}
+
+    return validate
