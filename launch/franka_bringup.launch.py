@@ -1,11 +1,11 @@
-"""A real Franka FR3 cell: franka_ros2 (driver, MoveIt, gripper), RealSense, camera calibration TF, CLIPort node,
-MoveIt executor.
+"""A real Franka FR3 cell: franka_ros2 (driver, MoveIt, gripper), RealSense, camera calibration TF, CLIPort
+node, MoveIt executor.
 
     ros2 launch cliport_ros franka_bringup.launch.py robot_ip:=172.16.0.2 \
         calibration_file:=~/.ros2/easy_handeye2/calibrations/fr3_cell.calib
 
-``execute`` defaults to false: the CLIPort node predicts and publishes but never sends a goal, so a first launch
-never moves the arm. Give execute:=true only after the dry run of docs/real_cell.md.
+``execute`` defaults to false: the CLIPort node predicts and publishes but never sends a goal, so a first
+launch never moves the arm. Give execute:=true only after the dry run of docs/real_cell.md.
 Written against the launch / launch_ros / moveit_configs_utils APIs of ROS 2 Jazzy and franka_ros2's
 franka_fr3_moveit_config; not run on a real cell when it was written (see docs/real_cell.md).
 """
@@ -33,13 +33,14 @@ def own_config(name):
 
 
 def own_config_path(name):
-    """A file of this package's config/ folder, as a path (MoveItConfigsBuilder reads files at launch time)."""
+    """A file of this package's config/ folder, as a path (MoveItConfigsBuilder reads it at launch time)."""
     return os.path.join(get_package_share_directory("cliport_ros"), "config", name)
 
 
 def include(package, launch_file, arguments):
     return IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare(package), "launch", launch_file])),
+        PythonLaunchDescriptionSource(
+            PathJoinSubstitution([FindPackageShare(package), "launch", launch_file])),
         launch_arguments=arguments.items(),
     )
 
@@ -55,8 +56,9 @@ def camera_calibration(context):
     if name:
         return [include("easy_handeye2", "publish.launch.py", {"name": name})]
     if not path:
-        return [LogInfo(msg="no camera calibration given (calibration_file / handeye_calibration_name): the CLIPort "
-                            "node will find no TF from the base frame to the camera and will not act")]
+        return [LogInfo(msg="no camera calibration given (calibration_file / handeye_calibration_name): "
+                            "the CLIPort node will find no TF from the base frame to the camera "
+                            "and will not act")]
     calibration = load_camera_calibration(os.path.expanduser(path))
     return [Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
                  output="log", arguments=calibration.static_transform_arguments())]
@@ -73,7 +75,8 @@ def moveit_executor(context):
     moveit_config = (
         MoveItConfigsBuilder(robot_name="fr3", package_name="franka_fr3_moveit_config")
         .robot_description(
-            file_path=os.path.join(get_package_share_directory("franka_bringup"), "urdf", "franka_arm.urdf.xacro"),
+            file_path=os.path.join(get_package_share_directory("franka_bringup"), "urdf",
+                                   "franka_arm.urdf.xacro"),
             mappings={"hand": hand, "ee_id": EE_ID, "robot_ip": cfg("robot_ip").perform(context),
                       "use_fake_hardware": cfg("use_fake_hardware").perform(context),
                       "fake_sensor_commands": "false"})
@@ -82,7 +85,8 @@ def moveit_executor(context):
                                    "fr3.srdf.xacro"),
             mappings={"hand": hand, "ee_id": EE_ID})
         .robot_description_kinematics(file_path="config/kinematics.yaml")
-        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"], default_planning_pipeline="ompl")
+        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"],
+                            default_planning_pipeline="ompl")
         .pilz_cartesian_limits(file_path=own_config_path("moveit_py_pilz_cartesian_limits.yaml"))
         .moveit_cpp(file_path=own_config_path("moveit_py_franka.yaml"))
         .to_moveit_configs()
@@ -114,17 +118,18 @@ def generate_launch_description():
         DeclareLaunchArgument("use_fake_hardware", default_value="false",
                               description="ros2_control fake hardware instead of the robot"),
         DeclareLaunchArgument("gripper", default_value="franka_hand",
-                              description="franka_hand (GripperCommand) | suction (std_srvs/SetBool service)"),
+                              description="franka_hand (GripperCommand) | suction (std_srvs/SetBool)"),
         DeclareLaunchArgument("camera_serial", default_value="",
                               description="RealSense serial number; empty = the first camera found"),
         DeclareLaunchArgument("camera_name", default_value="camera", description="RealSense camera name"),
         DeclareLaunchArgument("calibration_file", default_value="",
                               description="camera calibration YAML / easy_handeye2 .calib file (static TF)"),
         DeclareLaunchArgument("handeye_calibration_name", default_value="",
-                              description="or: an easy_handeye2 calibration name, published by easy_handeye2"),
+                              description="or an easy_handeye2 calibration name, published by easy_handeye2"),
         DeclareLaunchArgument("cell_config", default_value=own_config("franka.yaml"),
                               description="cell parameter file (executor and shared base frame / workspace)"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="policy checkpoint; empty = shipped"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="policy checkpoint; empty = the shipped model"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
         DeclareLaunchArgument("execute", default_value="false",
                               description="send decisions to the arm; false = predict and publish only"),

@@ -3,8 +3,8 @@
     ros2 launch cliport_ros ur5_bringup.launch.py robot_ip:=192.168.1.102 ur_type:=ur5e \
         calibration_file:=~/.ros2/easy_handeye2/calibrations/ur5_cell.calib
 
-``execute`` defaults to false: the CLIPort node predicts and publishes but never sends a goal, so a first launch
-never moves the arm. Give execute:=true only after the dry run of docs/real_cell.md.
+``execute`` defaults to false: the CLIPort node predicts and publishes but never sends a goal, so a first
+launch never moves the arm. Give execute:=true only after the dry run of docs/real_cell.md.
 Written against the launch / launch_ros / moveit_configs_utils APIs of ROS 2 Jazzy; not run on a real cell
 when it was written (see docs/real_cell.md, "What was verified").
 """
@@ -38,13 +38,14 @@ def own_config(name):
 
 
 def own_config_path(name):
-    """A file of this package's config/ folder, as a path (MoveItConfigsBuilder reads files at launch time)."""
+    """A file of this package's config/ folder, as a path (MoveItConfigsBuilder reads it at launch time)."""
     return os.path.join(get_package_share_directory("cliport_ros"), "config", name)
 
 
 def include(package, launch_file, arguments):
     return IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare(package), "launch", launch_file])),
+        PythonLaunchDescriptionSource(
+            PathJoinSubstitution([FindPackageShare(package), "launch", launch_file])),
         launch_arguments=arguments.items(),
     )
 
@@ -60,8 +61,9 @@ def camera_calibration(context):
     if name:
         return [include("easy_handeye2", "publish.launch.py", {"name": name})]
     if not path:
-        return [LogInfo(msg="no camera calibration given (calibration_file / handeye_calibration_name): the CLIPort "
-                            "node will find no TF from the base frame to the camera and will not act")]
+        return [LogInfo(msg="no camera calibration given (calibration_file / handeye_calibration_name): "
+                            "the CLIPort node will find no TF from the base frame to the camera "
+                            "and will not act")]
     calibration = load_camera_calibration(os.path.expanduser(path))
     return [Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
                  output="log", arguments=calibration.static_transform_arguments())]
@@ -70,13 +72,15 @@ def camera_calibration(context):
 def generate_launch_description():
     cfg = LaunchConfiguration
     args = [
-        DeclareLaunchArgument("ur_type", default_value="ur5e", description="UR model: ur5 | ur5e (any ur_type)"),
-        DeclareLaunchArgument("robot_ip", default_value="192.168.56.101", description="the robot's IP address"),
+        DeclareLaunchArgument("ur_type", default_value="ur5e",
+                              description="UR model: ur5 | ur5e (any ur_type)"),
+        DeclareLaunchArgument("robot_ip", default_value="192.168.56.101",
+                              description="the robot's IP address"),
         DeclareLaunchArgument("use_mock_hardware", default_value="false",
                               description="ros2_control mock hardware instead of the robot"),
         DeclareLaunchArgument("joint_controller", default_value="scaled_joint_trajectory_controller",
-                              description="the trajectory controller the driver starts and MoveIt executes on "
-                                          "(joint_trajectory_controller on newer driver releases)"),
+                              description="the trajectory controller the driver starts and MoveIt executes "
+                                          "on (joint_trajectory_controller on newer driver releases)"),
         DeclareLaunchArgument("launch_rviz", default_value="true", description="start MoveIt's RViz"),
         DeclareLaunchArgument("camera_serial", default_value="",
                               description="RealSense serial number; empty = the first camera found"),
@@ -84,10 +88,11 @@ def generate_launch_description():
         DeclareLaunchArgument("calibration_file", default_value="",
                               description="camera calibration YAML / easy_handeye2 .calib file (static TF)"),
         DeclareLaunchArgument("handeye_calibration_name", default_value="",
-                              description="or: an easy_handeye2 calibration name, published by easy_handeye2"),
+                              description="or an easy_handeye2 calibration name, published by easy_handeye2"),
         DeclareLaunchArgument("cell_config", default_value=own_config("ur5.yaml"),
                               description="cell parameter file (executor and shared base frame / workspace)"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="policy checkpoint; empty = shipped"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="policy checkpoint; empty = the shipped model"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
         DeclareLaunchArgument("execute", default_value="false",
                               description="send decisions to the arm; false = predict and publish only"),
@@ -122,7 +127,8 @@ def generate_launch_description():
     moveit_config = (
         MoveItConfigsBuilder(robot_name="ur", package_name="ur_moveit_config")
         .robot_description_semantic(Path("srdf") / "ur.srdf.xacro", {"name": cfg("ur_type")})
-        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"], default_planning_pipeline="ompl")
+        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"],
+                            default_planning_pipeline="ompl")
         .pilz_cartesian_limits(file_path=own_config_path("moveit_py_pilz_cartesian_limits.yaml"))
         .moveit_cpp(file_path=own_config_path("moveit_py_ur5.yaml"))
         .to_moveit_configs()
@@ -134,7 +140,8 @@ def generate_launch_description():
         }],
     )
     # Start the executor once the driver publishes the robot description, as ur_moveit.launch.py does.
-    wait_for_description = Node(package="ur_robot_driver", executable="wait_for_robot_description", output="screen")
+    wait_for_description = Node(package="ur_robot_driver", executable="wait_for_robot_description",
+                                output="screen")
 
     return LaunchDescription(args + [
         ur_driver, moveit, camera, OpaqueFunction(function=camera_calibration), cliport, wait_for_description,

@@ -2,8 +2,9 @@
 to fail. Not mocks: small fakes with the real Protocols' behaviour (blocking calls, stop from another thread).
 
 RecordingMotionBackend.hold_on_call(k) makes call k block until stop() is called (a motion that runs until a
-cancel stops it) or release_hold() lets it finish; ``held`` is set when that call starts, so a test can wait for
-the motion to be under way (threading events, not sleeps). step_mode() makes every call wait for allow_step().
+cancel stops it) or release_hold() lets it finish; ``held`` is set when that call starts, so a test can wait
+for the motion to be under way (threading events, not sleeps). step_mode() makes every call wait for
+allow_step().
 """
 
 from __future__ import annotations

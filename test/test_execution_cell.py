@@ -21,8 +21,9 @@ def test_shipped_cells_load_with_their_robot_names():
     ur5, franka = load("ur5.yaml"), load("franka.yaml")
     assert (ur5.planning_group, ur5.ee_link, ur5.base_frame) == ("ur_manipulator", "tool0", "base_link")
     assert ur5.controllers == ("scaled_joint_trajectory_controller",)
-    assert ur5.gripper.type == "suction_ur_io" and ur5.gripper.io_pin == 16 and ur5.tcp_offset == (0.0, 0.0, 0.1)
-    assert (franka.planning_group, franka.ee_link, franka.base_frame) == ("fr3_arm", "fr3_hand_tcp", "fr3_link0")
+    assert (ur5.gripper.type, ur5.gripper.io_pin, ur5.tcp_offset) == ("suction_ur_io", 16, (0.0, 0.0, 0.1))
+    assert (franka.planning_group, franka.ee_link) == ("fr3_arm", "fr3_hand_tcp")
+    assert franka.base_frame == "fr3_link0"
     assert franka.controllers == ("fr3_arm_controller",)
     assert franka.gripper.type == "parallel_jaw" and franka.gripper.action == "/fr3_gripper/gripper_action"
     assert franka.workspace.frame_id == "fr3_link0"
@@ -56,7 +57,8 @@ def test_parameters_round_trip_and_ints_become_floats():
     ({"min_height": -0.1}, "'min_height' (-0.1) must not be below 'workspace.z_min'"),
     ({"max_height": 0.001}, "'max_height' (0.001) must be above 'min_height'"),
     ({"approach_height": 0.0}, "'approach_height' must be in (0.0, 0.5]"),
-    ({"gripper.type": "magnet"}, "'gripper.type' must be one of suction_service, suction_ur_io, parallel_jaw"),
+    ({"gripper.type": "magnet"},
+     "'gripper.type' must be one of suction_service, suction_ur_io, parallel_jaw"),
     ({"gripper.io_pin": 40}, "'gripper.io_pin' must be an integer in [0, 17]"),
     ({"gripper.timeout": 0.0}, "'gripper.timeout'"),
     ({"scene.table_thickness": -1.0}, "'scene.table_thickness'"),
@@ -74,7 +76,8 @@ def test_validation_errors_name_the_parameter(params, named):
 def test_yaml_typo_is_an_error_not_a_silent_default():
     document = yaml.safe_load((CONFIG / "ur5.yaml").read_text())
     document["moveit_executor"]["ros__parameters"]["velocity_scalling"] = 0.5
-    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['velocity_scalling'\] for moveit_executor"):
+    expected = r"unknown parameter\(s\) \['velocity_scalling'\] for moveit_executor"
+    with pytest.raises(ValueError, match=expected):
         CellConfig.from_yaml_dict(document)
 
 

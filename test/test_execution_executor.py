@@ -50,7 +50,8 @@ def test_out_of_workspace_goal_moves_nothing():
     assert backend.calls == [] and gripper.calls == [] and stages == []
 
 
-@pytest.mark.parametrize("index, stage, holding", [(0, "approach", False), (3, "move", True), (5, "retreat", False)])
+@pytest.mark.parametrize("index, stage, holding",
+                         [(0, "approach", False), (3, "move", True), (5, "retreat", False)])
 def test_plan_failure_stops_everything(index, stage, holding):
     backend = RecordingMotionBackend()
     backend.fail_on_call(index, MotionStatus.PLANNING_FAILED, "no IK solution")
@@ -67,8 +68,8 @@ def test_plan_failure_stops_everything(index, stage, holding):
 def test_grasp_failure_releases_at_the_surface_and_retreats_straight_up():
     result, backend, gripper, stages = run(gripper=RecordingGripper(grasp_result=False))
     assert result.error_code == ErrorCode.GRASP_FAILED
-    assert result.message == ("grasp failed at (0.400, -0.200, 0.040): grasp reported failure; gripper released; "
-                              "retreated straight up")
+    assert result.message == ("grasp failed at (0.400, -0.200, 0.040): grasp reported failure; "
+                              "gripper released; retreated straight up")
     assert heights(backend) == pytest.approx([0.14, 0.04, 0.14])
     assert backend.calls[-1].linear
     assert gripper.calls == ["grasp", "release"]
@@ -83,7 +84,8 @@ def test_nothing_held_after_grasp_is_a_grasp_failure():
 
 
 def test_gripper_driver_errors_and_timeouts_are_reported():
-    result, _, _, _ = run(gripper=RecordingGripper(grasp_result=RuntimeError("service /suction/set unavailable")))
+    unavailable = RuntimeError("service /suction/set unavailable")
+    result, _, _, _ = run(gripper=RecordingGripper(grasp_result=unavailable))
     assert result.error_code == ErrorCode.GRASP_FAILED
     assert "grasp error: service /suction/set unavailable" in result.message
     result, _, _, _ = run(gripper=RecordingGripper(grasp_result=TimeoutError("no answer in 5.0 s")))
@@ -109,8 +111,8 @@ def test_execution_failure_on_the_place_descent_retreats_holding_the_object():
     backend.fail_on_call(4, MotionStatus.EXECUTION_FAILED, "controller aborted")
     result, backend, gripper, _ = run(backend=backend)
     assert result.error_code == ErrorCode.EXECUTION_FAILED
-    assert result.message == ("down to place (release) execution_failed: controller aborted; retreated straight up; "
-                              "the object is still held")
+    assert result.message == ("down to place (release) execution_failed: controller aborted; "
+                              "retreated straight up; the object is still held")
     assert heights(backend) == pytest.approx([0.14, 0.04, 0.14, 0.18, 0.08, 0.18])
     assert gripper.calls == ["grasp", "is_holding"]
 
@@ -150,7 +152,8 @@ def test_cancel_during_a_motion_stops_it_and_nothing_moves_afterwards():
 
 def test_cancel_before_start_moves_nothing():
     result, backend, gripper, stages = run(is_canceled=lambda: True)
-    assert result.error_code == ErrorCode.CANCELED and result.message == "canceled during start; the arm was stopped"
+    assert result.error_code == ErrorCode.CANCELED
+    assert result.message == "canceled during start; the arm was stopped"
     assert backend.calls == [] and gripper.calls == [] and stages == []
 
 

@@ -19,12 +19,12 @@ from cliport_ros.ros.moveit_backend import (
 
 
 @pytest.mark.parametrize("doc, style", [
-    ("execute(self: moveit.planning.MoveItPy, robot_trajectory: moveit.core.robot_trajectory.RobotTrajectory, "
-     "controllers: list[str]) -> moveit.core.controller_manager.ExecutionStatus\n\nExecute a trajectory", EXECUTE_JAZZY),
-    ("execute(self: MoveItPy, robot_trajectory: RobotTrajectory, blocking: bool = True, controllers: List[str]) "
-     "-> bool", EXECUTE_BLOCKING),
-    ("execute(self: MoveItPy, group_name: str, robot_trajectory: RobotTrajectory, blocking: bool = True) -> bool",
-     EXECUTE_HUMBLE),
+    ("execute(self: moveit.planning.MoveItPy, robot_trajectory: RobotTrajectory, controllers: list[str]) "
+     "-> ExecutionStatus\n\nExecute a trajectory (planning group is inferred)", EXECUTE_JAZZY),
+    ("execute(self: MoveItPy, robot_trajectory: RobotTrajectory, blocking: bool = True, "
+     "controllers: List[str]) -> bool", EXECUTE_BLOCKING),
+    ("execute(self: MoveItPy, group_name: str, robot_trajectory: RobotTrajectory, blocking: bool = True) "
+     "-> bool", EXECUTE_HUMBLE),
     (None, EXECUTE_JAZZY),
 ])
 def test_execute_style_from_the_binding_docstring(doc, style):
@@ -54,15 +54,17 @@ def test_table_box_top_is_the_workspace_floor_and_ceiling_is_optional():
     assert table.id == "table"
     assert table.size == pytest.approx((0.9, 1.4, 0.05))
     assert table.center == pytest.approx((0.5, 0.0, -0.025))
-    boxes = collision_boxes(CellConfig.from_parameters({"scene.ceiling_height": 0.8, "scene.add_table": False}))
+    config = CellConfig.from_parameters({"scene.ceiling_height": 0.8, "scene.add_table": False})
+    boxes = collision_boxes(config)
     assert [b.id for b in boxes] == ["ceiling"] and boxes[0].center[2] == pytest.approx(0.81)
-    with pytest.raises(ValueError, match="'scene.ceiling_height' \\(0.5\\) must be 0 \\(none\\) or above 'max_height'"):
+    expected = r"'scene.ceiling_height' \(0.5\) must be 0 \(none\) or above 'max_height'"
+    with pytest.raises(ValueError, match=expected):
         CellConfig.from_parameters({"scene.ceiling_height": 0.5})
 
 
 def test_missing_moveit_py_is_a_clear_error():
     try:
-        import moveit.planning  # noqa: F401
+        import moveit.planning  # noqa: F401 - only probing
         pytest.skip("moveit_py is installed here")
     except ImportError:
         pass

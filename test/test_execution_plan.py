@@ -43,7 +43,8 @@ def test_ur5_pick_place_sequence_heights_frames_and_link_offset():
     # Suction: TCP on the surface (z 0.04); the object (0.04 tall) lands 0.01 above the place surface.
     tcp_z = [w.tcp_pose.position[2] for w in waypoints]
     assert tcp_z == pytest.approx([0.14, 0.04, 0.14, 0.18, 0.08, 0.18])
-    assert [w.tcp_pose.position[:2] for w in waypoints] == [pytest.approx(xy) for xy in [(0.4, -0.2)] * 3 + [(0.6, 0.25)] * 3]
+    expected_xy = [(0.4, -0.2)] * 3 + [(0.6, 0.25)] * 3
+    assert [w.tcp_pose.position[:2] for w in waypoints] == [pytest.approx(xy) for xy in expected_xy]
     for w in waypoints:
         x_axis, z_axis = axes(w.tcp_pose)
         assert z_axis == pytest.approx([0.0, 0.0, -1.0], abs=1e-9)
@@ -91,7 +92,8 @@ def test_push_sweeps_at_push_height_facing_the_push():
 
 @pytest.mark.parametrize("kwargs, expected", [
     (dict(pick=(0.8, 0.0, 0.04)), "above pick target rejected in base_link: x=0.800 outside [0.25, 0.75]"),
-    (dict(place=(0.5, -0.55, 0.04)), "above place target rejected in base_link: y=-0.550 outside [-0.5, 0.5]"),
+    (dict(place=(0.5, -0.55, 0.04)),
+     "above place target rejected in base_link: y=-0.550 outside [-0.5, 0.5]"),
     (dict(pick=(0.5, 0.0, 0.002)), "pick surface z=0.002 is below min_height 0.005"),
     (dict(place=(0.5, 0.0, -0.05)), "place z=-0.050 outside the workspace heights [0.0, 0.28]"),
     (dict(pick=(0.5, 0.0, 0.4)), "pick z=0.400 outside the workspace heights [0.0, 0.28]"),

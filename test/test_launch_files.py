@@ -18,14 +18,16 @@ DOC = (REPO / "docs" / "real_cell.md").read_text()
 LAUNCH_FILES = {
     "ur5_bringup.launch.py": {"ur_type", "robot_ip", "use_mock_hardware", "camera_serial", "calibration_file",
                               "checkpoint", "execute"},
-    "franka_bringup.launch.py": {"robot_ip", "use_fake_hardware", "gripper", "camera_serial", "calibration_file",
-                                 "checkpoint", "execute"},
+    "franka_bringup.launch.py": {"robot_ip", "use_fake_hardware", "gripper", "camera_serial",
+                                 "calibration_file", "checkpoint", "execute"},
 }
 INCLUDED = {
-    "ur5_bringup.launch.py": {("ur_robot_driver", "ur_control.launch.py"), ("ur_moveit_config", "ur_moveit.launch.py"),
+    "ur5_bringup.launch.py": {("ur_robot_driver", "ur_control.launch.py"),
+                              ("ur_moveit_config", "ur_moveit.launch.py"),
                               ("realsense2_camera", "rs_launch.py"), ("easy_handeye2", "publish.launch.py")},
     "franka_bringup.launch.py": {("franka_fr3_moveit_config", "moveit.launch.py"),
-                                 ("realsense2_camera", "rs_launch.py"), ("easy_handeye2", "publish.launch.py")},
+                                 ("realsense2_camera", "rs_launch.py"),
+                                 ("easy_handeye2", "publish.launch.py")},
 }
 
 
@@ -38,7 +40,8 @@ def calls(module: ast.AST, func: str) -> list[ast.Call]:
     for node in ast.walk(module):
         if isinstance(node, ast.Call):
             f = node.func
-            if (isinstance(f, ast.Name) and f.id == func) or (isinstance(f, ast.Attribute) and f.attr == func):
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+            if name == func:
                 found.append(node)
     return found
 
@@ -119,7 +122,7 @@ def test_arguments_declared_used_and_documented(name):
     args = declared(module)
     assert LAUNCH_FILES[name] <= set(args)
     used = {literal(c.args[0]) for f in ("LaunchConfiguration", "cfg") for c in calls(module, f)}
-    assert used == set(args), f"used but not declared: {used - set(args)}; declared, unused: {set(args) - used}"
+    assert used == set(args), f"used, not declared: {used - set(args)}; declared, unused: {set(args) - used}"
     for arg, default in args.items():
         row = doc_row(name, arg)
         if literal(default) is not None:
@@ -150,7 +153,8 @@ def test_node_parameters_are_real_parameters(name):
     assert overrides and overrides <= executor_params, overrides - executor_params
     cliport_yaml = yaml.safe_load((REPO / "config" / "cliport_node.yaml").read_text())
     cliport_params = set(cliport_yaml["cliport_node"]["ros__parameters"])
-    assert parameter_names(nodes["cliport_node"]) <= cliport_params, parameter_names(nodes["cliport_node"]) - cliport_params
+    given = parameter_names(nodes["cliport_node"])
+    assert given <= cliport_params, given - cliport_params
     # Both sides of ExecutePickPlace use the one name.
     action = next(literal(n.value) for n in module.body if isinstance(n, ast.Assign)
                   and getattr(n.targets[0], "id", "") == "EXECUTE_ACTION")
@@ -183,7 +187,8 @@ def test_calibration_example_publishes_base_to_camera():
     (lambda d: d["parameters"].update(calibration_type="eye_in_hand"), "only eye_on_base"),
     (lambda d: d["transform"]["rotation"].update(w=3.0), "'transform.rotation' must be a unit quaternion"),
     (lambda d: d["transform"]["translation"].pop("z"), "missing 'transform.translation.z'"),
-    (lambda d: d["parameters"].update(robot_base_frame=""), "'parameters.robot_base_frame' must be a frame name"),
+    (lambda d: d["parameters"].update(robot_base_frame=""),
+     "'parameters.robot_base_frame' must be a frame name"),
 ])
 def test_calibration_errors_say_what_is_wrong(change, message):
     from cliport_ros.execution.calibration import camera_calibration_from_dict

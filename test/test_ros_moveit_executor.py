@@ -1,6 +1,6 @@
 """The moveit_executor node over real rclpy (a fresh Context per test) with the recording motion backend in
-place of MoveIt: goals, feedback, result codes, cancel, BUSY, parameter errors, and the SetBool suction gripper
-against a real std_srvs service."""
+place of MoveIt: goals, feedback, result codes, cancel, BUSY, parameter errors, and the SetBool suction
+gripper against a real std_srvs service."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import rclpy
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -98,7 +97,8 @@ def test_goal_runs_all_stages_and_adds_the_table(cell):
     assert [f.stage_name for f in feedback] == STAGE_NAMES
     assert [f.stage for f in feedback] == [int(s) for s in Stage]
     # Default cell: suction tip at the link (no TCP offset), surface at 0.02, object placed 0.01 above 0.03.
-    assert [round(call.target.position[2], 6) for call in c.backend.calls] == [0.12, 0.02, 0.12, 0.16, 0.06, 0.16]
+    heights = [round(call.target.position[2], 6) for call in c.backend.calls]
+    assert heights == [0.12, 0.02, 0.12, 0.16, 0.06, 0.16]
     assert c.gripper.calls == ["grasp", "is_holding", "release"]
     assert [b.id for b in c.backend.boxes] == ["table"]
     assert c.backend.boxes[0].center[2] == pytest.approx(-0.025)
@@ -108,9 +108,11 @@ def test_goal_runs_all_stages_and_adds_the_table(cell):
     (lambda m: setattr(m.pick.position, "x", 0.95), RESULT.OUT_OF_WORKSPACE, "x=0.950 outside [0.25, 0.75]"),
     (lambda m: setattr(m.place.position, "z", -0.2), RESULT.OUT_OF_WORKSPACE, "place z=-0.200 outside"),
     (lambda m: setattr(m.header, "frame_id", ""), RESULT.INVALID_GOAL, "PickPlace.header.frame_id is empty"),
-    (lambda m: setattr(m.header, "frame_id", "world"), RESULT.INVALID_GOAL, "'world' is not the cell's base frame"),
+    (lambda m: setattr(m.header, "frame_id", "world"), RESULT.INVALID_GOAL,
+     "'world' is not the cell's base frame"),
     (lambda m: setattr(m.pick.position, "y", math.nan), RESULT.INVALID_GOAL, "PickPlace pose invalid"),
-    (lambda m: setattr(m, "primitive", "throw"), RESULT.INVALID_GOAL, "PickPlace.primitive 'throw' is unknown"),
+    (lambda m: setattr(m, "primitive", "throw"), RESULT.INVALID_GOAL,
+     "PickPlace.primitive 'throw' is unknown"),
 ])
 def test_rejected_goals_abort_before_any_motion(cell, change, code, text):
     c = cell()
@@ -158,7 +160,8 @@ def test_cancel_stops_the_motion_and_a_second_goal_is_busy(cell):
     assert len(cancel.result().goals_canceling) == 1
     status, result = c.result(handle)
     assert status == GoalStatus.STATUS_CANCELED
-    assert result.error_code == RESULT.CANCELED and result.message == "canceled during move; the arm was stopped"
+    assert result.error_code == RESULT.CANCELED
+    assert result.message == "canceled during move; the arm was stopped"
     assert len(c.backend.calls) == 4 and c.backend.stop_calls >= 1
     assert c.gripper.calls == ["grasp", "is_holding"]      # nothing released mid-air
 
@@ -212,7 +215,8 @@ def test_missing_driver_packages_are_named(ros_context):
                 continue      # installed here: nothing to check
             except ImportError:
                 pass
-            with pytest.raises(RuntimeError, match=f"gripper.type {gripper_type} needs the {package} package"):
+            expected = f"gripper.type {gripper_type} needs the {package} package"
+            with pytest.raises(RuntimeError, match=expected):
                 make_gripper(node, GripperConfig(type=gripper_type), ReentrantCallbackGroup())
     finally:
         node.destroy_node()

@@ -1,9 +1,9 @@
 """The fixed camera's pose in the robot base frame, from an easy_handeye2 calibration file.
 
 config/camera_calibration_example.yaml has the same layout as the ``.calib`` files easy_handeye2 saves
-(``~/.ros2/easy_handeye2/calibrations/<name>.calib``), so either kind is read here and published by the bringup
-launch files as a static transform (tf2_ros static_transform_publisher). Only eye-on-base (a camera fixed in
-the cell) fits CLIPort's top-down view.
+(``~/.ros2/easy_handeye2/calibrations/<name>.calib``), so either kind is read here and published by the
+bringup launch files as a static transform (tf2_ros static_transform_publisher). Only eye-on-base (a
+camera fixed in the cell) fits CLIPort's top-down view.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _field(data: Mapping[str, Any], path: str) -> Any:
 def camera_calibration_from_dict(data: Mapping[str, Any], source: str = "calibration") -> CameraCalibration:
     kind = _field(data, "parameters.calibration_type")
     if kind != "eye_on_base":
-        raise ValueError(f"{source}: calibration_type is {kind!r}; only eye_on_base (a fixed camera) is supported")
+        raise ValueError(
+            f"{source}: calibration_type is {kind!r}; only eye_on_base (a fixed camera) is supported")
     frames = []
     for key in ("parameters.robot_base_frame", "parameters.tracking_base_frame"):
         value = _field(data, key)

@@ -34,7 +34,8 @@ def _in_range(name: str, value: Any, lo: float, hi: float, lo_open: bool = False
 
 def _name(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or value != value.strip():
-        raise ValueError(f"parameter '{name}' must be a non-empty name without spaces around it, got {value!r}")
+        raise ValueError(
+            f"parameter '{name}' must be a non-empty name without spaces around it, got {value!r}")
     return value
 
 
@@ -73,7 +74,8 @@ class GripperConfig:
 
     def __post_init__(self) -> None:
         if self.type not in GRIPPER_TYPES:
-            raise ValueError(f"parameter 'gripper.type' must be one of {', '.join(GRIPPER_TYPES)}, got {self.type!r}")
+            raise ValueError(
+                f"parameter 'gripper.type' must be one of {', '.join(GRIPPER_TYPES)}, got {self.type!r}")
         _name("gripper.service", self.service)
         _name("gripper.io_service", self.io_service)
         _name("gripper.action", self.action)
@@ -91,7 +93,7 @@ class GripperConfig:
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """Collision objects added to the planning scene: the table under the workspace and an optional ceiling."""
+    """Collision objects for the planning scene: the table under the workspace and an optional ceiling."""
 
     add_table: bool = True
     table_margin: float = 0.2        # how far the table box extends beyond the workspace x/y bounds (m)
@@ -118,7 +120,7 @@ class CellConfig:
     min_height: float = 0.005        # no TCP target below this z (just above the table)
     max_height: float = 0.6          # no TCP target above this z
     approach_height: float = 0.1     # pre-grasp / pre-place poses this far above the grasp / release pose
-    grasp_depth: float = 0.0         # how far below the picked surface the TCP goes (fingers around the object)
+    grasp_depth: float = 0.0         # how far below the picked surface the TCP goes (fingers around it)
     place_clearance: float = 0.01    # the held object's bottom is released this far above the place surface
     push_height: float = 0.01        # TCP height above workspace.z_min while pushing
     # Tool orientation (xyzw, in base_frame) that points the tool straight down at yaw 0; the predicted yaw
@@ -140,8 +142,10 @@ class CellConfig:
         _name("planning_group", self.planning_group)
         _name("ee_link", self.ee_link)
         _name("base_frame", self.base_frame)
-        if isinstance(self.controllers, str) or not all(isinstance(c, str) and c.strip() for c in self.controllers):
-            raise ValueError(f"parameter 'controllers' must be a list of controller names, got {self.controllers!r}")
+        names_ok = all(isinstance(c, str) and c.strip() for c in self.controllers)
+        if isinstance(self.controllers, str) or not names_ok:
+            raise ValueError(
+                f"parameter 'controllers' must be a list of controller names, got {self.controllers!r}")
         object.__setattr__(self, "controllers", tuple(self.controllers))
         if self.workspace.frame_id != self.base_frame:
             raise ValueError(
@@ -156,7 +160,8 @@ class CellConfig:
             )
         _number("max_height", self.max_height)
         if not self.max_height > self.min_height:
-            raise ValueError(f"parameter 'max_height' ({self.max_height}) must be above 'min_height' ({self.min_height})")
+            raise ValueError(
+                f"parameter 'max_height' ({self.max_height}) must be above 'min_height' ({self.min_height})")
         _in_range("approach_height", self.approach_height, 0.0, 0.5, lo_open=True)
         _in_range("grasp_depth", self.grasp_depth, 0.0, 0.2)
         _in_range("place_clearance", self.place_clearance, 0.0, 0.2)
@@ -164,7 +169,8 @@ class CellConfig:
         quaternion = _vector("tool_orientation", self.tool_orientation, 4)
         norm = math.sqrt(sum(c * c for c in quaternion))
         if abs(norm - 1.0) > 1e-3:
-            raise ValueError(f"parameter 'tool_orientation' must be a unit quaternion (x, y, z, w), norm {norm:.4f}")
+            raise ValueError(
+                f"parameter 'tool_orientation' must be a unit quaternion (x, y, z, w), norm {norm:.4f}")
         object.__setattr__(self, "tool_orientation", tuple(c / norm for c in quaternion))
         object.__setattr__(self, "tcp_offset", _vector("tcp_offset", self.tcp_offset, 3))
         if math.sqrt(sum(c * c for c in self.tcp_offset)) > 0.5:
@@ -175,8 +181,9 @@ class CellConfig:
         _in_range("planning_time", self.planning_time, 0.0, 60.0, lo_open=True)
         _bool("retreat_on_failure", self.retreat_on_failure)
         if 0.0 < self.scene.ceiling_height <= self.max_height:
-            raise ValueError(f"parameter 'scene.ceiling_height' ({self.scene.ceiling_height}) must be 0 (none) or above "
-                             f"'max_height' ({self.max_height}): targets up to max_height must stay reachable")
+            raise ValueError(
+                f"parameter 'scene.ceiling_height' ({self.scene.ceiling_height}) must be 0 (none) or above "
+                f"'max_height' ({self.max_height}): targets up to max_height must stay reachable")
 
     # ROS parameters <-> config ---------------------------------------------------------------------------
 
@@ -237,8 +244,8 @@ class CellConfig:
     def from_yaml_dict(cls, document: Mapping[str, Any], node_name: str = "moveit_executor",
                        node_parameters: Sequence[str] = ("action_name",)) -> "CellConfig":
         """From a ROS parameter file's parsed YAML: the cell parameters under ``/**`` (shared with other
-        nodes; theirs are skipped) and under ``node_name`` (where any name that is neither a cell parameter nor
-        one of ``node_parameters`` is an error, so a typo does not silently keep a default)."""
+        nodes; theirs are skipped) and under ``node_name`` (where any name that is neither a cell parameter
+        nor one of ``node_parameters`` is an error, so a typo does not silently keep a default)."""
         if not isinstance(document, Mapping) or node_name not in document:
             raise ValueError(f"no '{node_name}: ros__parameters:' section in the parameter file")
         known = cls().to_parameters()

@@ -107,7 +107,8 @@ class PickPlaceExecutor:
         self.gripper = gripper
         self.on_stage = on_stage or (lambda stage: None)
 
-    def execute(self, decision: PickPlace, is_canceled: Callable[[], bool] = lambda: False) -> ExecutionResult:
+    def execute(self, decision: PickPlace,
+                is_canceled: Callable[[], bool] = lambda: False) -> ExecutionResult:
         try:
             waypoints = plan_pick_place(decision, self.config)
         except PlanRejected as exc:
@@ -168,8 +169,8 @@ class _Run:
 
     def _check_cancel(self) -> None:
         if self.is_canceled():
-            # The node stops the backend when the cancel arrives; stopping again is harmless and covers a cancel
-            # seen only here.
+            # The node stops the backend when the cancel arrives; stopping again is harmless and covers a
+            # cancel seen only here.
             self.backend.stop()
             where = self.stage.label if self.stage else "start"
             raise _Abort(ErrorCode.CANCELED, f"canceled during {where}; the arm was stopped")
@@ -197,7 +198,8 @@ class _Run:
             # At the pick surface, letting go drops nothing: open so nothing stays half-attached, then go up.
             released, _ = self._call(self.gripper.release, "release")
             note = "; gripper released" if released else "; the gripper did not release"
-            raise _Abort(code, f"grasp failed at {self._xy(waypoint)}: {reason}{note}{self._retreat(waypoint)}")
+            retreat = self._retreat(waypoint)
+            raise _Abort(code, f"grasp failed at {self._xy(waypoint)}: {reason}{note}{retreat}")
         self.holding = True
 
     def _release(self, waypoint: Waypoint) -> None:
@@ -223,7 +225,8 @@ class _Run:
         outcome = self.backend.plan_and_execute(retreat.link_pose, retreat.linear)
         if outcome.ok:
             return "; retreated straight up"
-        return f"; the retreat also failed ({outcome.status.value}{': ' + outcome.message if outcome.message else ''})"
+        detail = f": {outcome.message}" if outcome.message else ""
+        return f"; the retreat also failed ({outcome.status.value}{detail})"
 
     # --- helpers -----------------------------------------------------------------------------------------
 

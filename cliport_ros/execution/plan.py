@@ -73,7 +73,7 @@ def tcp_to_link(config: CellConfig, tcp: Pose) -> Pose:
 
 
 def check_target(config: CellConfig, tcp: Pose, description: str) -> None:
-    """Raise PlanRejected(OUT_OF_WORKSPACE) unless the TCP target is inside the x/y bounds and height limits."""
+    """Raise PlanRejected(OUT_OF_WORKSPACE) unless the TCP target is inside the x/y bounds and heights."""
     ws = config.workspace
     x, y, z = tcp.position
     problems = []
@@ -169,9 +169,9 @@ def _push(decision: PickPlace, config: CellConfig) -> list[Waypoint]:
     z = config.workspace.z_min + config.push_height
     # The tool turns to face along the push, as in the Ravens push primitive.
     yaw = math.atan2(ey - sy, ex - sx)
-    above_start = _make(config, Stage.APPROACH, "above push start", (sx, sy, z + config.approach_height), yaw, FREE)
-    above_end = _make(config, Stage.RETREAT, "retreat from push end", (ex, ey, z + config.approach_height), yaw,
-                      LINEAR)
+    up = z + config.approach_height
+    above_start = _make(config, Stage.APPROACH, "above push start", (sx, sy, up), yaw, FREE)
+    above_end = _make(config, Stage.RETREAT, "retreat from push end", (ex, ey, up), yaw, LINEAR)
     down = _make(config, Stage.GRASP, "down to push start", (sx, sy, z), yaw, LINEAR,
                  retreat_to=_retreat_to(above_start))
     # A push stopped part-way stays put: a retreat to a fixed pose would sweep diagonally through the scene.

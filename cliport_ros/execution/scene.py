@@ -23,7 +23,8 @@ def collision_boxes(config: CellConfig) -> list[Box]:
     boxes = []
     if scene.add_table:
         # The table's top is the workspace floor.
-        boxes.append(Box("table", (sx, sy, scene.table_thickness), (cx, cy, ws.z_min - scene.table_thickness / 2)))
+        thickness = scene.table_thickness
+        boxes.append(Box("table", (sx, sy, thickness), (cx, cy, ws.z_min - thickness / 2)))
     if scene.ceiling_height > 0.0:
         boxes.append(Box("ceiling", (sx, sy, 0.02), (cx, cy, scene.ceiling_height + 0.01)))
     return boxes

@@ -69,8 +69,8 @@ class MoveItPyBackend:
             from moveit.planning import MoveItPy, PlanRequestParameters
         except ImportError as exc:
             raise MoveItUnavailable(
-                f"moveit_py is not importable ({exc}): install MoveIt 2's Python API (ros-jazzy-moveit-py) and "
-                "source the ROS environment, or serve ExecutePickPlace with sim_node instead"
+                f"moveit_py is not importable ({exc}): install MoveIt 2's Python API (ros-jazzy-moveit-py) "
+                "and source the ROS environment, or serve ExecutePickPlace with sim_node instead"
             ) from exc
         self._config = config
         self._log = log
@@ -90,7 +90,8 @@ class MoveItPyBackend:
         self._linear.max_acceleration_scaling_factor = config.linear_acceleration_scaling
         self._linear.planning_time = config.planning_time
         self._style = execute_style(getattr(type(self._robot).execute, "__doc__", ""))
-        log(f"moveit_py ready: group {config.planning_group}, link {config.ee_link}, execute() style {self._style}")
+        log(f"moveit_py ready: group {config.planning_group}, link {config.ee_link}, "
+            f"execute() style {self._style}")
 
     def plan_and_execute(self, target: Pose, linear: bool) -> MotionOutcome:
         self._stop_requested.clear()
@@ -126,8 +127,8 @@ class MoveItPyBackend:
         self._stop_requested.set()
         get_manager = getattr(self._robot, "get_trajectory_execution_manager", None)
         if get_manager is None:
-            self._log("this moveit_py has no get_trajectory_execution_manager(): the motion in progress runs to "
-                      "its end; stop the arm with the pendant if needed")
+            self._log("this moveit_py has no get_trajectory_execution_manager(): the motion in progress "
+                      "runs to its end; stop the arm with the pendant if needed")
             return
         get_manager().stop_execution(True)
 

@@ -89,9 +89,9 @@ class MoveItExecutorNode(Node):
         self._busy = threading.Lock()
         self._active_goal: Any = None
         self._stop_sent = False
-        # Cancel reaches the motion through this timer, not the cancel callback: is_cancel_requested turns true
-        # only after the callback has returned, and the stage machine must see it when the stopped motion
-        # returns (else the stop would read as an execution failure). 50 Hz: at most 20 ms before stop().
+        # Cancel reaches the motion through this timer, not the cancel callback: is_cancel_requested turns
+        # true only after the callback has returned, and the stage machine must see it when the stopped
+        # motion returns (else the stop would read as an execution failure). 50 Hz: at most 20 ms to stop().
         self._cancel_watch = self.create_timer(0.02, self._watch_cancel, callback_group=self._group)
         self._server = ActionServer(
             self, ExecutePickPlace, self.action_name, execute_callback=self._execute,
@@ -129,7 +129,8 @@ class MoveItExecutorNode(Node):
                 return self._finish(goal_handle, ErrorCode.INVALID_GOAL, str(exc))
 
             def on_stage(stage: Stage) -> None:
-                goal_handle.publish_feedback(ExecutePickPlace.Feedback(stage=int(stage), stage_name=stage.label))
+                feedback = ExecutePickPlace.Feedback(stage=int(stage), stage_name=stage.label)
+                goal_handle.publish_feedback(feedback)
 
             runner = PickPlaceExecutor(self.config, self.backend, self.gripper, on_stage)
             try:
@@ -144,7 +145,8 @@ class MoveItExecutorNode(Node):
             self._busy.release()
 
     def _finish(self, goal_handle: Any, code: ErrorCode, message: str) -> ExecutePickPlace.Result:
-        result = ExecutePickPlace.Result(success=code == ErrorCode.SUCCESS, error_code=int(code), message=message)
+        result = ExecutePickPlace.Result(
+            success=code == ErrorCode.SUCCESS, error_code=int(code), message=message)
         if code == ErrorCode.SUCCESS:
             goal_handle.succeed()
             self.get_logger().info(message)
