@@ -142,9 +142,10 @@ class ClipBackbone(nn.Module):
 
     def train(self, mode: bool = True) -> "ClipBackbone":
         super().train(mode)
-        # Batch norm stays on its running statistics: the batch is one image (or 36 crops of one),
-        # so batch statistics would differ between training and acting.
-        self.clip.eval()
+        # A frozen (pretrained) trunk keeps its batch norm on the running statistics it was trained with.
+        # A trunk trained from scratch uses batch statistics while training (of one image, or of the 36
+        # crops of one): with its random running statistics its features would shrink layer by layer.
+        self.clip.train(mode and self.trainable)
         if self.trainable and mode:
             self._text_cache.clear()
         return self
