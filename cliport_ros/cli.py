@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("cliport_ros.training.commands:evaluate", "evaluate a checkpoint in the simulator"),
     "bench": ("cliport_ros.training.commands:bench", "measure the policy's decision latency"),
     "sim": ("cliport_ros.ros.sim_bringup:command", "run the simulated ROS bringup in one process"),
+    "snapshot": ("cliport_ros.ros.snapshot:command", "save the cameras' live top-down view as a PNG (calibration check)"),
 }
 
 

@@ -71,6 +71,7 @@ class CameraFrame:
     rgb: np.ndarray  # (H, W, 3) uint8 RGB
     depth: np.ndarray  # (H, W) float32 metres
     stamp: float
+    stamp_ns: int | None = None  # the exact stamp (integer ns) where the source has one, to restamp outputs
 
 
 class PolicyLike(Protocol):
@@ -84,7 +85,8 @@ class Decision:
     pick_place: PickPlace
     output: Any  # the policy's PolicyOutput (heatmaps, pixels, timings)
     view: Any  # the fused TopDownView
-    stamp: float  # stamp of the newest image used
+    stamp: float  # stamp of the newest image used, seconds
+    stamp_ns: int | None = None  # the same, exact, when the frames carried it
     timings: dict = field(default_factory=dict)
 
 
@@ -155,7 +157,8 @@ class Decider:
         decision = PickPlace(decision.pick, decision.place, decision.pick_confidence, decision.place_confidence,
                              instruction=text, primitive=decision.primitive, frame_id=self.workspace.frame_id)
         self.check_decision(decision)
-        return Decision(decision, output, view, stamp, {"fuse_s": t1 - t0, "policy_s": t2 - t1})
+        newest = max(frames, key=lambda f: f.stamp)
+        return Decision(decision, output, view, stamp, newest.stamp_ns, {"fuse_s": t1 - t0, "policy_s": t2 - t1})
 
     def check_decision(self, decision: PickPlace) -> None:
         margin = self.config.workspace_margin

@@ -33,16 +33,10 @@ from cliport_ros.action import ExecutePickPlace, FollowInstruction
 from cliport_ros.agent import AgentConfig, CameraFrame, Decider, DecisionCode, DecisionError, validate_instruction
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.msg import PickPlace as PickPlaceMsg
-from cliport_ros.perception.camera import CameraModel, load_camera_rig
-from cliport_ros.ros.conversions import pick_place_to_msg, seconds_to_stamp, stamp_to_seconds
-from cliport_ros.ros.images import ImageError, array_to_image, camera_info_intrinsics, colour_to_array, depth_to_array
-from cliport_ros.ros.rgbd_sync import CameraTopics, RgbdCamera
+from cliport_ros.ros.camera_inputs import CAMERA_PARAMETERS, CameraInputs
+from cliport_ros.ros.conversions import nanoseconds_to_stamp, pick_place_to_msg, seconds_to_stamp
+from cliport_ros.ros.images import array_to_image
 from cliport_ros.ros.visualization import decision_markers, heatmap_to_rgb
-
-try:  # TF for camera poses on real ROS machines
-    import tf2_ros  # type: ignore[import-not-found]
-except ImportError:
-    tf2_ros = None
 
 STAGE_NAMES = {FollowInstruction.Feedback.PERCEIVE: "perceive", FollowInstruction.Feedback.PREDICT: "predict",
                FollowInstruction.Feedback.EXECUTE: "execute"}
@@ -82,13 +76,7 @@ class CliportNode(LifecycleNode):
         self._policy_factory = policy_factory or load_policy
         ws = Workspace()
         self._declare({
-            "checkpoint": "", "device": "auto", "warm_up": True,
-            "camera_names": ["front", "left", "right"],
-            "camera_namespaces": ["/front", "/left", "/right"],
-            "color_topic": "color/image_raw", "depth_topic": "aligned_depth_to_color/image_raw",
-            "info_topic": "color/camera_info",
-            "camera_pose_source": "file", "camera_poses_file": "",
-            "sync_slop": 0.05, "max_image_age": 2.0,
+            "checkpoint": "", "device": "auto", "warm_up": True, **CAMERA_PARAMETERS, "max_image_age": 2.0,
             "base_frame": ws.frame_id,
             "workspace.x_min": ws.x_min, "workspace.x_max": ws.x_max, "workspace.y_min": ws.y_min,
             "workspace.y_max": ws.y_max, "workspace.z_min": ws.z_min, "workspace.z_max": ws.z_max,
@@ -100,14 +88,12 @@ class CliportNode(LifecycleNode):
         self.policy: Any = None
         self.decider: Optional[Decider] = None
         self.workspace = ws
-        self.cameras: list[RgbdCamera] = []
-        self.camera_models: dict[str, CameraModel] = {}
+        self.inputs: Optional[CameraInputs] = None
         self._queue: "queue.Queue[Optional[Job]]" = queue.Queue()
         self._busy = threading.Event()
         self._worker: Optional[threading.Thread] = None
         self._active = False
         self._group = ReentrantCallbackGroup()
-        self._tf_buffer = None
         self.decisions_published = 0
         self.last_timings: dict[str, float] = {}
         self.last_error = ""
@@ -120,7 +106,7 @@ class CliportNode(LifecycleNode):
     def p(self, name: str) -> Any:
         return self.get_parameter(name).value
 
-    def _read_config(self) -> tuple[Workspace, AgentConfig]:
+    def read_config(self) -> tuple[Workspace, AgentConfig]:
         """Parameters -> validated core configs; ValueError names the parameter."""
         try:
             ws = Workspace(**{k: float(self.p(f"workspace.{k}")) for k in
@@ -135,36 +121,19 @@ class CliportNode(LifecycleNode):
                                 workspace_margin=float(self.p("workspace_margin")))
         except ValueError as exc:
             raise ValueError(f"parameter {exc}") from exc
-        names, spaces = list(self.p("camera_names")), list(self.p("camera_namespaces"))
-        if not names or len(names) != len(spaces):
-            raise ValueError(f"parameters camera_names ({len(names)}) and camera_namespaces ({len(spaces)}) must be "
-                             "non-empty lists of the same length")
-        if self.p("camera_pose_source") not in ("file", "tf"):
-            raise ValueError(f"parameter camera_pose_source must be 'file' or 'tf', got {self.p('camera_pose_source')!r}")
         if self.p("on_busy") not in ("queue", "reject"):
             raise ValueError(f"parameter on_busy must be 'queue' or 'reject', got {self.p('on_busy')!r}")
         if self.p("device") not in ("auto", "cpu", "cuda") and not str(self.p("device")).startswith("cuda:"):
             raise ValueError(f"parameter device must be auto, cpu or cuda[:N], got {self.p('device')!r}")
         if int(self.p("max_steps")) < 1 or int(self.p("max_queue")) < 1:
             raise ValueError("parameters max_steps and max_queue must be >= 1")
-        if float(self.p("sync_slop")) <= 0:
-            raise ValueError(f"parameter sync_slop must be > 0 s, got {self.p('sync_slop')}")
         return ws, agent
 
     # ----- lifecycle --------------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self.workspace, agent_config = self._read_config()
-            if self.p("camera_pose_source") == "file":
-                rig = load_camera_rig(self.p("camera_poses_file") or None)
-                self.camera_models = {}
-                for name in self.p("camera_names"):
-                    try:
-                        self.camera_models[name] = rig[name]
-                    except KeyError as exc:
-                        raise ValueError(f"parameter camera_poses_file: {exc.args[0]}") from exc
-            elif tf2_ros is None:
-                raise ValueError("parameter camera_pose_source is 'tf' but tf2_ros is not installed here")
+            self.workspace, agent_config = self.read_config()
+            self.inputs = CameraInputs(self, self.workspace.frame_id)
             t0 = time.perf_counter()
             self.policy = self._policy_factory(self.p("checkpoint"), self.p("device"))
             if self.p("warm_up") and hasattr(self.policy, "warm_up"):
@@ -183,18 +152,10 @@ class CliportNode(LifecycleNode):
         self.pub_status = self.create_publisher(String, "/cliport/status", 10)
         self.execute_client = ActionClient(self, ExecutePickPlace, self.p("execute_action"),
                                            callback_group=self._group)
-        if self.p("camera_pose_source") == "tf":
-            self._tf_buffer = tf2_ros.Buffer()
-            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.cameras = [
-            RgbdCamera(self, CameraTopics(name, *(self._topic(ns, self.p(k)) for k in
-                                                  ("color_topic", "depth_topic", "info_topic"))),
-                       float(self.p("sync_slop")), callback_group=self._group)
-            for name, ns in zip(self.p("camera_names"), self.p("camera_namespaces"))
-        ]
+        self.inputs.subscribe(callback_group=self._group)
         self.create_subscription(String, "/cliport/instruction", self._on_instruction, 10,
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.follow_server = ActionServer(
@@ -205,7 +166,7 @@ class CliportNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="cliport_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"active: cameras {[c.topics.colour for c in self.cameras]}, execute={self.p('execute')} "
+            f"active: cameras {[t.colour for t in self.inputs.topics]}, execute={self.p('execute')} "
             f"via '{self.p('execute_action')}'")
         return TransitionCallbackReturn.SUCCESS
 
@@ -223,10 +184,6 @@ class CliportNode(LifecycleNode):
             self._queue.put(None)
             self._worker.join(timeout=30)
             self._worker = None
-
-    @staticmethod
-    def _topic(namespace: str, suffix: str) -> str:
-        return suffix if suffix.startswith("/") else f"{namespace.rstrip('/')}/{suffix}"
 
     # ----- inputs -----------------------------------------------------------------------------------------
     def _status(self, text: str, error: bool = False) -> None:
@@ -322,7 +279,9 @@ class CliportNode(LifecycleNode):
                 decision = self.decider.decide(frames, job.instruction, now)
             except DecisionError as exc:
                 return self._fail(result, exc.code, f"step {step}: {exc.message}")
-            latest = pick_place_to_msg(decision.pick_place, seconds_to_stamp(decision.stamp))
+            stamp = nanoseconds_to_stamp(decision.stamp_ns) if decision.stamp_ns is not None \
+                else seconds_to_stamp(decision.stamp)
+            latest = pick_place_to_msg(decision.pick_place, stamp)
             self._publish(decision, latest)
             # For benchmarks/bench_ros_overhead.py: where the time of one decision went.
             self.last_timings = dict(decision.timings, received_to_published_s=time.monotonic() - job.enqueued)
@@ -347,50 +306,12 @@ class CliportNode(LifecycleNode):
         self._status(message, error=code != DecisionCode.CANCELED)
         return result
 
-    def collect_frames(self) -> list[CameraFrame]:
-        """The latest synchronised frame of every camera as arrays; DecisionError(NO_OBSERVATION) otherwise."""
-        frames = []
-        for cam in self.cameras:
-            colour, depth, info = cam.latest()
-            name = cam.topics.name
-            if colour is None:
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"no synchronised colour/depth images yet from camera '{name}' "
-                                    f"({cam.topics.colour}, {cam.topics.depth})")
-            if info is None:
-                raise DecisionError(DecisionCode.NO_OBSERVATION, f"no camera_info yet on {cam.topics.info}")
-            try:
-                rgb, dep = colour_to_array(colour), depth_to_array(depth)
-                intrinsics = camera_info_intrinsics(info)
-            except ImageError as exc:
-                raise DecisionError(DecisionCode.NO_OBSERVATION, f"camera '{name}': {exc}") from exc
-            if rgb.shape[:2] != dep.shape:
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"camera '{name}': colour {rgb.shape[1]}x{rgb.shape[0]} and depth "
-                                    f"{dep.shape[1]}x{dep.shape[0]} differ in size (is depth aligned to colour?)")
-            if (intrinsics["height"], intrinsics["width"]) != dep.shape:
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"camera '{name}': camera_info is {intrinsics['width']}x{intrinsics['height']} "
-                                    f"but images are {dep.shape[1]}x{dep.shape[0]}")
-            camera = self._camera_model(name, intrinsics, colour)
-            frames.append(CameraFrame(camera, rgb, dep, stamp_to_seconds(colour.header.stamp)))
-        return frames
+    @property
+    def cameras(self):
+        return self.inputs.cameras if self.inputs is not None else []
 
-    def _camera_model(self, name: str, intrinsics: dict, colour: Image) -> CameraModel:
-        if self._tf_buffer is not None:
-            try:
-                tf = self._tf_buffer.lookup_transform(self.workspace.frame_id, colour.header.frame_id,
-                                                      rclpy.time.Time.from_msg(colour.header.stamp),
-                                                      timeout=rclpy.duration.Duration(seconds=0.2))
-            except Exception as exc:
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"no TF from {self.workspace.frame_id} to {colour.header.frame_id}: {exc}") from exc
-            t, q = tf.transform.translation, tf.transform.rotation
-            position, orientation = (t.x, t.y, t.z), (q.x, q.y, q.z, q.w)
-        else:
-            model = self.camera_models[name]
-            position, orientation = model.position, model.orientation
-        return CameraModel(name=name, position=position, orientation=orientation, **intrinsics)
+    def collect_frames(self) -> list[CameraFrame]:
+        return self.inputs.frames()
 
     def _publish(self, decision, msg: PickPlaceMsg) -> None:
         self.pub_pick_place.publish(msg)
