@@ -217,13 +217,14 @@ class SimNode(Node):
 
 
 def _failure_code(message: str) -> int:
+    """ExecutePickPlace result code for a failed primitive, from its reason (cliport_ros.sim.primitives)."""
     text = (message or "").lower()
-    if "workspace" in text or "bounds" in text:
-        return ExecutePickPlace.Result.OUT_OF_WORKSPACE
-    if "unreachable" in text or "ik" in text or "plan" in text:
-        return ExecutePickPlace.Result.PLANNING_FAILED
-    if "grasp" in text or "nothing" in text or "suction" in text or "attach" in text:
+    if text.startswith(("pick pose", "place pose")):
+        return ExecutePickPlace.Result.PLANNING_FAILED  # no IK solution: nothing moved
+    if text.startswith("pick failed"):
         return ExecutePickPlace.Result.GRASP_FAILED
+    if text.startswith("place:"):
+        return ExecutePickPlace.Result.RELEASE_FAILED
     return ExecutePickPlace.Result.EXECUTION_FAILED
 
 
