@@ -48,3 +48,24 @@ def test_decision_panel_marks_the_choice():
     panel = decision_panel(colour, height, out)
     assert panel.shape == (32, 4 * 16 + 3 * 4, 3)
     assert panel[:, :16].any()  # the markers are drawn on the colour panel
+
+
+def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
+    import torch
+
+    from cliport_ros.model import ModelConfig, Policy
+
+    torch.manual_seed(0)
+    Policy(ModelConfig.named("tiny"), device="cpu").save(tmp_path / "ckpt")
+    assert main(["eval", "put-block-in-bowl-seen-colors", "--checkpoint", str(tmp_path / "ckpt"), "--split", "val",
+                 "--n", "1", "--seed-start", "2", "--threads", "1", "--record", str(tmp_path / "rec")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:5] == ["episode", "seed", "steps", "score", "success"]
+    row = lines[1].split()
+    assert row[:2] == ["2", "5"]  # episode index 2 of the validation split is seed 5
+    summary = json.loads(lines[-1])
+    assert summary["n"] == 1 and summary["split"] == "val"
+    assert 0.0 <= summary["mean_score"] <= 100.0 and summary["success_rate"] in (0.0, 1.0)
+    assert summary["success_rate"] == (1.0 if summary["mean_score"] >= 100.0 - 1e-6 else 0.0)
+    pngs = sorted(p.name for p in (tmp_path / "rec").iterdir())
+    assert len(pngs) == int(row[2]) and pngs[0] == "seed00005_step00.png"
