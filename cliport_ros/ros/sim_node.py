@@ -62,6 +62,7 @@ class SimNode(Node):
         if self.p("robot") not in ("ur5", "panda"):
             raise ValueError(f"parameter robot must be 'ur5' or 'panda', got {self.p('robot')!r}")
         self._sim_lock = threading.RLock()
+        self._environment_factory = environment_factory
         self.env = environment_factory(self.p("task"), self.p("robot"), self.p("renderer"), self.p("cameras_file"))
         self.split = self.p("split")
         self.seed: Optional[int] = None
@@ -107,8 +108,11 @@ class SimNode(Node):
         with self._sim_lock:
             try:
                 if task and task != self.env.task_key:
+                    # Build the new world before closing the old one, so a bad task key leaves the bridge usable.
+                    new_env = self._environment_factory(task, self.p("robot"), self.p("renderer"),
+                                                        self.p("cameras_file"))
                     self.env.close()
-                    self.env = make_environment(task, self.p("robot"), self.p("renderer"), self.p("cameras_file"))
+                    self.env = new_env
                 observation = self.env.reset(seed=seed, split=split)
             except (ValueError, KeyError) as exc:
                 return False, f"reset failed: {exc}", ""
