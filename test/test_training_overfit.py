@@ -84,3 +84,27 @@ def test_learning_rate_schedules_and_config_errors():
         TrainConfig(tasks=("a",), out="x", lr_schedule="linear")
     with pytest.raises(ValueError, match="tasks must be one or more task names"):
         TrainConfig(tasks=(), out="x")
+
+
+def test_train_command_reads_demos_from_disk(tmp_path, capsys):
+    from cliport_ros.cli import main
+    from cliport_ros.data import Episode, Step, write_episode
+    from cliport_ros.types import Pose
+
+    task = "put-block-in-bowl-seen-colors"
+    for seed, demo in zip((0, 2), DEMOS[:2]):
+        step = Step(demo.colour, demo.height, demo.instruction,
+                    Pose.from_xyz_yaw(WS.pixel_to_xyz(demo.pick_pixel)),
+                    Pose.from_xyz_yaw(WS.pixel_to_xyz(demo.place_pixel), demo.place_yaw),
+                    demo.pick_pixel, demo.place_pixel, 1.0)
+        write_episode(Episode(task, "train", seed, 100.0, (step,), WS), tmp_path / "data")
+    argv = ["train", "--task", task, "--data", str(tmp_path / "data"), "--n-demos", "2", "--steps", "2",
+            "--out", str(tmp_path / "run"), "--val-every", "0", "--log-every", "1", "--threads", "1",
+            "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and not summary["resumed"]
+    policy = Policy.load(tmp_path / "run" / "best", device="cpu")
+    assert policy.workspace == WS and policy.metadata["tasks"] == [task]
+    assert main(argv[:5] + ["--n-demos", "3"] + argv[7:]) == 2
+    assert "asked for 3 demos" in capsys.readouterr().err

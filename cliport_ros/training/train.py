@@ -162,8 +162,9 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------------------- data
-def load_samples(data_dir: str | Path, task: str, n_demos: int, split: str = "train") -> list[list[TrainSample]]:
-    """The first ``n_demos`` demos of ``task`` as lists of samples (one list per episode)."""
+def load_samples(data_dir: str | Path, task: str, n_demos: int,
+                 split: str = "train") -> tuple[list[list[TrainSample]], Workspace]:
+    """The first ``n_demos`` demos of ``task`` (one list of samples per episode) and their workspace."""
     from cliport_ros.data import list_episodes, load_episode
 
     episodes = list_episodes(data_dir, task, split)
@@ -174,9 +175,13 @@ def load_samples(data_dir: str | Path, task: str, n_demos: int, split: str = "tr
         )
     if len(episodes) < n_demos:
         raise ValueError(f"asked for {n_demos} demos of {task!r} but {data_dir} holds {len(episodes)}")
-    out = []
+    out, workspace = [], None
     for ref in episodes[:n_demos]:
         episode = load_episode(ref)
+        if workspace is None:
+            workspace = episode.workspace
+        elif episode.workspace != workspace:
+            raise ValueError(f"{ref} was recorded over another workspace than the first demo: {episode.workspace}")
         out.append([
             TrainSample(
                 colour=np.asarray(s.colour), height=np.asarray(s.height, np.float32), instruction=s.instruction,
@@ -185,7 +190,7 @@ def load_samples(data_dir: str | Path, task: str, n_demos: int, split: str = "tr
             )
             for s in episode.steps
         ])
-    return out
+    return out, workspace
 
 
 class SampleSource:
@@ -218,7 +223,12 @@ def train(cfg: TrainConfig, demos: dict[str, list[list[TrainSample]]] | None = N
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     if demos is None:
-        demos = {task: load_samples(cfg.data, task, cfg.n_demos) for task in cfg.tasks}
+        demos = {}
+        for task in cfg.tasks:
+            demos[task], task_workspace = load_samples(cfg.data, task, cfg.n_demos)
+            if workspace is not None and task_workspace != workspace:
+                raise ValueError(f"the demos of {task!r} were recorded over another workspace: {task_workspace}")
+            workspace = task_workspace
     source = SampleSource(demos, cfg.seed)
     shape = next(iter(demos.values()))[0][0].height.shape
     last = out / "last"
