@@ -1,0 +1,23 @@
+"""Demonstration data: the episode format (atomic writer, loader) and augmentation."""
+
+from cliport_ros.data.episodes import (
+    FORMAT_VERSION,
+    Episode,
+    EpisodeFormatError,
+    Step,
+    episode_filename,
+    list_episodes,
+    load_episode,
+    write_episode,
+)
+
+__all__ = [
+    "Episode",
+    "EpisodeFormatError",
+    "FORMAT_VERSION",
+    "Step",
+    "episode_filename",
+    "list_episodes",
+    "load_episode",
+    "write_episode",
+]

@@ -1,0 +1,216 @@
+"""Oracle demonstrations: run the scripted expert per seed, keep full-score episodes, write them to disk.
+
+Seeds are taken in order from ``seed_start`` (step 2, as the paper's splits); the stored set is the first
+``n`` successful seeds whatever the number of workers (results are consumed in seed order). Seeds already
+on disk are skipped, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cliport_ros.data.episodes import (
+    FORMAT_MARKER, Episode, EpisodeFormatError, Step, episode_filename, episode_seed, list_episodes,
+)
+from cliport_ros.sim.seeds import seed_for, seed_matches_split
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    seed: int
+    score: float
+    episode: Episode | None  # kept only when the oracle reached the full score
+    renderer: str = ""
+
+
+def run_oracle_episode(env, seed: int, split: str) -> EpisodeOutcome:
+    """Roll out the oracle for one seed; the episode's steps hold the observation *before* each action."""
+    obs = env.reset(seed, split)
+    ws = env.workspace
+    steps: list[Step] = []
+    while not env.done:
+        action = env.oracle()
+        result = env.step(action)
+        steps.append(Step(obs.view.colour, obs.view.height, obs.instruction, action.pick, action.place,
+                          ws.xyz_to_pixel(action.pick.position), ws.xyz_to_pixel(action.place.position),
+                          result.reward))
+        obs = result.observation
+    full = env.score >= 100.0 - 1e-6
+    episode = Episode(env.task_key, split, seed, env.score, tuple(steps), ws) if full else None
+    return EpisodeOutcome(seed, env.score, episode, env.renderer)
+
+
+_WORKER_ENV = None
+
+
+def _worker_init(task: str, robot: str, renderer: str) -> None:
+    global _WORKER_ENV
+    from cliport_ros.sim.environment import SimEnvironment
+
+    _WORKER_ENV = SimEnvironment(task, robot=robot, renderer=renderer)
+
+
+def _worker_run(seed: int, split: str) -> EpisodeOutcome:
+    return run_oracle_episode(_WORKER_ENV, seed, split)
+
+
+def _check_existing(path: Path, task: str, split: str) -> None:
+    """Cheap check of a file we are about to skip: right format and the task/split its name says."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "format" not in data.files or str(data["format"]) != FORMAT_MARKER:
+                raise EpisodeFormatError(f"{path}: not a cliport_ros episode; move it out of the output folder")
+            meta = json.loads(str(data["meta"]))
+    except EpisodeFormatError:
+        raise
+    except Exception as exc:
+        raise EpisodeFormatError(f"{path}: unreadable episode ({exc}); delete it to regenerate that seed") from exc
+    if meta.get("task") != task or meta.get("split") != split:
+        raise EpisodeFormatError(f"{path}: holds {meta.get('task')}/{meta.get('split')}, expected {task}/{split}")
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete ``.<name>.<pid>.tmp`` files whose writer is gone (a killed run)."""
+    for entry in out.glob(".*.tmp"):
+        try:
+            pid = int(entry.name.rsplit(".", 2)[-2])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            entry.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+def generate_demos(task: str, split: str, n: int, out: str | Path, seed_start: int | None = None,
+                   workers: int = 1, robot: str = "ur5", renderer: str = "auto", max_tries: int | None = None,
+                   progress: bool = True) -> dict:
+    """Write ``n`` full-score oracle episodes of ``task``/``split`` into ``out``; returns the summary."""
+    from cliport_ros.data.episodes import write_episode
+    from cliport_ros.sim.tasks import SPLITS, make_task
+
+    key = make_task(task).key
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+    if n < 0:
+        raise ValueError(f"--n must be >= 0, got {n}")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    start = seed_for(split, 0) if seed_start is None else int(seed_start)
+    if not seed_matches_split(start, split):
+        raise ValueError(f"seed {start} is not a {split} seed (train: even from 0, val: odd from 1, "
+                         "test: odd from 10001)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    on_disk = {}
+    for path in list_episodes(out, key, split):
+        seed = episode_seed(path)
+        if seed >= start and (seed - start) % 2 == 0:
+            _check_existing(path, key, split)
+            on_disk[seed] = path
+    max_tries = max_tries if max_tries is not None else 3 * n + 20
+    t0 = time.perf_counter()
+    stored = 0
+    tried = successes = 0
+    written: list[int] = []
+    failures: list[tuple[int, float]] = []
+    used_renderers: set[str] = set()
+
+    def seeds():
+        s = start
+        while True:
+            yield s
+            s += 2
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=key, unit="ep", file=sys.stderr, dynamic_ncols=True)
+
+    def consume(outcome: EpisodeOutcome) -> None:
+        nonlocal stored, tried, successes
+        tried += 1
+        used_renderers.add(outcome.renderer)
+        if outcome.episode is None:
+            failures.append((outcome.seed, round(outcome.score, 2)))
+        if outcome.episode is not None:
+            successes += 1
+            write_episode(outcome.episode, out)
+            written.append(outcome.seed)
+            stored += 1
+            if bar is not None:
+                bar.update(1)
+
+    seed_iter = seeds()
+    if workers == 1:
+        env = None
+        try:
+            for seed in seed_iter:
+                if stored >= n or tried >= max_tries:
+                    break
+                if seed in on_disk:
+                    stored += 1
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+                if env is None:
+                    from cliport_ros.sim.environment import SimEnvironment
+
+                    env = SimEnvironment(key, robot=robot, renderer=renderer)
+                consume(run_oracle_episode(env, seed, split))
+        finally:
+            if env is not None:
+                env.close()
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(key, robot, renderer)) as pool:
+            pending: list[tuple[int, object]] = []  # in seed order
+            while True:
+                # Keep 2 jobs per worker in flight, never more than could still be needed.
+                while len(pending) < 2 * workers and stored + len(pending) < n and tried + len(pending) < max_tries:
+                    seed = next(seed_iter)
+                    if seed in on_disk:
+                        stored += 1
+                        if bar is not None:
+                            bar.update(1)
+                        continue
+                    pending.append((seed, pool.submit(_worker_run, seed, split)))
+                if not pending:
+                    break
+                _, future = pending.pop(0)
+                consume(future.result())
+                if stored >= n:
+                    for _, f in pending:
+                        f.cancel()
+                    break
+    if bar is not None:
+        bar.close()
+    return {
+        "task": key,
+        "split": split,
+        "episodes": stored,
+        "written": len(written),
+        "skipped_on_disk": len(on_disk),
+        "tried": tried,
+        "oracle_success_rate": (successes / tried) if tried else None,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "out": str(out),
+        "robot": robot,
+        "renderer": ",".join(sorted(used_renderers)) or renderer,
+        "failed_seeds": failures,
+    }
+
+
+__all__ = ["EpisodeOutcome", "generate_demos", "run_oracle_episode", "episode_filename"]

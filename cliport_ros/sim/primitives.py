@@ -1,0 +1,142 @@
+"""The suction pick-and-place primitive (Ravens-style), with stage reports and cancellation.
+
+approach (above the pick) -> grasp (descend in small steps until the cup touches, attach if pickable) ->
+lift -> move (above the place) -> release (descend until the held object touches, detach) -> retreat.
+Poses are in the base frame; the pick yaw turns the tool at the pick, the place yaw at the place, so the
+held object turns by place yaw - pick yaw (CLIPort: pick yaw 0, place yaw = the relative rotation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from cliport_ros.sim.robots import Robot, Suction, tool_orientation
+from cliport_ros.types import Pose
+
+STAGES = ("approach", "grasp", "lift", "move", "release", "retreat")
+
+
+@dataclass(frozen=True)
+class PrimitiveConfig:
+    """Heights and steps of the primitive (metres)."""
+
+    approach_height: float = 0.10  # above the target point: where descents start and lifts end
+    descent_step: float = 0.005  # per IK step while looking for contact (notes: 5 mm = 1 mm's accuracy)
+    max_overshoot: float = 0.03  # descend at most this far below the target before giving up
+    travel_height: float = 0.20  # minimum tool height (above z_min) while carrying between pick and place
+
+    def __post_init__(self) -> None:
+        for name in ("approach_height", "descent_step", "max_overshoot", "travel_height"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"PrimitiveConfig.{name} must be positive, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class PrimitiveResult:
+    success: bool
+    reason: str  # empty on success
+    stage: str  # the stage reached (where it failed, or "retreat" when done)
+    picked: Optional[int] = None  # body id that was attached, if any
+
+
+class _Canceled(Exception):
+    pass
+
+
+def pick_place(
+    robot: Robot,
+    suction: Suction,
+    pick: Pose,
+    place: Pose,
+    z_floor: float,
+    config: PrimitiveConfig = PrimitiveConfig(),
+    on_stage: Callable[[str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    settle: Callable[[], None] | None = None,
+) -> PrimitiveResult:
+    """Run a suction pick-and-place; never raises for unreachable poses or misses (see the result)."""
+    stage = "approach"
+
+    def enter(name: str) -> None:
+        nonlocal stage
+        stage = name
+        if on_stage is not None:
+            on_stage(name)
+
+    def check_cancel() -> None:
+        if should_cancel is not None and should_cancel():
+            raise _Canceled()
+
+    def move(pos, yaw, until=None) -> tuple[bool, str]:
+        check_cancel()
+        return robot.movep(tuple(float(c) for c in pos), tool_orientation(yaw), until)
+
+    def descend(start: np.ndarray, stop_z: float, yaw: float) -> tuple[bool, str]:
+        """Lower from ``start`` until contact; (touched, reason)."""
+        target = start.copy()
+        while True:
+            if suction.detect_contact():
+                return True, ""
+            if target[2] <= stop_z:
+                return False, "no contact"
+            target[2] = max(target[2] - config.descent_step, stop_z)
+            ok, reason = move(target, yaw, suction.detect_contact)
+            if not ok:
+                return False, reason
+
+    pick_pos = np.array(pick.position, dtype=np.float64)
+    place_pos = np.array(place.position, dtype=np.float64)
+    pick_yaw, place_yaw = pick.yaw, place.yaw
+    above_pick = pick_pos + [0.0, 0.0, config.approach_height]
+    above_place = place_pos + [0.0, 0.0, config.approach_height]
+    travel = z_floor + config.travel_height
+    try:
+        enter("approach")
+        # Check both ends first, so an unreachable place does not leave an object dangling.
+        for name, pos, yaw in (("pick", pick_pos, pick_yaw), ("place", place_pos, place_yaw)):
+            solution, reason = robot.solve_ik(tuple(pos), tool_orientation(yaw))
+            if solution is None:
+                return PrimitiveResult(False, f"{name} pose {reason}", stage)
+        ok, reason = move(above_pick, pick_yaw)
+        if not ok:
+            return PrimitiveResult(False, reason, stage)
+        enter("grasp")
+        touched, reason = descend(above_pick, max(pick_pos[2] - config.max_overshoot, z_floor - 0.01), pick_yaw)
+        held = suction.activate() if touched else None
+        enter("lift")
+        tip = robot.tip_pose()[0]
+        ok, lift_reason = move(np.array([tip[0], tip[1], max(above_pick[2], travel)]), pick_yaw)
+        if held is None:
+            why = reason if not touched else "touched nothing pickable"
+            return PrimitiveResult(False, f"pick failed: {why}", stage)
+        if not ok:
+            suction.release()
+            return PrimitiveResult(False, lift_reason, stage, held)
+        enter("move")
+        ok, reason = move(np.array([above_place[0], above_place[1], max(above_place[2], travel)]), place_yaw)
+        if ok:
+            ok, reason = move(above_place, place_yaw)
+        if not ok:
+            suction.release()
+            return PrimitiveResult(False, reason, stage, held)
+        if suction.held is None:
+            return PrimitiveResult(False, "object lost while carrying", stage, held)
+        enter("release")
+        touched, reason = descend(above_place, max(place_pos[2] - config.max_overshoot, z_floor - 0.01), place_yaw)
+        suction.release()
+        if settle is not None:
+            settle()
+        enter("retreat")
+        tip = robot.tip_pose()[0]
+        ok, retreat_reason = move(np.array([tip[0], tip[1], above_place[2]]), place_yaw)
+        if not touched:
+            return PrimitiveResult(False, f"place: {reason}", stage, held)
+        if not ok:
+            return PrimitiveResult(False, retreat_reason, stage, held)
+        return PrimitiveResult(True, "", stage, held)
+    except _Canceled:
+        suction.release()
+        return PrimitiveResult(False, "canceled", stage)
