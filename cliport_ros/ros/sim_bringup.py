@@ -80,16 +80,9 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init(context=context)
     rig = load_camera_rig()
     first_seed = args.seed if args.seed is not None else seed_for(args.split, 0)
-    try:
-        sim = SimNode(context=context, parameter_overrides=[
-            Parameter("task", value=args.task), Parameter("split", value=args.split),
-            Parameter("robot", value=args.robot), Parameter("renderer", value=args.renderer),
-            Parameter("camera_rate", value=0.0), Parameter("publish_instructions", value=not args.serve),
-            Parameter("seed", value=first_seed if args.serve else -1)])
-    except (ValueError, KeyError) as exc:
-        print(json.dumps({"error": f"simulator: {exc}"}))
-        rclpy.try_shutdown(context=context)
-        return 2
+    # The policy (torch, open_clip) is loaded before the simulator: Mesa's EGL renderer and triton (imported
+    # by torchvision through torch._dynamo) each bring an LLVM, and importing triton after EGL has loaded
+    # crashes the process.
     agent = CliportNode(context=context, parameter_overrides=[
         Parameter("checkpoint", value=args.checkpoint), Parameter("device", value=args.device),
         Parameter("camera_names", value=rig.names), Parameter("camera_namespaces", value=[f"/{n}" for n in rig.names]),
@@ -98,9 +91,20 @@ def run(args: argparse.Namespace) -> int:
 
     if agent.trigger_configure() != TransitionCallbackReturn.SUCCESS:
         print(json.dumps({"error": agent.last_error}))
-        sim.destroy_node()
+        agent.destroy_node()
         rclpy.try_shutdown(context=context)
         return 1
+    try:
+        sim = SimNode(context=context, parameter_overrides=[
+            Parameter("task", value=args.task), Parameter("split", value=args.split),
+            Parameter("robot", value=args.robot), Parameter("renderer", value=args.renderer),
+            Parameter("camera_rate", value=0.0), Parameter("publish_instructions", value=not args.serve),
+            Parameter("seed", value=first_seed if args.serve else -1)])
+    except (ValueError, KeyError) as exc:
+        print(json.dumps({"error": f"simulator: {exc}"}))
+        agent.destroy_node()
+        rclpy.try_shutdown(context=context)
+        return 2
     agent.trigger_activate()
     driver = Node("cliport_sim_driver", context=context)
     recorder = Recorder(driver, Path(args.record)) if args.record else None
@@ -172,8 +176,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        # Order matters: no new work, then no spinning, then the simulator, then the nodes and the context.
         agent.stop_worker()
         executor.shutdown()
+        spinner.join(timeout=10)
+        sim.close()
         for node in (sim, agent, driver):
             node.destroy_node()
         rclpy.try_shutdown(context=context)

@@ -7,14 +7,16 @@ Publishes each simulated camera like realsense2_camera (``<camera>/color/image_r
 ROS as the paper evaluates. With ``publish_instructions`` it also issues each step's instruction on
 ``/cliport/instruction``, playing the evaluator.
 
-PyBullet is not thread-safe: every simulator call holds ``self._sim_lock``.
+PyBullet is not thread-safe, and its EGL renderer's context belongs to the thread that created it: the
+simulator lives on one thread of its own (``SimThread``), and ROS callbacks hand it work and wait.
 """
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -39,6 +41,43 @@ LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, relia
 SPLITS = ("train", "val", "test")
 
 
+T = TypeVar("T")
+
+
+class SimThread:
+    """Runs every call on one dedicated thread; ``call`` blocks the caller until its function has run."""
+
+    def __init__(self) -> None:
+        self._jobs: "queue.Queue[Optional[tuple[Callable[[], Any], queue.Queue]]]" = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="pybullet", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, reply = job
+            try:
+                reply.put((True, fn()))
+            except BaseException as exc:  # handed back to the caller, raised there
+                reply.put((False, exc))
+
+    def call(self, fn: Callable[[], T]) -> T:
+        if threading.current_thread() is self._thread:
+            return fn()
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self._jobs.put((fn, reply))
+        ok, value = reply.get()
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+
 def make_environment(task: str, robot: str, renderer: str, cameras_file: str) -> Any:
     """The real simulator (imported here so that the module loads without pybullet for --help)."""
     from cliport_ros.perception.camera import load_camera_rig
@@ -61,9 +100,10 @@ class SimNode(Node):
             raise ValueError(f"parameter split must be one of {SPLITS}, got {self.p('split')!r}")
         if self.p("robot") not in ("ur5", "panda"):
             raise ValueError(f"parameter robot must be 'ur5' or 'panda', got {self.p('robot')!r}")
-        self._sim_lock = threading.RLock()
+        self.sim = SimThread()
         self._environment_factory = environment_factory
-        self.env = environment_factory(self.p("task"), self.p("robot"), self.p("renderer"), self.p("cameras_file"))
+        self.env = self.sim.call(lambda: environment_factory(self.p("task"), self.p("robot"), self.p("renderer"),
+                                                             self.p("cameras_file")))
         self.split = self.p("split")
         self.seed: Optional[int] = None
         self.executing = threading.Event()
@@ -105,21 +145,23 @@ class SimNode(Node):
             return False, f"split must be one of {SPLITS}, got {split!r}", ""
         if self.executing.is_set():
             return False, "cannot reset while a pick-and-place is executing", ""
-        with self._sim_lock:
-            try:
-                if task and task != self.env.task_key:
-                    # Build the new world before closing the old one, so a bad task key leaves the bridge usable.
-                    new_env = self._environment_factory(task, self.p("robot"), self.p("renderer"),
-                                                        self.p("cameras_file"))
-                    self.env.close()
-                    self.env = new_env
-                observation = self.env.reset(seed=seed, split=split)
-            except (ValueError, KeyError) as exc:
-                return False, f"reset failed: {exc}", ""
-            self.split, self.seed = split, seed
+
+        def do_reset():
+            if task and task != self.env.task_key:
+                # Build the new world before closing the old one, so a bad task key leaves the bridge usable.
+                new_env = self._environment_factory(task, self.p("robot"), self.p("renderer"), self.p("cameras_file"))
+                self.env.close()
+                self.env = new_env
+            return self.env.reset(seed=seed, split=split)
+
+        try:
+            observation = self.sim.call(do_reset)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            return False, f"reset failed: {exc}", ""
+        self.split, self.seed = split, seed
         self.publish_status()
         self.publish_cameras()
-        self._issue_instruction()
+        self._issue_instruction(observation.instruction)
         return True, f"reset {self.env.task_key} {split} seed {seed}", observation.instruction
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
@@ -129,29 +171,34 @@ class SimNode(Node):
         return response
 
     def status(self) -> TaskStatus:
-        with self._sim_lock:
+        def read() -> TaskStatus:
+            started = self.seed is not None
             return TaskStatus(
                 header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p("base_frame")),
-                task=self.env.task_key, split=self.split, seed=-1 if self.seed is None else self.seed,
-                instruction=self.env.instruction if self.seed is not None else "",
-                step=self.env.step_count if self.seed is not None else 0, max_steps=self.env.max_steps,
-                score=float(self.env.score) if self.seed is not None else 0.0,
-                done=bool(self.env.done) if self.seed is not None else False)
+                task=self.env.task_key, split=self.split, seed=self.seed if started else -1,
+                instruction=self.env.instruction if started else "", step=self.env.step_count if started else 0,
+                max_steps=self.env.max_steps, score=float(self.env.score) if started else 0.0,
+                done=bool(self.env.done) if started else False)
+
+        return self.sim.call(read)
 
     def publish_status(self) -> None:
         self.status_pub.publish(self.status())
 
-    def _issue_instruction(self) -> None:
-        if self.p("publish_instructions") and self.seed is not None and not self.env.done:
-            self.instruction_pub.publish(String(data=self.env.instruction))
+    def _issue_instruction(self, instruction: str) -> None:
+        if self.p("publish_instructions"):
+            self.instruction_pub.publish(String(data=instruction))
+
+    def close(self) -> None:
+        """Close the simulator and stop its thread."""
+        self.sim.call(self.env.close)
+        self.sim.stop()
 
     # ----- sensors ----------------------------------------------------------------------------------------
-    def publish_cameras(self) -> None:
-        if self.seed is None or self.executing.is_set():
+    def publish_cameras(self, during_execution: bool = False) -> None:
+        if self.seed is None or (self.executing.is_set() and not during_execution):
             return  # no scene yet; during motion the images would show the arm mid-air
-        with self._sim_lock:
-            images = self.env.render()
-            names, positions = self.env.joint_state()
+        images, (names, positions) = self.sim.call(lambda: (self.env.render(), self.env.joint_state()))
         stamp = self.get_clock().now().to_msg()
         for image in images:
             if image.name not in self._camera_pubs:
@@ -193,17 +240,20 @@ class SimNode(Node):
 
         self.executing.set()
         try:
-            with self._sim_lock:
-                step = self.env.step(decision, on_stage=on_stage,
-                                     should_cancel=lambda: goal_handle.is_cancel_requested)
+            step = self.sim.call(lambda: self.env.step(decision, on_stage=on_stage,
+                                                       should_cancel=lambda: goal_handle.is_cancel_requested))
         except Exception as exc:  # the bridge stays up; the result says what broke
             self.executing.clear()
             goal_handle.abort()
             result.error_code, result.message = ExecutePickPlace.Result.INTERNAL_ERROR, f"simulator error: {exc}"
             return result
+        # Fresh images first, then the next instruction, and only then the status that may say "done": an
+        # evaluator that resets on "done" must not find a half-finished step (or get a stale instruction).
+        self.publish_cameras(during_execution=True)
+        if not step.done and not goal_handle.is_cancel_requested:
+            self._issue_instruction(step.observation.instruction)
         self.executing.clear()
         self.publish_status()
-        self.publish_cameras()
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
             result.error_code, result.message = ExecutePickPlace.Result.CANCELED, step.message or "canceled"
@@ -216,7 +266,6 @@ class SimNode(Node):
         else:
             goal_handle.abort()
             result.error_code = _failure_code(step.message)
-        self._issue_instruction()
         return result
 
 
@@ -249,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         executor.shutdown()
+        node.close()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
