@@ -1,0 +1,125 @@
+"""The simulation bridge over real rclpy: RealSense-shaped camera topics, ExecutePickPlace, episodes."""
+
+from __future__ import annotations
+
+import pytest
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, JointState
+
+from cliport_ros.action import ExecutePickPlace
+from cliport_ros.msg import TaskStatus
+from cliport_ros.ros.conversions import pick_place_to_msg
+from cliport_ros.ros.sim_node import LATCHED, SimNode
+from cliport_ros.srv import ResetEpisode
+from conftest import spin_until
+from test_ros_interfaces import run_action
+
+TASK = "put-block-in-bowl-seen-colors"
+
+
+@pytest.fixture(scope="module")
+def environment():
+    from cliport_ros.sim import SimEnvironment
+
+    env = SimEnvironment(TASK, renderer="tiny")
+    yield env
+    env.close()
+
+
+def only_the_test_task(environment):
+    """An environment factory that hands out the module's environment and refuses other tasks."""
+    def make(task, *args):
+        if task != TASK:
+            raise ValueError(f"unknown task {task!r}")
+        return environment
+    return make
+
+
+@pytest.fixture
+def bridge(ros_context, environment):
+    node = SimNode(context=ros_context, environment_factory=only_the_test_task(environment), parameter_overrides=[
+        Parameter("task", value=TASK), Parameter("split", value="test"), Parameter("seed", value=10001),
+        Parameter("camera_rate", value=0.0)])
+    client = Node("sim_client", context=ros_context)
+    executor = MultiThreadedExecutor(num_threads=4, context=ros_context)
+    executor.add_node(node)
+    executor.add_node(client)
+    yield node, client, executor
+    executor.shutdown()
+    node.sim.stop()  # the environment itself is the module's
+
+
+def test_cameras_joint_states_and_status_look_like_a_real_cell(bridge):
+    node, client, executor = bridge
+    got = {}
+    for cam in ("front", "left", "right"):
+        client.create_subscription(Image, f"/{cam}/color/image_raw", lambda m, c=cam: got.setdefault((c, "rgb"), m),
+                                   qos_profile_sensor_data)
+        client.create_subscription(Image, f"/{cam}/aligned_depth_to_color/image_raw",
+                                   lambda m, c=cam: got.setdefault((c, "depth"), m), qos_profile_sensor_data)
+        client.create_subscription(CameraInfo, f"/{cam}/color/camera_info",
+                                   lambda m, c=cam: got.setdefault((c, "info"), m), qos_profile_sensor_data)
+    client.create_subscription(JointState, "/joint_states", lambda m: got.setdefault("joints", m), 10)
+    client.create_subscription(TaskStatus, "/sim/task_status", lambda m: got.setdefault("status", m), LATCHED)
+    assert spin_until(executor, lambda: (node.publish_cameras(), len(got) == 11)[1], 30), sorted(map(str, got))
+    rgb, depth, info = got[("front", "rgb")], got[("front", "depth")], got[("front", "info")]
+    assert (rgb.encoding, rgb.width, rgb.height) == ("rgb8", 640, 480)
+    assert (depth.encoding, depth.width, depth.height) == ("32FC1", 640, 480)
+    assert rgb.header.stamp == depth.header.stamp and rgb.header.frame_id == "front_color_optical_frame"
+    assert list(info.k) == [450.0, 0.0, 320.0, 0.0, 450.0, 240.0, 0.0, 0.0, 1.0]
+    assert len(got["joints"].name) == len(got["joints"].position) >= 6
+    status = got["status"]
+    assert (status.task, status.split, status.seed, status.step, status.done) == (TASK, "test", 10001, 0, False)
+    assert status.instruction.startswith("put the ") and status.max_steps >= 2
+
+
+def test_execute_pick_place_runs_the_oracle_action_and_scores(bridge, environment):
+    node, client, executor = bridge
+    statuses = []
+    client.create_subscription(TaskStatus, "/sim/task_status", statuses.append, LATCHED)
+    action = ActionClient(client, ExecutePickPlace, "execute_pick_place")
+    goal = ExecutePickPlace.Goal(pick_place=pick_place_to_msg(environment.oracle()))
+    status, result, feedback = run_action(executor, action, goal, timeout=120, expect_feedback=6)
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    assert result.success and result.error_code == ExecutePickPlace.Result.SUCCESS
+    assert [f.stage_name for f in feedback] == ["approach", "grasp", "lift", "move", "release", "retreat"]
+    assert spin_until(executor, lambda: statuses and statuses[-1].step == 1, 10)
+    assert statuses[-1].score > 0
+
+
+def test_bad_goals_are_refused_before_anything_moves(bridge, environment):
+    node, client, executor = bridge
+    action = ActionClient(client, ExecutePickPlace, "execute_pick_place")
+    msg = pick_place_to_msg(environment.oracle())
+    msg.header.frame_id = "world"
+    status, result, feedback = run_action(executor, action, ExecutePickPlace.Goal(pick_place=msg), expect_feedback=0)
+    assert status == GoalStatus.STATUS_ABORTED and result.error_code == ExecutePickPlace.Result.INVALID_GOAL
+    assert "poses are in 'world'; this arm takes 'base_link'" in result.message and not feedback
+    msg.header.frame_id = "base_link"
+    msg.pick.orientation.w = float("nan")
+    status, result, _ = run_action(executor, action, ExecutePickPlace.Goal(pick_place=msg), expect_feedback=0)
+    assert result.error_code == ExecutePickPlace.Result.INVALID_GOAL and "pose invalid" in result.message
+
+
+def test_reset_service(bridge):
+    node, client, executor = bridge
+    service = client.create_client(ResetEpisode, "/sim/reset_episode")
+    assert service.wait_for_service(timeout_sec=10)
+    future = service.call_async(ResetEpisode.Request(task="", split="val", seed=3))
+    assert spin_until(executor, future.done, 60)
+    assert future.result().success and future.result().instruction.startswith("put the ")
+    assert node.status().seed == 3 and node.status().split == "val"
+    future = service.call_async(ResetEpisode.Request(task="", split="holdout", seed=3))
+    assert spin_until(executor, future.done, 60)
+    assert not future.result().success and "split must be one of" in future.result().message
+    future = service.call_async(ResetEpisode.Request(task="no-such-task", split="val", seed=3))
+    assert spin_until(executor, future.done, 60)
+    assert not future.result().success and "reset failed" in future.result().message
+    assert node.env.task_key == TASK  # still usable
+    future = service.call_async(ResetEpisode.Request(task=TASK, split="test", seed=10003))
+    assert spin_until(executor, future.done, 60) and future.result().success
