@@ -13,10 +13,10 @@ def _marked(shape=(320, 160)):
     height = np.zeros(shape, np.float32)
     pick, place = (60, 40), (250, 120)
     # 3x3 marks: nearest-neighbour warping may shift a single pixel's image by one
-    colour[pick[0] - 1:pick[0] + 2, pick[1] - 1:pick[1] + 2] = (255, 0, 0)
-    colour[place[0] - 1:place[0] + 2, place[1] - 1:place[1] + 2] = (0, 255, 0)
-    height[pick[0] - 1:pick[0] + 2, pick[1] - 1:pick[1] + 2] = 0.05
-    height[place[0] - 1:place[0] + 2, place[1] - 1:place[1] + 2] = 0.02
+    colour[pick[0] - 1 : pick[0] + 2, pick[1] - 1 : pick[1] + 2] = (255, 0, 0)
+    colour[place[0] - 1 : place[0] + 2, place[1] - 1 : place[1] + 2] = (0, 255, 0)
+    height[pick[0] - 1 : pick[0] + 2, pick[1] - 1 : pick[1] + 2] = 0.05
+    height[place[0] - 1 : place[0] + 2, place[1] - 1 : place[1] + 2] = 0.02
     return colour, height, pick, place
 
 
@@ -57,7 +57,9 @@ def test_spread_of_the_random_transforms():
 
 def test_unplaceable_labels_fall_back_to_identity_and_bad_labels_are_rejected():
     colour, height, pick, place = _marked()
-    aug = perturb(colour, height, (0, 0), (319, 159), np.random.default_rng(2), translation_std=500.0, max_tries=3)
+    aug = perturb(
+        colour, height, (0, 0), (319, 159), np.random.default_rng(2), translation_std=500.0, max_tries=3
+    )
     assert aug.angle == 0.0 and aug.pick_pixel == (0, 0) and np.array_equal(aug.colour, colour)
     with pytest.raises(ValueError, match="outside the \\(320, 160\\) image"):
         perturb(colour, height, (320, 0), place, np.random.default_rng(0))

@@ -69,7 +69,9 @@ def test_logit_shapes_for_a_batch(policy):
 
 def test_bad_inputs_are_rejected(policy):
     with pytest.raises(ValueError, match="workspace grid is \\(80, 40\\)"):
-        policy.act(SimpleNamespace(colour=np.zeros((320, 160, 3), np.uint8), height=np.zeros((320, 160))), "x")
+        policy.act(
+            SimpleNamespace(colour=np.zeros((320, 160, 3), np.uint8), height=np.zeros((320, 160))), "x"
+        )
     with pytest.raises(ValueError, match="instruction must be a non-empty string"):
         policy.act(random_view(), "  ")
     with pytest.raises(ValueError, match="device must be one of"):
@@ -138,12 +140,20 @@ def test_clip_from_a_local_file_is_loaded_and_frozen(tmp_path):
     # a full open_clip state dict (attention pool included), as open_clip writes one
     source = CLIP(
         embed_dim=cfg.clip_embed_dim,
-        vision_cfg=CLIPVisionCfg(layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224),
-        text_cfg=CLIPTextCfg(context_length=cfg.clip_context_length, width=cfg.clip_text_width,
-                             heads=cfg.clip_text_heads, layers=cfg.clip_text_layers),
+        vision_cfg=CLIPVisionCfg(
+            layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224
+        ),
+        text_cfg=CLIPTextCfg(
+            context_length=cfg.clip_context_length,
+            width=cfg.clip_text_width,
+            heads=cfg.clip_text_heads,
+            layers=cfg.clip_text_layers,
+        ),
     )
     torch.save(source.state_dict(), tmp_path / "clip.pt")
-    policy = Policy(small_cfg(clip_weights=str(tmp_path / "clip.pt"), clip_trainable=False), workspace=WS, device="cpu")
+    policy = Policy(
+        small_cfg(clip_weights=str(tmp_path / "clip.pt"), clip_trainable=False), workspace=WS, device="cpu"
+    )
     loaded = policy.model.clip.clip.state_dict()
     for key, value in source.state_dict().items():
         if not key.startswith("visual.attnpool"):

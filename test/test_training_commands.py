@@ -1,7 +1,6 @@
 """The train / eval / bench commands: arguments, the bench's JSON line, the recorded decision panel."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,8 +12,24 @@ from cliport_ros.types import PickPlace, Pose
 
 
 def test_bench_prints_one_json_line(capsys):
-    assert main(["bench", "--config", "tiny", "--device", "cpu", "--threads", "1", "--repeats", "2",
-                 "--warmup", "1"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--config",
+                "tiny",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--repeats",
+                "2",
+                "--warmup",
+                "1",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert result["config"] == "tiny" and result["threads"] == 1 and result["image"] == [320, 160]
@@ -44,7 +59,9 @@ def test_decision_panel_marks_the_choice():
     height = np.zeros((32, 16), np.float32)
     pick = np.zeros((32, 16), np.float32)
     pick[5, 6] = 1.0
-    out = PolicyOutput(PickPlace(Pose((0.3, 0, 0)), Pose((0.4, 0, 0))), pick, pick.copy(), (5, 6), (20, 10), 0.0, 0)
+    out = PolicyOutput(
+        PickPlace(Pose((0.3, 0, 0)), Pose((0.4, 0, 0))), pick, pick.copy(), (5, 6), (20, 10), 0.0, 0
+    )
     panel = decision_panel(colour, height, out)
     assert panel.shape == (32, 4 * 16 + 3 * 4, 3)
     assert panel[:, :16].any()  # the markers are drawn on the colour panel
@@ -57,8 +74,27 @@ def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
 
     torch.manual_seed(0)
     Policy(ModelConfig.named("tiny"), device="cpu").save(tmp_path / "ckpt")
-    assert main(["eval", "put-block-in-bowl-seen-colors", "--checkpoint", str(tmp_path / "ckpt"), "--split", "val",
-                 "--n", "1", "--seed-start", "2", "--threads", "1", "--record", str(tmp_path / "rec")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "put-block-in-bowl-seen-colors",
+                "--checkpoint",
+                str(tmp_path / "ckpt"),
+                "--split",
+                "val",
+                "--n",
+                "1",
+                "--seed-start",
+                "2",
+                "--threads",
+                "1",
+                "--record",
+                str(tmp_path / "rec"),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:5] == ["episode", "seed", "steps", "score", "success"]
     row = lines[1].split()

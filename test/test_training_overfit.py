@@ -20,16 +20,19 @@ def scene(pick, place, yaw) -> TrainSample:
     """A red 3x3 block at ``pick`` and a green 7x7 bowl (grey centre) at ``place`` on a grey table."""
     colour = np.full((*WS.shape, 3), 60, np.uint8)
     height = np.zeros(WS.shape, np.float32)
-    colour[pick[0] - 1:pick[0] + 2, pick[1] - 1:pick[1] + 2] = (220, 30, 30)
-    height[pick[0] - 1:pick[0] + 2, pick[1] - 1:pick[1] + 2] = 0.04
-    colour[place[0] - 3:place[0] + 4, place[1] - 3:place[1] + 4] = (30, 200, 30)
-    colour[place[0] - 1:place[0] + 2, place[1] - 1:place[1] + 2] = (60, 60, 60)
-    height[place[0] - 3:place[0] + 4, place[1] - 3:place[1] + 4] = 0.02
+    colour[pick[0] - 1 : pick[0] + 2, pick[1] - 1 : pick[1] + 2] = (220, 30, 30)
+    height[pick[0] - 1 : pick[0] + 2, pick[1] - 1 : pick[1] + 2] = 0.04
+    colour[place[0] - 3 : place[0] + 4, place[1] - 3 : place[1] + 4] = (30, 200, 30)
+    colour[place[0] - 1 : place[0] + 2, place[1] - 1 : place[1] + 2] = (60, 60, 60)
+    height[place[0] - 3 : place[0] + 4, place[1] - 3 : place[1] + 4] = 0.02
     return TrainSample(colour, height, INSTRUCTION, pick, place, yaw, task="synthetic")
 
 
-DEMOS = [scene((8, 5), (30, 15), 0.0), scene((25, 15), (10, 6), math.radians(90)),
-         scene((35, 4), (15, 14), math.radians(-60))]
+DEMOS = [
+    scene((8, 5), (30, 15), 0.0),
+    scene((25, 15), (10, 6), math.radians(90)),
+    scene((35, 4), (15, 14), math.radians(-60)),
+]
 
 
 def small_policy(seed: int = 0) -> Policy:
@@ -58,8 +61,17 @@ def test_policy_overfits_a_handful_of_demos():
 def test_training_run_resumes_exactly(tmp_path):
     torch.set_num_threads(1)
     demos = {"synthetic": [[d] for d in DEMOS]}
-    common = dict(tasks=("synthetic",), model="tiny", model_overrides={"crop_size": 32, "n_rotations": 12},
-                  steps=6, log_every=2, save_every=3, val_every=0, device="cpu", seed=5)
+    common = dict(
+        tasks=("synthetic",),
+        model="tiny",
+        model_overrides={"crop_size": 32, "n_rotations": 12},
+        steps=6,
+        log_every=2,
+        save_every=3,
+        val_every=0,
+        device="cpu",
+        seed=5,
+    )
     straight = train(TrainConfig(out=str(tmp_path / "a"), **common), demos, progress=False, workspace=WS)
     assert straight["steps"] == 6 and not straight["resumed"]
     # the same run stopped after 3 steps, then resumed to 6
@@ -69,8 +81,8 @@ def test_training_run_resumes_exactly(tmp_path):
     a = Policy.load(tmp_path / "a" / "last", device="cpu").model.state_dict()
     b = Policy.load(tmp_path / "b" / "last", device="cpu").model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    lines = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines] == [2, 4, 6] and all(l["pick_loss"] > 0 for l in lines)
+    lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4, 6] and all(x["pick_loss"] > 0 for x in lines)
     assert (tmp_path / "a" / "best" / "model.safetensors").is_file()
     assert any((tmp_path / "a" / "tb").iterdir())
 
@@ -93,14 +105,39 @@ def test_train_command_reads_demos_from_disk(tmp_path, capsys):
 
     task = "put-block-in-bowl-seen-colors"
     for seed, demo in zip((0, 2), DEMOS[:2]):
-        step = Step(demo.colour, demo.height, demo.instruction,
-                    Pose.from_xyz_yaw(WS.pixel_to_xyz(demo.pick_pixel)),
-                    Pose.from_xyz_yaw(WS.pixel_to_xyz(demo.place_pixel), demo.place_yaw),
-                    demo.pick_pixel, demo.place_pixel, 1.0)
+        step = Step(
+            demo.colour,
+            demo.height,
+            demo.instruction,
+            Pose.from_xyz_yaw(WS.pixel_to_xyz(demo.pick_pixel)),
+            Pose.from_xyz_yaw(WS.pixel_to_xyz(demo.place_pixel), demo.place_yaw),
+            demo.pick_pixel,
+            demo.place_pixel,
+            1.0,
+        )
         write_episode(Episode(task, "train", seed, 100.0, (step,), WS), tmp_path / "data")
-    argv = ["train", "--task", task, "--data", str(tmp_path / "data"), "--n-demos", "2", "--steps", "2",
-            "--out", str(tmp_path / "run"), "--val-every", "0", "--log-every", "1", "--threads", "1",
-            "--no-progress", "--device", "cpu"]
+    argv = [
+        "train",
+        "--task",
+        task,
+        "--data",
+        str(tmp_path / "data"),
+        "--n-demos",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+        "--val-every",
+        "0",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 2 and not summary["resumed"]

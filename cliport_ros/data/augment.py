@@ -32,7 +32,7 @@ class Augmented:
 
 
 def se2_matrix(shape: tuple[int, int], angle: float, translation: tuple[float, float]) -> np.ndarray:
-    """2x3 affine map of (col, row): rotate by ``angle`` about the image centre, then shift by (d_row, d_col)."""
+    """2x3 affine map of (col, row): rotate by ``angle`` about the centre, then shift (d_row, d_col)."""
     rows, cols = shape
     centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
     c, s = math.cos(angle), math.sin(angle)
@@ -52,8 +52,9 @@ def apply_se2(colour: np.ndarray, height: np.ndarray, matrix: np.ndarray) -> tup
     rows, cols = height.shape
     flags = cv2.INTER_NEAREST
     out_c = cv2.warpAffine(np.ascontiguousarray(colour), matrix, (cols, rows), flags=flags, borderValue=0)
-    out_h = cv2.warpAffine(np.ascontiguousarray(height, dtype=np.float32), matrix, (cols, rows), flags=flags,
-                           borderValue=0)
+    out_h = cv2.warpAffine(
+        np.ascontiguousarray(height, dtype=np.float32), matrix, (cols, rows), flags=flags, borderValue=0
+    )
     return out_c, out_h
 
 
@@ -71,7 +72,9 @@ def perturb(
     colour = np.asarray(colour)
     height = np.asarray(height)
     if colour.shape[:2] != height.shape or colour.ndim != 3:
-        raise ValueError(f"need colour (rows, cols, 3) and height (rows, cols), got {colour.shape} and {height.shape}")
+        raise ValueError(
+            f"need colour (rows, cols, 3) and height (rows, cols), got {colour.shape} and {height.shape}"
+        )
     if rotation_std < 0 or translation_std < 0 or max_tries < 1:
         raise ValueError("rotation_std and translation_std must be >= 0 and max_tries >= 1")
     shape = height.shape

@@ -28,4 +28,4 @@ class Attention(nn.Module):
             top, left = (side - h) // 2, (side - w) // 2
             image = F.pad(image, (left, side - w - left, top, side - h - top))
         logits = self.net(image, text)[:, 0]
-        return logits[:, top:top + h, left:left + w]
+        return logits[:, top : top + h, left : left + w]

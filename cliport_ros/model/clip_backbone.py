@@ -28,7 +28,8 @@ class ClipWeightsUnavailable(RuntimeError):
 
 def _alternatives(arch: str) -> str:
     return (
-        f"alternatives: clip_weights=<path to a local open_clip {arch} state dict (.bin, .pt or .safetensors)>, "
+        f"alternatives: clip_weights=<path to a local open_clip {arch} state dict (.bin, .pt or "
+        ".safetensors)>, "
         "or clip_weights='none' (random initialisation, for training from scratch, e.g. the 'tiny' config)"
     )
 
@@ -51,7 +52,7 @@ def _host_reachable(host: str, port: int = 443, timeout: float = HUB_PROBE_TIMEO
 
 
 def resolve_openai_weights(arch: str) -> str:
-    """Local path of open_clip's ``openai`` weights for ``arch``: from the cache, else downloaded; never hangs."""
+    """Local path of open_clip's ``openai`` weights for ``arch``: cached, else downloaded; never hangs."""
     import open_clip
 
     cfg = open_clip.pretrained.get_pretrained_cfg(arch, "openai")
@@ -74,7 +75,9 @@ def resolve_openai_weights(arch: str) -> str:
     if offline:
         reason = "HF_HUB_OFFLINE is set and the weights are not in the local cache"
     elif not _host_reachable(endpoint.hostname or "huggingface.co", endpoint.port or 443):
-        reason = f"{endpoint.hostname} is unreachable (no internet?) and the weights are not in the local cache"
+        reason = (
+            f"{endpoint.hostname} is unreachable (no internet?) and the weights are not in the local cache"
+        )
     else:
         try:
             return open_clip.pretrained.download_pretrained(cfg)
@@ -95,11 +98,14 @@ def build_open_clip(cfg: ModelConfig) -> nn.Module:
         path = cfg.clip_weights
         if not Path(path).is_file():
             raise ValueError(
-                f"clip_weights {path!r} is neither 'openai', 'none' nor an existing file; {_alternatives(cfg.clip_arch)}"
+                f"clip_weights {path!r} is neither 'openai', 'none' nor an existing file; "
+                f"{_alternatives(cfg.clip_arch)}"
             )
     model = CLIP(
         embed_dim=cfg.clip_embed_dim,
-        vision_cfg=CLIPVisionCfg(layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224),
+        vision_cfg=CLIPVisionCfg(
+            layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224
+        ),
         text_cfg=CLIPTextCfg(
             context_length=cfg.clip_context_length,
             width=cfg.clip_text_width,
@@ -131,8 +137,12 @@ class ClipBackbone(nn.Module):
 
         self.cfg = cfg
         self.clip = build_open_clip(cfg)
-        self.register_buffer("mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
-        self.register_buffer("std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1) * 255.0, persistent=False
+        )
         self._tokenizer = open_clip.get_tokenizer("RN50", context_length=cfg.clip_context_length)
         self._text_cache: dict[str, torch.Tensor] = {}
         self.trainable = cfg.clip_trainable

@@ -74,53 +74,78 @@ class ModelConfig:
             raise ValueError("ModelConfig.name must be a non-empty string")
         if not isinstance(self.clip_weights, str) or not self.clip_weights:
             raise ValueError(
-                f"ModelConfig.clip_weights must be one of {CLIP_WEIGHT_SOURCES} or a file path, got {self.clip_weights!r}"
+                f"ModelConfig.clip_weights must be one of {CLIP_WEIGHT_SOURCES} or a file path, got "
+                f"{self.clip_weights!r}"
             )
         if self.clip_trainable and self.clip_weights != "none":
             raise ValueError(
-                f"ModelConfig.clip_trainable=True is allowed only with clip_weights='none' (a pretrained CLIP stays "
+                "ModelConfig.clip_trainable=True is allowed only with clip_weights='none' (a pretrained "
+                "CLIP stays "
                 f"frozen); got clip_weights={self.clip_weights!r}"
             )
         if self.clip_arch != "custom" and self.clip_arch not in OPENAI_ARCHS:
-            raise ValueError(f"ModelConfig.clip_arch must be one of {sorted(OPENAI_ARCHS)} or 'custom', got {self.clip_arch!r}")
+            raise ValueError(
+                f"ModelConfig.clip_arch must be one of {sorted(OPENAI_ARCHS)} or 'custom', got "
+                f"{self.clip_arch!r}"
+            )
         if self.clip_arch in OPENAI_ARCHS:
             for key, expected in OPENAI_ARCHS[self.clip_arch].items():
                 if getattr(self, key) != expected:
                     raise ValueError(
-                        f"ModelConfig.{key}={getattr(self, key)!r} does not match clip_arch={self.clip_arch!r} "
+                        f"ModelConfig.{key}={getattr(self, key)!r} does not match "
+                        f"clip_arch={self.clip_arch!r} "
                         f"(which needs {expected!r}); set clip_arch='custom' to change CLIP's sizes"
                     )
         if self.clip_weights == "openai" and self.clip_arch == "custom":
             raise ValueError(
-                f"clip_weights='openai' needs a released architecture (clip_arch one of {sorted(OPENAI_ARCHS)}); "
+                "clip_weights='openai' needs a released architecture (clip_arch one of "
+                f"{sorted(OPENAI_ARCHS)}); "
                 "a custom CLIP takes clip_weights='none' or a local file path"
             )
-        for name in ("clip_embed_dim", "clip_vision_width", "clip_text_width", "clip_text_heads",
-                     "clip_text_layers", "clip_context_length", "spatial_blocks", "n_rotations", "crop_size",
-                     "key_query_dim"):
+        for name in (
+            "clip_embed_dim",
+            "clip_vision_width",
+            "clip_text_width",
+            "clip_text_heads",
+            "clip_text_layers",
+            "clip_context_length",
+            "spatial_blocks",
+            "n_rotations",
+            "crop_size",
+            "key_query_dim",
+        ):
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
         if self.clip_vision_width % 2:
-            raise ValueError(f"ModelConfig.clip_vision_width must be even (the stem halves it), got {self.clip_vision_width}")
+            raise ValueError(
+                "ModelConfig.clip_vision_width must be even (the stem halves it), got "
+                f"{self.clip_vision_width}"
+            )
         if self.clip_text_width % self.clip_text_heads:
             raise ValueError(
                 f"ModelConfig.clip_text_width ({self.clip_text_width}) must be divisible by clip_text_heads "
                 f"({self.clip_text_heads})"
             )
         if self.clip_context_length < 8:
-            raise ValueError(f"ModelConfig.clip_context_length must be >= 8 tokens, got {self.clip_context_length}")
+            raise ValueError(
+                f"ModelConfig.clip_context_length must be >= 8 tokens, got {self.clip_context_length}"
+            )
         if 360 % self.n_rotations:
             raise ValueError(
-                f"ModelConfig.n_rotations must divide 360 so that the bins are whole degrees, got {self.n_rotations}"
+                "ModelConfig.n_rotations must divide 360 so that the bins are whole degrees, got "
+                f"{self.n_rotations}"
             )
         if self.crop_size % 32:
-            raise ValueError(f"ModelConfig.crop_size must be a multiple of 32 (CLIP's stride), got {self.crop_size}")
+            raise ValueError(
+                f"ModelConfig.crop_size must be a multiple of 32 (CLIP's stride), got {self.crop_size}"
+            )
         for name in ("spatial_encoder", "spatial_decoder", "semantic_decoder"):
             for c in getattr(self, name):
                 if c < 4 or c % 4:
                     raise ValueError(
-                        f"ModelConfig.{name} channels must be multiples of 4 and >= 4 (bottleneck blocks use a "
+                        f"ModelConfig.{name} channels must be multiples of 4 and >= 4 (bottleneck blocks "
+                        "use a "
                         f"quarter of the width), got {getattr(self, name)}"
                     )
         for name in ("clip_trainable", "clip_quick_gelu", "pick_pad_square"):
@@ -158,7 +183,10 @@ class ModelConfig:
     def replace(self, **changes: Any) -> "ModelConfig":
         unknown = set(changes) - set(self.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {sorted(unknown)}; allowed: {sorted(self.__dataclass_fields__)}")
+            raise ValueError(
+                f"unknown ModelConfig field(s) {sorted(unknown)}; allowed: "
+                f"{sorted(self.__dataclass_fields__)}"
+            )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

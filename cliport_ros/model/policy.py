@@ -73,12 +73,13 @@ class CLIPortModel(nn.Module):
 
 
 def image_tensor(colour: np.ndarray, height: np.ndarray) -> torch.Tensor:
-    """(rows, cols, 3) uint8 colour + (rows, cols) height (m) -> (1, 6, rows, cols) float32: RGB, height x3."""
+    """(rows, cols, 3) uint8 colour + (rows, cols) height (m) -> (1, 6, rows, cols) float32 RGB, height x3."""
     colour = np.asarray(colour)
     height = np.asarray(height, dtype=np.float32)
     if colour.ndim != 3 or colour.shape[2] != 3 or height.shape != colour.shape[:2]:
         raise ValueError(
-            f"need colour (rows, cols, 3) and height (rows, cols) of the same size, got {colour.shape} and {height.shape}"
+            f"need colour (rows, cols, 3) and height (rows, cols) of the same size, got {colour.shape} and "
+            f"{height.shape}"
         )
     rgb = torch.from_numpy(np.ascontiguousarray(colour, dtype=np.float32)).permute(2, 0, 1)
     h = torch.from_numpy(np.ascontiguousarray(height))[None].expand(3, -1, -1)
@@ -146,7 +147,9 @@ class Policy:
         model: CLIPortModel | None = None,
     ) -> None:
         if not isinstance(cfg, ModelConfig):
-            raise ValueError(f"Policy needs a ModelConfig (e.g. ModelConfig.named('tiny')), got {type(cfg).__name__}")
+            raise ValueError(
+                f"Policy needs a ModelConfig (e.g. ModelConfig.named('tiny')), got {type(cfg).__name__}"
+            )
         self.cfg = cfg
         self.workspace = workspace if workspace is not None else Workspace()
         self.device = _resolve_device(device)
@@ -157,19 +160,27 @@ class Policy:
 
     # ------------------------------------------------------------------ acting
     def _autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+        return torch.autocast(
+            device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
+        )
 
     def _check_view(self, colour: np.ndarray, height: np.ndarray) -> None:
-        if tuple(np.shape(colour)[:2]) != self.workspace.shape or tuple(np.shape(height)) != self.workspace.shape:
+        if (
+            tuple(np.shape(colour)[:2]) != self.workspace.shape
+            or tuple(np.shape(height)) != self.workspace.shape
+        ):
             raise ValueError(
-                f"view is {np.shape(colour)[:2]} (colour) / {np.shape(height)} (height) pixels but the policy's "
+                f"view is {np.shape(colour)[:2]} (colour) / {np.shape(height)} (height) pixels but the "
+                "policy's "
                 f"workspace grid is {self.workspace.shape}"
             )
 
     def act(self, view: Any, instruction: str) -> PolicyOutput:
-        """Decide one pick and place from a top-down view (``colour``, ``height`` attributes) and an instruction."""
+        """One pick and place from a top-down view (with ``colour`` and ``height``) and an instruction."""
         if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError("instruction must be a non-empty string, e.g. 'put the red blocks in a green bowl'")
+            raise ValueError(
+                "instruction must be a non-empty string, e.g. 'put the red blocks in a green bowl'"
+            )
         colour, height = view.colour, view.height
         self._check_view(colour, height)
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
@@ -216,7 +227,9 @@ class Policy:
             timings={"pick_ms": (t1 - t0) * 1e3, "place_ms": (t2 - t1) * 1e3, "total_ms": (t2 - t0) * 1e3},
         )
 
-    def act_from_images(self, images: Sequence[tuple[np.ndarray, np.ndarray, Any]], instruction: str) -> PolicyOutput:
+    def act_from_images(
+        self, images: Sequence[tuple[np.ndarray, np.ndarray, Any]], instruction: str
+    ) -> PolicyOutput:
         """Fuse calibrated RGB-D views ``(rgb, depth, CameraModel)`` into a top-down view, then ``act``."""
         from cliport_ros.perception.fusion import fuse_views
 
@@ -245,8 +258,10 @@ class Policy:
 
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
-                 for k, v in self.model.state_dict().items()}
+        state = {
+            k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+            for k, v in self.model.state_dict().items()
+        }
         meta = {**self.metadata, **(dict(metadata) if metadata else {})}
         config = {
             "format": CHECKPOINT_FORMAT,
@@ -286,7 +301,9 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, Workspace, dict, dic
 
     folder = Path(path)
     if folder.is_file():
-        raise CheckpointError(f"{folder} is a file; a checkpoint is a folder holding {WEIGHTS_FILE} and {CONFIG_FILE}")
+        raise CheckpointError(
+            f"{folder} is a file; a checkpoint is a folder holding {WEIGHTS_FILE} and {CONFIG_FILE}"
+        )
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {folder} does not exist")
     for name in (CONFIG_FILE, WEIGHTS_FILE):
@@ -298,11 +315,13 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, Workspace, dict, dic
         raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}") from exc
     if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{folder / CONFIG_FILE} is not a cliport_ros policy config (expected format {CHECKPOINT_FORMAT!r})"
+            f"{folder / CONFIG_FILE} is not a cliport_ros policy config (expected format "
+            f"{CHECKPOINT_FORMAT!r})"
         )
     if config.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(
-            f"checkpoint version {config.get('version')!r} is not supported (this code reads {CHECKPOINT_VERSION})"
+            f"checkpoint version {config.get('version')!r} is not supported (this code reads "
+            f"{CHECKPOINT_VERSION})"
         )
     try:
         cfg = ModelConfig.from_dict(config["model"])
@@ -321,8 +340,11 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str |
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in own if k in state and state[k].shape != own[k].shape]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or mismatched:
         parts = []
         if mismatched:

@@ -50,7 +50,9 @@ class Bottleneck(nn.Module):
 
 
 def _stage(c_in: int, c_out: int, blocks: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(Bottleneck(c_in, c_out, stride), *[Bottleneck(c_out, c_out) for _ in range(blocks - 1)])
+    return nn.Sequential(
+        Bottleneck(c_in, c_out, stride), *[Bottleneck(c_out, c_out) for _ in range(blocks - 1)]
+    )
 
 
 def _up_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -95,15 +97,17 @@ class SemanticStream(nn.Module):
         s4, s8, s16, s32 = cfg.clip_stage_channels
         self.bottleneck = nn.Conv2d(s32, c[0], 3, padding=1)
         # stride 16, 8, 4 stages take CLIP's skip features (concatenated after upsampling)
-        self.up = nn.ModuleList([
-            _conv_block(c[0] + s16, c[1]),
-            _conv_block(c[1] + s8, c[2]),
-            _conv_block(c[2] + s4, c[3]),
-            _conv_block(c[3], c[4]),  # stride 2
-            _conv_block(c[4], c[5]),  # stride 1
-            _conv_block(c[5], c[6]),  # stride 1
-            _conv_block(c[6], c[7]),  # stride 1
-        ])
+        self.up = nn.ModuleList(
+            [
+                _conv_block(c[0] + s16, c[1]),
+                _conv_block(c[1] + s8, c[2]),
+                _conv_block(c[2] + s4, c[3]),
+                _conv_block(c[3], c[4]),  # stride 2
+                _conv_block(c[4], c[5]),  # stride 1
+                _conv_block(c[5], c[6]),  # stride 1
+                _conv_block(c[6], c[7]),  # stride 1
+            ]
+        )
         self.upsample = (True, True, True, True, True, False, False)
         # language enters at the three layers after the bottleneck (strides 32, 16, 8)
         self.lang_proj = nn.ModuleList([nn.Linear(cfg.clip_embed_dim, c[i]) for i in range(3)])
@@ -112,7 +116,9 @@ class SemanticStream(nn.Module):
         self.lateral = nn.ModuleList([nn.Conv2d(c[i + 2] + lat[i], c[i + 2], 1) for i in range(6)])
         self.head = nn.Conv2d(c[-1], out_dim, 1)
 
-    def forward(self, clip_feats: list[torch.Tensor], text: torch.Tensor, laterals: list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, clip_feats: list[torch.Tensor], text: torch.Tensor, laterals: list[torch.Tensor]
+    ) -> torch.Tensor:
         f4, f8, f16, f32 = clip_feats
         skips = (f16, f8, f4, None, None, None, None)
 
@@ -163,7 +169,9 @@ class TwoStreamNet(nn.Module):
         # channels_last: several times faster for the narrow convolutions on CPU, and for tensor cores on GPU
         image = image.contiguous(memory_format=torch.channels_last)
         rgb = image[:, :3]
-        x = torch.cat([(rgb / 255.0 - COLOUR_MEAN) / COLOUR_STD, (image[:, 3:] - HEIGHT_MEAN) / HEIGHT_STD], dim=1)
+        x = torch.cat(
+            [(rgb / 255.0 - COLOUR_MEAN) / COLOUR_STD, (image[:, 3:] - HEIGHT_MEAN) / HEIGHT_STD], dim=1
+        )
         x = x.contiguous(memory_format=torch.channels_last)
         spatial_out, laterals = self.spatial(x)
         semantic_out = self.semantic(self._clip.image_features(rgb), text, laterals)

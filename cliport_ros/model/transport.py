@@ -52,8 +52,10 @@ def correlate_fft(key: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     return out[..., : wp - k + 1]
 
 
-def rotated_crops(padded: torch.Tensor, centres: torch.Tensor, size: int, angles: torch.Tensor) -> torch.Tensor:
-    """Crops (B, R, C, size, size) of ``padded`` around ``centres`` (B, 2) (row, col) rotated by ``angles`` (R,).
+def rotated_crops(
+    padded: torch.Tensor, centres: torch.Tensor, size: int, angles: torch.Tensor
+) -> torch.Tensor:
+    """Crops (B, R, C, size, size) of ``padded`` about ``centres`` (B, 2; row, col) turned by ``angles`` (R,).
 
     Crop pixel (i, j) samples the image at centre + R(theta) (j - size/2, i - size/2) in (x = col, y = row),
     bilinearly; crop index (size/2, size/2) is the centre pixel itself.
@@ -71,8 +73,13 @@ def rotated_crops(padded: torch.Tensor, centres: torch.Tensor, size: int, angles
     # grid_sample with align_corners=True: -1 and 1 are the centres of the first and last pixels
     grid = torch.stack([cols / (wp - 1) * 2 - 1, rows / (hp - 1) * 2 - 1], dim=-1)
     src = padded[:, None].expand(b, r, c, hp, wp).reshape(b * r, c, hp, wp)
-    out = F.grid_sample(src, grid.reshape(b * r, size, size, 2).to(padded.dtype), mode="bilinear",
-                        padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(
+        src,
+        grid.reshape(b * r, size, size, 2).to(padded.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )
     return out.reshape(b, r, c, size, size)
 
 
@@ -87,7 +94,8 @@ class Transport(nn.Module):
         self.key = TwoStreamNet(cfg, clip, out_dim=cfg.key_query_dim, fusion="conv")
         self.query = TwoStreamNet(cfg, clip, out_dim=cfg.key_query_dim, fusion="conv")
         self.register_buffer(
-            "angles", torch.arange(cfg.n_rotations, dtype=torch.float32) * (2 * math.pi / cfg.n_rotations),
+            "angles",
+            torch.arange(cfg.n_rotations, dtype=torch.float32) * (2 * math.pi / cfg.n_rotations),
             persistent=False,
         )
         self.correlate = correlate_fft

@@ -1,4 +1,4 @@
-"""Latency, parameter and memory figures of a policy at batch 1 (random weights: speed does not depend on them)."""
+"""Latency, parameter and memory figures of a policy at batch 1 (random weights: the speed is the same)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ INSTRUCTIONS = ("put the red blocks in a green bowl", "put the blue blocks in a 
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
-    return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2)}
+    return {
+        "p50": round(float(np.percentile(values, 50)), 2),
+        "p95": round(float(np.percentile(values, 95)), 2),
+    }
 
 
 def run_bench(

@@ -31,8 +31,11 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--task", help="one task, e.g. put-block-in-bowl-seen-colors")
     which.add_argument("--tasks", help="comma-separated tasks for one multi-task policy (sampled uniformly)")
     p.add_argument("--config", default="tiny", choices=NAMES, help="model size (default: tiny)")
-    p.add_argument("--clip-weights", default=None,
-                   help="override the config's CLIP weights: openai | none | PATH (a pretrained CLIP stays frozen)")
+    p.add_argument(
+        "--clip-weights",
+        default=None,
+        help="override the config's CLIP weights: openai | none | PATH (a pretrained CLIP stays frozen)",
+    )
     p.add_argument("--data", default="data", help="demo folder written by `cliport demos` (default: data)")
     p.add_argument("--n-demos", type=_positive_int, default=100, help="demos per task (default: 100)")
     p.add_argument("--steps", type=_positive_int, default=20000, help="training iterations (default: 20000)")
@@ -61,10 +64,22 @@ def _train_run(args: argparse.Namespace) -> int:
             overrides["clip_trainable"] = False
     try:
         cfg = TrainConfig(
-            tasks=tasks, out=args.out, data=args.data, model=args.config, model_overrides=overrides,
-            n_demos=args.n_demos, steps=args.steps, lr=args.lr, lr_schedule=args.lr_schedule,
-            augment=not args.no_augment, seed=args.seed, device=args.device, log_every=args.log_every,
-            save_every=args.save_every, val_every=args.val_every, val_episodes=args.val_episodes,
+            tasks=tasks,
+            out=args.out,
+            data=args.data,
+            model=args.config,
+            model_overrides=overrides,
+            n_demos=args.n_demos,
+            steps=args.steps,
+            lr=args.lr,
+            lr_schedule=args.lr_schedule,
+            augment=not args.no_augment,
+            seed=args.seed,
+            device=args.device,
+            log_every=args.log_every,
+            save_every=args.save_every,
+            val_every=args.val_every,
+            val_episodes=args.val_episodes,
             threads=args.threads,
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
@@ -79,7 +94,9 @@ def _train_run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- eval
 def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="task name, e.g. put-block-in-bowl-seen-colors")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder, or the name of one under checkpoints/")
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint folder, or the name of one under checkpoints/"
+    )
     p.add_argument("--split", default="test", choices=("val", "test"))
     p.add_argument("--n", type=_positive_int, default=100, help="episodes (default: 100)")
     p.add_argument("--seed-start", type=_non_negative_int, default=0, help="first episode index of the split")
@@ -107,8 +124,9 @@ def _eval_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         policy = Policy.load(_resolve_checkpoint(args.checkpoint), device=args.device)
-        summary = evaluate_policy(policy, args.task, split=args.split, n=args.n, seed_start=args.seed_start,
-                                  record=args.record)
+        summary = evaluate_policy(
+            policy, args.task, split=args.split, n=args.n, seed_start=args.seed_start, record=args.record
+        )
     except (ValueError, FileNotFoundError) as exc:
         print(f"cliport eval: {exc}", file=sys.stderr)
         return 2
@@ -121,8 +139,12 @@ def _eval_run(args: argparse.Namespace) -> int:
 def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="tiny", choices=NAMES)
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: fp32 on CPU, bf16 (or fp16) on GPU")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="auto: fp32 on CPU, bf16 (or fp16) on GPU",
+    )
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--repeats", type=_positive_int, default=20)
     p.add_argument("--warmup", type=_non_negative_int, default=3)

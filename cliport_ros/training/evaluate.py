@@ -33,9 +33,13 @@ def decision_panel(colour: np.ndarray, height: np.ndarray, out: PolicyOutput) ->
     import cv2
 
     h = np.asarray(height, np.float32)
-    h_img = np.repeat((np.clip(h / max(float(h.max()), 1e-6), 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
-    panels = [np.ascontiguousarray(p).copy() for p in
-              (colour, h_img, heatmap_image(out.pick_heatmap), heatmap_image(out.place_heatmap))]
+    h_img = np.repeat(
+        (np.clip(h / max(float(h.max()), 1e-6), 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2
+    )
+    panels = [
+        np.ascontiguousarray(p).copy()
+        for p in (colour, h_img, heatmap_image(out.pick_heatmap), heatmap_image(out.place_heatmap))
+    ]
     for p in panels:
         cv2.circle(p, (out.pick_pixel[1], out.pick_pixel[0]), 4, (255, 255, 255), 1)
         cv2.drawMarker(p, (out.place_pixel[1], out.place_pixel[0]), (255, 0, 255), cv2.MARKER_CROSS, 9, 1)
@@ -43,7 +47,9 @@ def decision_panel(colour: np.ndarray, height: np.ndarray, out: PolicyOutput) ->
     return np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
 
 
-def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | None = None) -> dict[str, Any]:
+def run_episode(
+    policy: Policy, env: Any, seed: int, split: str, record: Path | None = None
+) -> dict[str, Any]:
     """One episode from ``env.reset(seed, split)`` until done; returns its score, success and step count."""
     import cv2
 
@@ -66,14 +72,29 @@ def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | 
         obs = result.observation
     score = float(env.score)
     # Task success: every goal met (full score), as in the paper's success rate.
-    return {"seed": seed, "instruction": obs.instruction, "steps": steps, "score": score,
-            "success": score >= FULL_SCORE - 1e-6, "failed_primitives": failed_primitives, "message": message,
-            "decide_ms": float(np.mean(decide_ms)) if decide_ms else 0.0}
+    return {
+        "seed": seed,
+        "instruction": obs.instruction,
+        "steps": steps,
+        "score": score,
+        "success": score >= FULL_SCORE - 1e-6,
+        "failed_primitives": failed_primitives,
+        "message": message,
+        "decide_ms": float(np.mean(decide_ms)) if decide_ms else 0.0,
+    }
 
 
-def evaluate_policy(policy: Policy, task: str, split: str = "test", n: int = 100, seed_start: int = 0,
-                    record: str | Path | None = None, verbose: bool = True, stream: TextIO | None = None,
-                    env: Any = None) -> dict[str, Any]:
+def evaluate_policy(
+    policy: Policy,
+    task: str,
+    split: str = "test",
+    n: int = 100,
+    seed_start: int = 0,
+    record: str | Path | None = None,
+    verbose: bool = True,
+    stream: TextIO | None = None,
+    env: Any = None,
+) -> dict[str, Any]:
     """Run ``n`` episodes of ``task`` (episode indices from ``seed_start``); returns the summary."""
     from cliport_ros.sim import SimEnvironment, seed_for
 
@@ -84,28 +105,56 @@ def evaluate_policy(policy: Policy, task: str, split: str = "test", n: int = 100
     own_env = env is None
     env = SimEnvironment(task) if own_env else env
     try:
-        return _evaluate(policy, env, task, split, n, seed_start, record, verbose,
-                         stream if stream is not None else sys.stdout, seed_for)
+        return _evaluate(
+            policy,
+            env,
+            task,
+            split,
+            n,
+            seed_start,
+            record,
+            verbose,
+            stream if stream is not None else sys.stdout,
+            seed_for,
+        )
     finally:
         if own_env:
             env.close()
 
 
-def _evaluate(policy: Policy, env: Any, task: str, split: str, n: int, seed_start: int,
-              record: str | Path | None, verbose: bool, stream: TextIO, seed_for: Any) -> dict[str, Any]:
+def _evaluate(
+    policy: Policy,
+    env: Any,
+    task: str,
+    split: str,
+    n: int,
+    seed_start: int,
+    record: str | Path | None,
+    verbose: bool,
+    stream: TextIO,
+    seed_for: Any,
+) -> dict[str, Any]:
     record_dir = Path(record) if record is not None else None
     rows = []
     start = time.time()
     if verbose:
-        print(f"{'episode':>7} {'seed':>6} {'steps':>5} {'score':>6} {'success':>7} {'ms/decision':>11}  instruction",
-              file=stream, flush=True)
+        print(
+            f"{'episode':>7} {'seed':>6} {'steps':>5} {'score':>6} {'success':>7} {'ms/decision':>11}  "
+            "instruction",
+            file=stream,
+            flush=True,
+        )
     for i in range(seed_start, seed_start + n):
         seed = seed_for(split, i)
         row = run_episode(policy, env, seed, split, record_dir)
         rows.append(row)
         if verbose:
-            print(f"{i:>7} {seed:>6} {row['steps']:>5} {row['score']:>6.1f} {str(row['success']):>7} "
-                  f"{row['decide_ms']:>11.0f}  {row['instruction']}", file=stream, flush=True)
+            print(
+                f"{i:>7} {seed:>6} {row['steps']:>5} {row['score']:>6.1f} {str(row['success']):>7} "
+                f"{row['decide_ms']:>11.0f}  {row['instruction']}",
+                file=stream,
+                flush=True,
+            )
     scores = [r["score"] for r in rows]
     return {
         "task": task,

@@ -99,16 +99,25 @@ def lr_factor(schedule: str, step: int, total: int, final_fraction: float) -> fl
 class Trainer:
     """The optimisation loop around a ``Policy``: one ``step(sample)`` = one pick and one place update."""
 
-    def __init__(self, policy: Policy, lr: float = 1e-4, augment: bool = True, seed: int = 0,
-                 schedule: str = "none", total_steps: int = 1, final_fraction: float = 0.1) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        lr: float = 1e-4,
+        augment: bool = True,
+        seed: int = 0,
+        schedule: str = "none",
+        total_steps: int = 1,
+        final_fraction: float = 0.1,
+    ) -> None:
         self.policy = policy
         self.model = policy.model
         self.augment = augment
         self.rng = np.random.default_rng(seed)
         self.base_lr = lr
         self.schedule, self.total_steps, self.final_fraction = schedule, total_steps, final_fraction
-        self.optimisers = {name: torch.optim.Adam(params, lr=lr) for name, params in
-                           self.model.parameter_groups().items()}
+        self.optimisers = {
+            name: torch.optim.Adam(params, lr=lr) for name, params in self.model.parameter_groups().items()
+        }
         self.iteration = 0
 
     def losses(self, sample: TrainSample) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +132,9 @@ class Trainer:
         h, w = height.shape
         pick_logits = self.model.pick_logits(image, text).reshape(1, -1)
         pick_loss = F.cross_entropy(pick_logits, torch.tensor([pick[0] * w + pick[1]], device=device))
-        place_logits = self.model.place_logits(image, torch.tensor([pick], device=device), text).reshape(1, -1)
+        place_logits = self.model.place_logits(image, torch.tensor([pick], device=device), text).reshape(
+            1, -1
+        )
         rot = rotation_bin(sample.place_yaw, self.policy.cfg.n_rotations)
         target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
         place_loss = F.cross_entropy(place_logits, target)
@@ -162,8 +173,9 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------------------- data
-def load_samples(data_dir: str | Path, task: str, n_demos: int,
-                 split: str = "train") -> tuple[list[list[TrainSample]], Workspace]:
+def load_samples(
+    data_dir: str | Path, task: str, n_demos: int, split: str = "train"
+) -> tuple[list[list[TrainSample]], Workspace]:
     """The first ``n_demos`` demos of ``task`` (one list of samples per episode) and their workspace."""
     from cliport_ros.data import list_episodes, load_episode
 
@@ -181,15 +193,23 @@ def load_samples(data_dir: str | Path, task: str, n_demos: int,
         if workspace is None:
             workspace = episode.workspace
         elif episode.workspace != workspace:
-            raise ValueError(f"{ref} was recorded over another workspace than the first demo: {episode.workspace}")
-        out.append([
-            TrainSample(
-                colour=np.asarray(s.colour), height=np.asarray(s.height, np.float32), instruction=s.instruction,
-                pick_pixel=tuple(int(c) for c in s.pick_pixel), place_pixel=tuple(int(c) for c in s.place_pixel),
-                place_yaw=float(s.place.yaw), task=task,
+            raise ValueError(
+                f"{ref} was recorded over another workspace than the first demo: {episode.workspace}"
             )
-            for s in episode.steps
-        ])
+        out.append(
+            [
+                TrainSample(
+                    colour=np.asarray(s.colour),
+                    height=np.asarray(s.height, np.float32),
+                    instruction=s.instruction,
+                    pick_pixel=tuple(int(c) for c in s.pick_pixel),
+                    place_pixel=tuple(int(c) for c in s.place_pixel),
+                    place_yaw=float(s.place.yaw),
+                    task=task,
+                )
+                for s in episode.steps
+            ]
+        )
     return out, workspace
 
 
@@ -210,10 +230,14 @@ class SampleSource:
 
 
 # ---------------------------------------------------------------------------------------------- run
-def train(cfg: TrainConfig, demos: dict[str, list[list[TrainSample]]] | None = None,
-          validate: Callable[[Policy, int], dict[str, float]] | None = None,
-          progress: bool = True, workspace: Workspace | None = None) -> dict[str, Any]:
-    """Train (resuming from ``out/last`` when present); returns a summary. ``demos`` defaults to ``cfg.data``."""
+def train(
+    cfg: TrainConfig,
+    demos: dict[str, list[list[TrainSample]]] | None = None,
+    validate: Callable[[Policy, int], dict[str, float]] | None = None,
+    progress: bool = True,
+    workspace: Workspace | None = None,
+) -> dict[str, Any]:
+    """Train (resuming from ``out/last`` when present); ``demos`` default to ``cfg.data``."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -227,7 +251,9 @@ def train(cfg: TrainConfig, demos: dict[str, list[list[TrainSample]]] | None = N
         for task in cfg.tasks:
             demos[task], task_workspace = load_samples(cfg.data, task, cfg.n_demos)
             if workspace is not None and task_workspace != workspace:
-                raise ValueError(f"the demos of {task!r} were recorded over another workspace: {task_workspace}")
+                raise ValueError(
+                    f"the demos of {task!r} were recorded over another workspace: {task_workspace}"
+                )
             workspace = task_workspace
     source = SampleSource(demos, cfg.seed)
     shape = next(iter(demos.values()))[0][0].height.shape
@@ -241,8 +267,15 @@ def train(cfg: TrainConfig, demos: dict[str, list[list[TrainSample]]] | None = N
         if workspace.shape != shape:
             raise ValueError(f"demos are {shape} pixels but the workspace grid is {workspace.shape}")
         policy = Policy(model_cfg, workspace=workspace, device=cfg.device, precision="fp32")
-    trainer = Trainer(policy, lr=cfg.lr, augment=cfg.augment, seed=cfg.seed, schedule=cfg.lr_schedule,
-                      total_steps=cfg.steps, final_fraction=cfg.lr_final_fraction)
+    trainer = Trainer(
+        policy,
+        lr=cfg.lr,
+        augment=cfg.augment,
+        seed=cfg.seed,
+        schedule=cfg.lr_schedule,
+        total_steps=cfg.steps,
+        final_fraction=cfg.lr_final_fraction,
+    )
     best = {"score": -1.0, "step": 0}
     if resumed:
         state = torch.load(last / STATE_FILE, weights_only=False)
@@ -265,8 +298,14 @@ def train(cfg: TrainConfig, demos: dict[str, list[list[TrainSample]]] | None = N
         tmp.replace(last / STATE_FILE)
 
     window: dict[str, list[float]] = {"pick_loss": [], "place_loss": []}
-    bar = tqdm(total=cfg.steps, initial=trainer.iteration, disable=not progress, file=sys.stderr,
-               dynamic_ncols=True, desc="train")
+    bar = tqdm(
+        total=cfg.steps,
+        initial=trainer.iteration,
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc="train",
+    )
     start = time.time()
     try:
         while trainer.iteration < cfg.steps:
@@ -276,9 +315,13 @@ def train(cfg: TrainConfig, demos: dict[str, list[list[TrainSample]]] | None = N
                 window[key].append(result[key])
             bar.update(1)
             if it % cfg.log_every == 0 or it == cfg.steps:
-                entry = {"step": it, "pick_loss": float(np.mean(window["pick_loss"])),
-                         "place_loss": float(np.mean(window["place_loss"])), "lr": result["lr"],
-                         "elapsed_s": round(time.time() - start, 1)}
+                entry = {
+                    "step": it,
+                    "pick_loss": float(np.mean(window["pick_loss"])),
+                    "place_loss": float(np.mean(window["place_loss"])),
+                    "lr": result["lr"],
+                    "elapsed_s": round(time.time() - start, 1),
+                }
                 window = {k: [] for k in window}
                 for key in ("pick_loss", "place_loss", "lr"):
                     writer.add_scalar(f"train/{key}", entry[key], it)
@@ -299,10 +342,21 @@ def train(cfg: TrainConfig, demos: dict[str, list[list[TrainSample]]] | None = N
         writer.close()
         metrics.close()
     if validate is None or not cfg.val_every:
-        policy.save(out / "best", metadata={"tasks": list(cfg.tasks), "step": trainer.iteration,
-                                            "note": "no validation: the last weights"})
-    return {"steps": trainer.iteration, "best_step": best["step"], "best_val_score": best["score"],
-            "out": str(out), "resumed": resumed}
+        policy.save(
+            out / "best",
+            metadata={
+                "tasks": list(cfg.tasks),
+                "step": trainer.iteration,
+                "note": "no validation: the last weights",
+            },
+        )
+    return {
+        "steps": trainer.iteration,
+        "best_step": best["step"],
+        "best_val_score": best["score"],
+        "out": str(out),
+        "resumed": resumed,
+    }
 
 
 def sim_validator(tasks: Sequence[str], n_episodes: int) -> Callable[[Policy, int], dict[str, float]]:
