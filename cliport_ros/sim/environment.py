@@ -149,7 +149,7 @@ class SimEnvironment:
 
         # Beside the workspace, on the base's side, so the arm hides as little of it as possible.
         ws = self.workspace
-        return (ws.x_min - 0.05, (ws.y_min + ws.y_max) / 2, ws.z_min + 0.40), tool_orientation(0.0)
+        return (ws.x_min, (ws.y_min + ws.y_max) / 2, ws.z_min + 0.40), tool_orientation(0.0)
 
     def step(self, action: PickPlace, on_stage: Callable[[str], None] | None = None,
              should_cancel: Callable[[], bool] | None = None) -> StepResult:

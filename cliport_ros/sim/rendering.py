@@ -15,6 +15,7 @@ import numpy as np
 from cliport_ros.perception.camera import CameraModel
 
 RENDERERS = ("auto", "egl", "tiny")
+LIGHT_DIRECTION = (0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ def render_camera(client, camera: CameraModel, use_egl: bool) -> CameraImage:
         viewMatrix=view_matrix(camera),
         projectionMatrix=projection_matrix(camera),
         shadow=0,
+        # PyBullet 3.2.7's EGL plugin draws shadows whatever shadow/COV_ENABLE_SHADOWS say; light from
+        # straight above keeps them under the objects, where the top-down view does not see them.
+        lightDirection=LIGHT_DIRECTION,
         flags=pybullet.ER_NO_SEGMENTATION_MASK,
         renderer=pybullet.ER_BULLET_HARDWARE_OPENGL if use_egl else pybullet.ER_TINY_RENDERER,
     )

@@ -139,7 +139,8 @@ class Robot:
             if until is not None and until():
                 self._command(self.joints())  # stop where the condition was met
                 return True
-        return False
+        # Held there by a load (e.g. a carried block) just outside the tolerance: close enough.
+        return bool(np.all(np.abs(self.joints() - target) < 10 * self.limits.tolerance))
 
     def solve_ik(self, position, orientation) -> tuple[np.ndarray | None, str]:
         """Joint angles reaching the tool-tip pose, or (None, reason) when the IK error is too large."""
@@ -300,6 +301,9 @@ class Suction:
                     rel_pos, (0, 0, 0), rel_orn, (0, 0, 0, 1),
                 )
                 self.client.changeConstraint(self.constraint, maxForce=200.0)
+                # The welded body must not also push on the tool (contact and constraint would fight).
+                for link in range(-1, self.client.getNumJoints(self.robot.body)):
+                    self.client.setCollisionFilterPair(self.robot.body, body, link, -1, 0)
                 self.held = body
                 return body
         return None
@@ -307,5 +311,8 @@ class Suction:
     def release(self) -> None:
         if self.constraint is not None:
             self.client.removeConstraint(self.constraint)
+        if self.held is not None:
+            for link in range(-1, self.client.getNumJoints(self.robot.body)):
+                self.client.setCollisionFilterPair(self.robot.body, self.held, link, -1, 1)
         self.constraint = None
         self.held = None
