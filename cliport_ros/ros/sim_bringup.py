@@ -98,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         sim = SimNode(context=context, parameter_overrides=[
             Parameter("task", value=args.task), Parameter("split", value=args.split),
             Parameter("robot", value=args.robot), Parameter("renderer", value=args.renderer),
-            Parameter("camera_rate", value=0.0), Parameter("publish_instructions", value=not args.serve),
+            # Episodes: images after every reset and step are enough. Serving: the cameras stream, so an
+            # instruction can come at any time and still find images younger than max_image_age.
+            Parameter("camera_rate", value=1.0 if args.serve else 0.0),
+            Parameter("publish_instructions", value=not args.serve),
             Parameter("seed", value=first_seed if args.serve else -1)])
     except (ValueError, KeyError) as exc:
         print(json.dumps({"error": f"simulator: {exc}"}))
