@@ -41,3 +41,16 @@ def spin_until(executor, predicate, timeout: float = 10.0) -> bool:
             return True
         executor.spin_once(timeout_sec=0.05)
     return predicate()
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory):
+    """A `tiny` policy with random weights, saved as a real checkpoint: drives the ROS loop, not the task."""
+    import torch
+
+    from cliport_ros.model import ModelConfig, Policy
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    Policy(ModelConfig.named("tiny"), device="cpu").save(path)
+    return path

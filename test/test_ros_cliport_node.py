@@ -30,20 +30,8 @@ from test_ros_interfaces import run_action
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from cliport_ros.model import ModelConfig, Policy
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    Policy(ModelConfig.named("tiny"), device="cpu").save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def policy(checkpoint):
-    return load_policy(str(checkpoint), "cpu")
+def policy(random_checkpoint):
+    return load_policy(str(random_checkpoint), "cpu")
 
 
 class CameraPublisher(Node):
@@ -83,13 +71,13 @@ def rclpy_duration(seconds):
 
 
 @pytest.fixture
-def rig(tmp_path, ros_context, policy, checkpoint):
+def rig(tmp_path, ros_context, policy, random_checkpoint):
     camera = overhead_camera()
     poses = tmp_path / "poses.yaml"
     poses.write_text(yaml.safe_dump({"cameras": [camera.to_dict()]}))
 
     def make(**params):
-        defaults = {"checkpoint": str(checkpoint), "device": "cpu", "warm_up": False,
+        defaults = {"checkpoint": str(random_checkpoint), "device": "cpu", "warm_up": False,
                     "camera_names": ["top"], "camera_namespaces": ["/top"], "camera_poses_file": str(poses),
                     "execute": False, "execute_action": "peer/execute_pick_place", "server_wait_timeout": 1.0}
         defaults.update(params)

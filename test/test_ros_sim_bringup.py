@@ -18,19 +18,6 @@ from cliport_ros.ros.sim_node import LATCHED
 from conftest import spin_until
 
 
-@pytest.fixture(scope="module")
-def random_checkpoint(tmp_path_factory):
-    """A tiny policy with random weights: enough to drive the loop, not to succeed."""
-    import torch
-
-    from cliport_ros.model import ModelConfig, Policy
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    Policy(ModelConfig.named("tiny"), device="cpu").save(path)
-    return path
-
-
 def run_cli(*args, timeout=600):
     done = subprocess.run([sys.executable, "-m", "cliport_ros.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ))
