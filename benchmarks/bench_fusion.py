@@ -1,6 +1,6 @@
 """Fusion speed: three 640x480 simulated RGB-D views -> one 320x160 top-down view. Prints one JSON line.
 
-    .venv/bin/python benchmarks/bench_fusion.py [--repeats 50]
+.venv/bin/python benchmarks/bench_fusion.py [--repeats 50]
 """
 
 from __future__ import annotations
@@ -39,17 +39,21 @@ def main() -> None:
         cold = time.perf_counter() - cold_t0
     times.sort()
     median = times[len(times) // 2]
-    print(json.dumps({
-        "benchmark": "fusion",
-        "views": len(views),
-        "image": f"{views[0][0].shape[1]}x{views[0][0].shape[0]}",
-        "median_ms": round(1000 * median, 2),
-        "min_ms": round(1000 * times[0], 2),
-        "first_call_ms": round(1000 * cold, 2),
-        "fusions_per_s": round(1.0 / median, 1),
-        "views_per_s": round(len(views) / median, 1),
-        "renderer": env.renderer,
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "fusion",
+                "views": len(views),
+                "image": f"{views[0][0].shape[1]}x{views[0][0].shape[0]}",
+                "median_ms": round(1000 * median, 2),
+                "min_ms": round(1000 * times[0], 2),
+                "first_call_ms": round(1000 * cold, 2),
+                "fusions_per_s": round(1.0 / median, 1),
+                "views_per_s": round(len(views) / median, 1),
+                "renderer": env.renderer,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

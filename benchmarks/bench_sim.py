@@ -32,8 +32,9 @@ def main() -> None:
 
     for task in args.tasks:
         with tempfile.TemporaryDirectory() as out:
-            summary = generate_demos(task, "train", args.episodes, out, robot=args.robot, renderer=args.renderer,
-                                     progress=False)
+            summary = generate_demos(
+                task, "train", args.episodes, out, robot=args.robot, renderer=args.renderer, progress=False
+            )
             sizes = [os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)]
         # Primitive and rendering timings, separately, on fresh episodes.
         primitive_s, render_s, fuse_s = [], [], []
@@ -57,20 +58,24 @@ def main() -> None:
                     env.step_count += 1
                     env.done = env.score >= 100.0 - 1e-6 or env.step_count >= env.max_steps
             renderer = env.renderer
-        print(json.dumps({
-            "benchmark": "sim",
-            "task": task,
-            "robot": args.robot,
-            "renderer": renderer,
-            "episodes": summary["episodes"],
-            "oracle_success_rate": summary["oracle_success_rate"],
-            "demos_per_minute": round(60.0 * summary["episodes"] / summary["seconds"], 1),
-            "seconds_per_episode": round(summary["seconds"] / max(summary["episodes"], 1), 2),
-            "primitive_median_s": round(float(np.median(primitive_s)), 3),
-            "render_3_views_median_s": round(float(np.median(render_s)), 3),
-            "fuse_median_s": round(float(np.median(fuse_s)), 4),
-            "episode_file_kb_mean": round(float(np.mean(sizes)) / 1024, 1) if sizes else None,
-        }))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "sim",
+                    "task": task,
+                    "robot": args.robot,
+                    "renderer": renderer,
+                    "episodes": summary["episodes"],
+                    "oracle_success_rate": summary["oracle_success_rate"],
+                    "demos_per_minute": round(60.0 * summary["episodes"] / summary["seconds"], 1),
+                    "seconds_per_episode": round(summary["seconds"] / max(summary["episodes"], 1), 2),
+                    "primitive_median_s": round(float(np.median(primitive_s)), 3),
+                    "render_3_views_median_s": round(float(np.median(render_s)), 3),
+                    "fuse_median_s": round(float(np.median(fuse_s)), 4),
+                    "episode_file_kb_mean": round(float(np.mean(sizes)) / 1024, 1) if sizes else None,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -24,11 +24,18 @@ def _episode(seed=4, steps=2):
     rng = np.random.default_rng(seed)
     out = []
     for k in range(steps):
-        out.append(Step(
-            rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8), rng.random(WS.shape).astype(np.float32),
-            f"put the red blocks in a blue bowl {k}", Pose((0.5, 0.1, 0.04)), Pose.from_xyz_yaw((0.4, -0.2, 0.03), 0.5),
-            (192, 80), (96, 48), 0.5,
-        ))
+        out.append(
+            Step(
+                rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8),
+                rng.random(WS.shape).astype(np.float32),
+                f"put the red blocks in a blue bowl {k}",
+                Pose((0.5, 0.1, 0.04)),
+                Pose.from_xyz_yaw((0.4, -0.2, 0.03), 0.5),
+                (192, 80),
+                (96, 48),
+                0.5,
+            )
+        )
     return Episode(TASK, "train", seed, 100.0, tuple(out), WS)
 
 
@@ -41,7 +48,9 @@ def test_round_trip(tmp_path):
     assert len(back.steps) == 2
     for a, b in zip(episode.steps, back.steps):
         assert np.array_equal(a.colour, b.colour) and np.array_equal(a.height, b.height)
-        assert a.instruction == b.instruction and a.pick_pixel == b.pick_pixel and a.place_pixel == b.place_pixel
+        assert (
+            a.instruction == b.instruction and a.pick_pixel == b.pick_pixel and a.place_pixel == b.place_pixel
+        )
         assert np.allclose(a.pick.position, b.pick.position) and b.place.yaw == pytest.approx(0.5)
         assert a.reward == b.reward
     assert list_episodes(tmp_path) == [path]
@@ -77,16 +86,32 @@ def test_writer_leaves_no_temporary_files_and_rejects_bad_steps(tmp_path):
     write_episode(_episode(6), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{TASK}-train-000006.npz"]
     good = _episode(8)
-    bad = dataclasses.replace(good, steps=(dataclasses.replace(good.steps[0], colour=good.steps[0].colour[:10]),))
+    bad = dataclasses.replace(
+        good, steps=(dataclasses.replace(good.steps[0], colour=good.steps[0].colour[:10]),)
+    )
     with pytest.raises(ValueError, match="colour must be uint8"):
         write_episode(bad, tmp_path)
 
 
 def _demos(out: Path, n: int, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "cliport_ros.cli", "demos", TASK, "--n", str(n), "--out", str(out), "--no-progress",
-         *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "cliport_ros.cli",
+            "demos",
+            TASK,
+            "--n",
+            str(n),
+            "--out",
+            str(out),
+            "--no-progress",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -116,7 +141,9 @@ def test_demo_writer_survives_a_kill_and_resumes(tmp_path):
 def test_demos_command_rejects_a_seed_of_another_split(tmp_path):
     proc = _demos(tmp_path, 1, "--split", "val", "--seed-start", "4")
     stdout, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "is not a val seed" in json.loads(stdout.strip().splitlines()[-1])["error"]
+    assert (
+        proc.returncode == 2 and "is not a val seed" in json.loads(stdout.strip().splitlines()[-1])["error"]
+    )
 
 
 def test_a_foreign_file_under_an_episode_name_stops_the_demo_run(tmp_path):

@@ -13,8 +13,17 @@ WS = Workspace()
 
 
 def camera(name, position, target=(0.5, 0.0, 0.0), width=640, height=480, f=450.0):
-    return CameraModel(name, width, height, f, f, width / 2, height / 2, tuple(position),
-                       look_at_quaternion(position, target, up=(1.0, 0.0, 0.0) if position[0] == 0.5 else (0, 0, 1)))
+    return CameraModel(
+        name,
+        width,
+        height,
+        f,
+        f,
+        width / 2,
+        height / 2,
+        tuple(position),
+        look_at_quaternion(position, target, up=(1.0, 0.0, 0.0) if position[0] == 0.5 else (0, 0, 1)),
+    )
 
 
 def raycast(cam, box_min, box_max, plane_z=0.0):

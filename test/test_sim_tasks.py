@@ -16,8 +16,10 @@ TASKS = [
     "stack-block-pyramid-seq-unseen-colors",
 ]
 BOWL = re.compile(r"^put the (\w+) blocks in a (\w+) bowl$")
-PYRAMID = re.compile(r"^put the (\w+) block on (the lighter brown side|the middle of the stand|the darker brown side"
-                     r"|the (\w+) and (\w+) blocks)$")
+PYRAMID = re.compile(
+    r"^put the (\w+) block on (the lighter brown side|the middle of the stand|the darker brown side"
+    r"|the (\w+) and (\w+) blocks)$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,10 @@ def test_oracle_completes_episodes_with_full_score(envs, key):
 
 def test_put_block_in_bowl_step_cap_and_colours(envs):
     env = envs("put-block-in-bowl-unseen-colors")
-    for seed, split, palette in ((seed_for("train", 3), "train", SEEN_COLORS), (seed_for("test", 3), "test",
-                                                                                   UNSEEN_COLORS)):
+    for seed, split, palette in (
+        (seed_for("train", 3), "train", SEEN_COLORS),
+        (seed_for("test", 3), "test", UNSEEN_COLORS),
+    ):
         env.reset(seed, split)
         block, bowl = BOWL.match(env.instruction).groups()
         assert block != bowl and {block, bowl} <= set(palette)
@@ -100,7 +104,10 @@ def test_unmatched_action_scores_nothing_and_counts_a_step(envs):
 
 def _rollout(env, seed):
     obs = env.reset(seed)
-    trace = [obs.instruction, sorted((b, tuple(np.round(env.scene.pose(b)[0], 6))) for b in env.scene.objects)]
+    trace = [
+        obs.instruction,
+        sorted((b, tuple(np.round(env.scene.pose(b)[0], 6))) for b in env.scene.objects),
+    ]
     while not env.done:
         action = env.oracle()
         trace.append((action.pick.position, action.place.position, action.place.orientation, env.instruction))

@@ -12,9 +12,9 @@ from cliport_ros.data.episodes import (
 )
 
 __all__ = [
+    "FORMAT_VERSION",
     "Episode",
     "EpisodeFormatError",
-    "FORMAT_VERSION",
     "Step",
     "episode_filename",
     "list_episodes",

@@ -84,14 +84,21 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
     rows, cols = episode.workspace.shape
     for k, s in enumerate(episode.steps):
         if s.colour.shape != (rows, cols, 3) or s.colour.dtype != np.uint8:
-            raise ValueError(f"step {k}: colour must be uint8 {(rows, cols, 3)}, got {s.colour.dtype} {s.colour.shape}")
+            raise ValueError(
+                f"step {k}: colour must be uint8 {(rows, cols, 3)}, got {s.colour.dtype} {s.colour.shape}"
+            )
         if s.height.shape != (rows, cols):
             raise ValueError(f"step {k}: height must be {(rows, cols)}, got {s.height.shape}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / episode_filename(episode.task, episode.split, episode.seed)
-    meta = {"task": episode.task, "split": episode.split, "seed": int(episode.seed), "score": float(episode.score),
-            "workspace": episode.workspace.to_dict()}
+    meta = {
+        "task": episode.task,
+        "split": episode.split,
+        "seed": int(episode.seed),
+        "score": float(episode.score),
+        "workspace": episode.workspace.to_dict(),
+    }
     arrays: dict[str, Any] = {
         "format": np.array(FORMAT_MARKER),
         "version": np.array(FORMAT_VERSION, dtype=np.int64),
@@ -133,11 +140,14 @@ def load_episode(path: str | Path) -> Episode:
         with np.load(path, allow_pickle=False) as data:
             names = set(data.files)
             if "format" not in names or str(data["format"]) != FORMAT_MARKER:
-                raise EpisodeFormatError(f"{path}: not a cliport_ros episode (no '{FORMAT_MARKER}' format marker)")
+                raise EpisodeFormatError(
+                    f"{path}: not a cliport_ros episode (no '{FORMAT_MARKER}' format marker)"
+                )
             version = int(data["version"]) if "version" in names else -1
             if version != FORMAT_VERSION:
                 raise EpisodeFormatError(
-                    f"{path}: episode format version {version}, this code reads version {FORMAT_VERSION}")
+                    f"{path}: episode format version {version}, this code reads version {FORMAT_VERSION}"
+                )
             meta = json.loads(str(data["meta"]))
             workspace = Workspace.from_dict(meta["workspace"])
             colour, height = data["colour"], data["height"]
@@ -146,17 +156,28 @@ def load_episode(path: str | Path) -> Episode:
     except EpisodeFormatError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
-        raise EpisodeFormatError(f"{path}: corrupt or truncated episode file ({type(exc).__name__}: {exc})") from exc
+        raise EpisodeFormatError(
+            f"{path}: corrupt or truncated episode file ({type(exc).__name__}: {exc})"
+        ) from exc
     n = len(reward)
     if not (len(colour) == len(height) == len(instruction) == len(pick) == len(place) == n):
         raise EpisodeFormatError(f"{path}: per-step arrays disagree on the number of steps")
     steps = tuple(
-        Step(colour[k], height[k], str(instruction[k]), Pose(tuple(pick[k, :3]), tuple(pick[k, 3:])),
-             Pose(tuple(place[k, :3]), tuple(place[k, 3:])), (int(pick_pixel[k, 0]), int(pick_pixel[k, 1])),
-             (int(place_pixel[k, 0]), int(place_pixel[k, 1])), float(reward[k]))
+        Step(
+            colour[k],
+            height[k],
+            str(instruction[k]),
+            Pose(tuple(pick[k, :3]), tuple(pick[k, 3:])),
+            Pose(tuple(place[k, :3]), tuple(place[k, 3:])),
+            (int(pick_pixel[k, 0]), int(pick_pixel[k, 1])),
+            (int(place_pixel[k, 0]), int(place_pixel[k, 1])),
+            float(reward[k]),
+        )
         for k in range(n)
     )
-    return Episode(str(meta["task"]), str(meta["split"]), int(meta["seed"]), float(meta["score"]), steps, workspace)
+    return Episode(
+        str(meta["task"]), str(meta["split"]), int(meta["seed"]), float(meta["score"]), steps, workspace
+    )
 
 
 def list_episodes(directory: str | Path, task: str | None = None, split: str | None = None) -> list[Path]:

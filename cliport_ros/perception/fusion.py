@@ -19,8 +19,8 @@ winning key names the highest point and its colour without a sort.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -148,9 +148,12 @@ def fuse_views(
         # NaN/inf depth makes x, y or z NaN/inf and fails these comparisons; d > 0 drops zero/negative depth.
         keep = (
             (d > 0)
-            & (x >= x_lo) & (x < workspace.x_max)
-            & (y >= y_lo) & (y < workspace.y_max)
-            & (z >= z_floor) & (z <= workspace.z_max)
+            & (x >= x_lo)
+            & (x < workspace.x_max)
+            & (y >= y_lo)
+            & (y < workspace.y_max)
+            & (z >= z_floor)
+            & (z <= workspace.z_max)
         )
         idx = np.flatnonzero(keep)
         # Valid depth that misses the workspace is fine (an empty view); no valid depth at all is not.
@@ -200,13 +203,19 @@ def project_points(points: np.ndarray, colours: np.ndarray, workspace: Workspace
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise ValueError(f"points must be (N, 3), got {pts.shape}")
     if cols_.shape != pts.shape or cols_.dtype != np.uint8:
-        raise ValueError(f"colours must be uint8 of the points' shape {pts.shape}, got {cols_.dtype} {cols_.shape}")
+        raise ValueError(
+            f"colours must be uint8 of the points' shape {pts.shape}, got {cols_.dtype} {cols_.shape}"
+        )
     rows, cols = workspace.shape
     pix = workspace.points_to_pixels(pts)
     keep = (
         np.isfinite(pts).all(axis=1)
-        & (pix[:, 0] >= 0) & (pix[:, 0] < rows) & (pix[:, 1] >= 0) & (pix[:, 1] < cols)
-        & (pts[:, 2] >= workspace.z_min - TABLE_TOLERANCE) & (pts[:, 2] <= workspace.z_max)
+        & (pix[:, 0] >= 0)
+        & (pix[:, 0] < rows)
+        & (pix[:, 1] >= 0)
+        & (pix[:, 1] < cols)
+        & (pts[:, 2] >= workspace.z_min - TABLE_TOLERANCE)
+        & (pts[:, 2] <= workspace.z_max)
     )
     idx = np.flatnonzero(keep)
     h = np.maximum(pts[idx, 2] - workspace.z_min, 0.0)

@@ -10,11 +10,11 @@ from cliport_ros.sim.seeds import seed_for
 from cliport_ros.sim.tasks import task_keys as list_tasks
 
 __all__ = [
+    "STAGES",
     "CameraImage",
     "Observation",
     "PrimitiveConfig",
     "PrimitiveResult",
-    "STAGES",
     "SimEnvironment",
     "StepResult",
     "list_tasks",

@@ -27,10 +27,20 @@ UR5_DH: tuple[tuple[float, float, float], ...] = (
     (0.0823, 0.0, 0.0),
 )
 UR5_JOINT_NAMES: tuple[str, ...] = (
-    "shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint", "wrist_3_joint",
+    "shoulder_pan_joint",
+    "shoulder_lift_joint",
+    "elbow_joint",
+    "wrist_1_joint",
+    "wrist_2_joint",
+    "wrist_3_joint",
 )
 UR5_LINK_NAMES: tuple[str, ...] = (
-    "shoulder_link", "upper_arm_link", "forearm_link", "wrist_1_link", "wrist_2_link", "wrist_3_link",
+    "shoulder_link",
+    "upper_arm_link",
+    "forearm_link",
+    "wrist_1_link",
+    "wrist_2_link",
+    "wrist_3_link",
 )
 UR5_MASSES: tuple[float, ...] = (3.7, 8.393, 2.275, 1.219, 1.219, 0.1879)
 UR5_JOINT_LIMIT = 2 * math.pi
@@ -50,9 +60,17 @@ class SuctionTool:
         return self.tube_length + self.cup_length
 
 
-def _cylinder(radius: float, length: float, xyz: tuple[float, float, float], rpy=(0.0, 0.0, 0.0),
-              rgba="0.7 0.7 0.7 1", collision: bool = False) -> str:
-    origin = f'<origin xyz="{xyz[0]:.6f} {xyz[1]:.6f} {xyz[2]:.6f}" rpy="{rpy[0]:.6f} {rpy[1]:.6f} {rpy[2]:.6f}"/>'
+def _cylinder(
+    radius: float,
+    length: float,
+    xyz: tuple[float, float, float],
+    rpy=(0.0, 0.0, 0.0),
+    rgba="0.7 0.7 0.7 1",
+    collision: bool = False,
+) -> str:
+    origin = (
+        f'<origin xyz="{xyz[0]:.6f} {xyz[1]:.6f} {xyz[2]:.6f}" rpy="{rpy[0]:.6f} {rpy[1]:.6f} {rpy[2]:.6f}"/>'
+    )
     geom = f'<geometry><cylinder radius="{radius}" length="{length:.6f}"/></geometry>'
     material = "c_" + rgba.replace(" ", "_").replace(".", "p")
     out = f'<visual>{origin}{geom}<material name="{material}"><color rgba="{rgba}"/></material></visual>'
@@ -63,16 +81,22 @@ def _cylinder(radius: float, length: float, xyz: tuple[float, float, float], rpy
 
 def _inertial(mass: float, size: float = 0.05) -> str:
     i = mass * size * size / 6.0
-    return (f'<inertial><mass value="{mass}"/><origin xyz="0 0 0"/>'
-            f'<inertia ixx="{i:.6g}" ixy="0" ixz="0" iyy="{i:.6g}" iyz="0" izz="{i:.6g}"/></inertial>')
+    return (
+        f'<inertial><mass value="{mass}"/><origin xyz="0 0 0"/>'
+        f'<inertia ixx="{i:.6g}" ixy="0" ixz="0" iyy="{i:.6g}" iyz="0" izz="{i:.6g}"/></inertial>'
+    )
 
 
 def ur5_suction_urdf(tool: SuctionTool = SuctionTool()) -> str:
     """URDF text of a UR5 (DH kinematics, cylinder links) with a suction tool; base at base_link's origin."""
     arm_rgba, joint_rgba = "0.75 0.78 0.8 1", "0.25 0.35 0.55 1"
     parts = ['<?xml version="1.0"?>', '<robot name="ur5_suction">']
-    parts.append('<link name="base_link">' + _inertial(4.0)
-                 + _cylinder(0.075, 0.04, (0.0, 0.0, 0.02), rgba=joint_rgba) + "</link>")
+    parts.append(
+        '<link name="base_link">'
+        + _inertial(4.0)
+        + _cylinder(0.075, 0.04, (0.0, 0.0, 0.02), rgba=joint_rgba)
+        + "</link>"
+    )
     parent = "base_link"
     prev = (0.0, 0.0, 0.0)  # (d, a, alpha) of the previous DH row, placed in this joint's origin
     for i, (name, link) in enumerate(zip(UR5_JOINT_NAMES, UR5_LINK_NAMES)):
@@ -93,19 +117,36 @@ def ur5_suction_urdf(tool: SuctionTool = SuctionTool()) -> str:
         parts.append(f'<link name="{link}">{_inertial(UR5_MASSES[i])}{geoms}</link>')
         parent, prev = link, UR5_DH[i]
     d6 = UR5_DH[-1][0]
-    parts.append(f'<joint name="flange_joint" type="fixed"><parent link="{parent}"/><child link="flange"/>'
-                 f'<origin xyz="0 0 {d6:.6f}" rpy="0 0 0"/></joint>')
-    parts.append('<link name="flange">' + _inertial(0.05)
-                 + _cylinder(tool.tube_radius, tool.tube_length, (0, 0, tool.tube_length / 2), rgba="0.1 0.1 0.1 1")
-                 + "</link>")
-    parts.append('<joint name="suction_cup_joint" type="fixed"><parent link="flange"/><child link="suction_cup"/>'
-                 f'<origin xyz="0 0 {tool.tube_length:.6f}" rpy="0 0 0"/></joint>')
-    parts.append('<link name="suction_cup">' + _inertial(0.02)
-                 + _cylinder(tool.cup_radius, tool.cup_length, (0, 0, tool.cup_length / 2), rgba="0.2 0.2 0.2 1",
-                             collision=True)
-                 + "</link>")
-    parts.append('<joint name="tool_tip_joint" type="fixed"><parent link="suction_cup"/><child link="tool_tip"/>'
-                 f'<origin xyz="0 0 {tool.cup_length:.6f}" rpy="0 0 0"/></joint>')
+    parts.append(
+        f'<joint name="flange_joint" type="fixed"><parent link="{parent}"/><child link="flange"/>'
+        f'<origin xyz="0 0 {d6:.6f}" rpy="0 0 0"/></joint>'
+    )
+    parts.append(
+        '<link name="flange">'
+        + _inertial(0.05)
+        + _cylinder(tool.tube_radius, tool.tube_length, (0, 0, tool.tube_length / 2), rgba="0.1 0.1 0.1 1")
+        + "</link>"
+    )
+    parts.append(
+        '<joint name="suction_cup_joint" type="fixed"><parent link="flange"/><child link="suction_cup"/>'
+        f'<origin xyz="0 0 {tool.tube_length:.6f}" rpy="0 0 0"/></joint>'
+    )
+    parts.append(
+        '<link name="suction_cup">'
+        + _inertial(0.02)
+        + _cylinder(
+            tool.cup_radius,
+            tool.cup_length,
+            (0, 0, tool.cup_length / 2),
+            rgba="0.2 0.2 0.2 1",
+            collision=True,
+        )
+        + "</link>"
+    )
+    parts.append(
+        '<joint name="tool_tip_joint" type="fixed"><parent link="suction_cup"/><child link="tool_tip"/>'
+        f'<origin xyz="0 0 {tool.cup_length:.6f}" rpy="0 0 0"/></joint>'
+    )
     parts.append('<link name="tool_tip">' + _inertial(0.001) + "</link>")
     parts.append("</robot>")
     return "\n".join(parts) + "\n"
@@ -113,7 +154,9 @@ def ur5_suction_urdf(tool: SuctionTool = SuctionTool()) -> str:
 
 def cache_dir() -> Path:
     """Folder for generated files: $CLIPORT_ROS_CACHE_DIR, else <tmp>/cliport_ros_cache."""
-    folder = Path(os.environ.get("CLIPORT_ROS_CACHE_DIR") or Path(tempfile.gettempdir()) / "cliport_ros_cache")
+    folder = Path(
+        os.environ.get("CLIPORT_ROS_CACHE_DIR") or Path(tempfile.gettempdir()) / "cliport_ros_cache"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

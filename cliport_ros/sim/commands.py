@@ -31,13 +31,21 @@ def _demos_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="task key, e.g. put-block-in-bowl-seen-colors (see `cliport tasks`)")
     parser.add_argument("--split", choices=("train", "val", "test"), default="train")
     parser.add_argument("--n", type=int, required=True, help="number of full-score episodes to have on disk")
-    parser.add_argument("--out", required=True, help="output folder (episodes already there are kept and skipped)")
-    parser.add_argument("--seed-start", type=int, default=None,
-                        help="first seed (default: the split's first: train 0, val 1, test 10001); step 2")
+    parser.add_argument(
+        "--out", required=True, help="output folder (episodes already there are kept and skipped)"
+    )
+    parser.add_argument(
+        "--seed-start",
+        type=int,
+        default=None,
+        help="first seed (default: the split's first: train 0, val 1, test 10001); step 2",
+    )
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--robot", choices=ROBOTS, default="ur5")
     parser.add_argument("--renderer", choices=RENDERERS, default="auto")
-    parser.add_argument("--max-tries", type=int, default=None, help="give up after this many seeds (default 3n+20)")
+    parser.add_argument(
+        "--max-tries", type=int, default=None, help="give up after this many seeds (default 3n+20)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -45,9 +53,18 @@ def _demos_run(args: argparse.Namespace) -> int:
     from cliport_ros.sim.demos import generate_demos
 
     try:
-        summary = generate_demos(args.task, args.split, args.n, args.out, seed_start=args.seed_start,
-                                 workers=args.workers, robot=args.robot, renderer=args.renderer,
-                                 max_tries=args.max_tries, progress=not args.no_progress)
+        summary = generate_demos(
+            args.task,
+            args.split,
+            args.n,
+            args.out,
+            seed_start=args.seed_start,
+            workers=args.workers,
+            robot=args.robot,
+            renderer=args.renderer,
+            max_tries=args.max_tries,
+            progress=not args.no_progress,
+        )
     except ValueError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

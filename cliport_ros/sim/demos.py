@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from cliport_ros.data.episodes import (
-    FORMAT_MARKER, Episode, EpisodeFormatError, Step, episode_filename, episode_seed, list_episodes,
+    FORMAT_MARKER,
+    Episode,
+    EpisodeFormatError,
+    Step,
+    episode_filename,
+    episode_seed,
+    list_episodes,
 )
 from cliport_ros.sim.seeds import seed_for, seed_matches_split
 
@@ -39,9 +45,18 @@ def run_oracle_episode(env, seed: int, split: str) -> EpisodeOutcome:
     while not env.done:
         action = env.oracle()
         result = env.step(action)
-        steps.append(Step(obs.view.colour, obs.view.height, obs.instruction, action.pick, action.place,
-                          ws.xyz_to_pixel(action.pick.position), ws.xyz_to_pixel(action.place.position),
-                          result.reward))
+        steps.append(
+            Step(
+                obs.view.colour,
+                obs.view.height,
+                obs.instruction,
+                action.pick,
+                action.place,
+                ws.xyz_to_pixel(action.pick.position),
+                ws.xyz_to_pixel(action.place.position),
+                result.reward,
+            )
+        )
         obs = result.observation
     full = env.score >= 100.0 - 1e-6
     episode = Episode(env.task_key, split, seed, env.score, tuple(steps), ws) if full else None
@@ -67,14 +82,20 @@ def _check_existing(path: Path, task: str, split: str) -> None:
     try:
         with np.load(path, allow_pickle=False) as data:
             if "format" not in data.files or str(data["format"]) != FORMAT_MARKER:
-                raise EpisodeFormatError(f"{path}: not a cliport_ros episode; move it out of the output folder")
+                raise EpisodeFormatError(
+                    f"{path}: not a cliport_ros episode; move it out of the output folder"
+                )
             meta = json.loads(str(data["meta"]))
     except EpisodeFormatError:
         raise
     except Exception as exc:
-        raise EpisodeFormatError(f"{path}: unreadable episode ({exc}); delete it to regenerate that seed") from exc
+        raise EpisodeFormatError(
+            f"{path}: unreadable episode ({exc}); delete it to regenerate that seed"
+        ) from exc
     if meta.get("task") != task or meta.get("split") != split:
-        raise EpisodeFormatError(f"{path}: holds {meta.get('task')}/{meta.get('split')}, expected {task}/{split}")
+        raise EpisodeFormatError(
+            f"{path}: holds {meta.get('task')}/{meta.get('split')}, expected {task}/{split}"
+        )
 
 
 def _remove_stale_temporaries(out: Path) -> None:
@@ -89,9 +110,18 @@ def _remove_stale_temporaries(out: Path) -> None:
             pass
 
 
-def generate_demos(task: str, split: str, n: int, out: str | Path, seed_start: int | None = None,
-                   workers: int = 1, robot: str = "ur5", renderer: str = "auto", max_tries: int | None = None,
-                   progress: bool = True) -> dict:
+def generate_demos(
+    task: str,
+    split: str,
+    n: int,
+    out: str | Path,
+    seed_start: int | None = None,
+    workers: int = 1,
+    robot: str = "ur5",
+    renderer: str = "auto",
+    max_tries: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Write ``n`` full-score oracle episodes of ``task``/``split`` into ``out``; returns the summary."""
     from cliport_ros.data.episodes import write_episode
     from cliport_ros.sim.tasks import SPLITS, make_task
@@ -105,8 +135,9 @@ def generate_demos(task: str, split: str, n: int, out: str | Path, seed_start: i
         raise ValueError(f"--workers must be >= 1, got {workers}")
     start = seed_for(split, 0) if seed_start is None else int(seed_start)
     if not seed_matches_split(start, split):
-        raise ValueError(f"seed {start} is not a {split} seed (train: even from 0, val: odd from 1, "
-                         "test: odd from 10001)")
+        raise ValueError(
+            f"seed {start} is not a {split} seed (train: even from 0, val: odd from 1, test: odd from 10001)"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
@@ -174,12 +205,17 @@ def generate_demos(task: str, split: str, n: int, out: str | Path, seed_start: i
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(key, robot, renderer)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(key, robot, renderer)
+        ) as pool:
             pending: list[tuple[int, object]] = []  # in seed order
             while True:
                 # Keep 2 jobs per worker in flight, never more than could still be needed.
-                while len(pending) < 2 * workers and stored + len(pending) < n and tried + len(pending) < max_tries:
+                while (
+                    len(pending) < 2 * workers
+                    and stored + len(pending) < n
+                    and tried + len(pending) < max_tries
+                ):
                     seed = next(seed_iter)
                     if seed in on_disk:
                         stored += 1
@@ -213,4 +249,4 @@ def generate_demos(task: str, split: str, n: int, out: str | Path, seed_start: i
     }
 
 
-__all__ = ["EpisodeOutcome", "generate_demos", "run_oracle_episode", "episode_filename"]
+__all__ = ["EpisodeOutcome", "episode_filename", "generate_demos", "run_oracle_episode"]

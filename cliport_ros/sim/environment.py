@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -44,9 +44,15 @@ class StepResult:
 class SimEnvironment:
     """One PyBullet world (DIRECT, headless) running one task."""
 
-    def __init__(self, task: str, robot: str = "ur5", renderer: str = "auto",
-                 rig: CameraRig | None = None, workspace: Workspace | None = None,
-                 primitive: PrimitiveConfig | None = None) -> None:
+    def __init__(
+        self,
+        task: str,
+        robot: str = "ur5",
+        renderer: str = "auto",
+        rig: CameraRig | None = None,
+        workspace: Workspace | None = None,
+        primitive: PrimitiveConfig | None = None,
+    ) -> None:
         import pybullet
         from pybullet_utils import bullet_client
 
@@ -66,8 +72,10 @@ class SimEnvironment:
             self.use_egl = load_egl(self.client) is not None
             if renderer == "egl" and not self.use_egl:
                 self.client.disconnect()
-                raise RuntimeError("renderer='egl' requested but the EGL renderer plugin did not load; "
-                                   "use renderer='tiny' or 'auto'")
+                raise RuntimeError(
+                    "renderer='egl' requested but the EGL renderer plugin did not load; "
+                    "use renderer='tiny' or 'auto'"
+                )
         self.renderer = "egl" if self.use_egl else "tiny"
         self.scene: Scene | None = None
         self.robot = None
@@ -128,15 +136,29 @@ class SimEnvironment:
         return self.task.instruction
 
     # --- acting ------------------------------------------------------------------------------------------
-    def execute(self, action: PickPlace, on_stage: Callable[[str], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None) -> PrimitiveResult:
+    def execute(
+        self,
+        action: PickPlace,
+        on_stage: Callable[[str], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> PrimitiveResult:
         """Run the primitive only (no scoring, no rendering)."""
         self._require_reset()
         if action.primitive != "pick_place":
-            return PrimitiveResult(False, f"primitive {action.primitive!r} is not available in this task", "approach")
-        result = pick_place(self.robot, self.suction, action.pick, action.place, self.workspace.z_min,
-                            self.primitive, on_stage=on_stage, should_cancel=should_cancel,
-                            settle=self.scene.settle)
+            return PrimitiveResult(
+                False, f"primitive {action.primitive!r} is not available in this task", "approach"
+            )
+        result = pick_place(
+            self.robot,
+            self.suction,
+            action.pick,
+            action.place,
+            self.workspace.z_min,
+            self.primitive,
+            on_stage=on_stage,
+            should_cancel=should_cancel,
+            settle=self.scene.settle,
+        )
         # Back to the home pose so the arm does not hide the workspace from the cameras.
         ok, _ = self.robot.movep(*self._home_pose())
         if not ok:
@@ -151,8 +173,12 @@ class SimEnvironment:
         ws = self.workspace
         return (ws.x_min, (ws.y_min + ws.y_max) / 2, ws.z_min + 0.40), tool_orientation(0.0)
 
-    def step(self, action: PickPlace, on_stage: Callable[[str], None] | None = None,
-             should_cancel: Callable[[], bool] | None = None) -> StepResult:
+    def step(
+        self,
+        action: PickPlace,
+        on_stage: Callable[[str], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> StepResult:
         """Execute one pick-and-place, score it, and observe."""
         self._require_reset()
         if self.done:
@@ -192,7 +218,7 @@ class SimEnvironment:
                 pass
             self.client = None
 
-    def __enter__(self) -> "SimEnvironment":
+    def __enter__(self) -> SimEnvironment:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,8 +8,8 @@ held object turns by place yaw - pick yaw (CLIPort: pick yaw 0, place yaw = the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class PrimitiveResult:
     success: bool
     reason: str  # empty on success
     stage: str  # the stage reached (where it failed, or "retreat" when done)
-    picked: Optional[int] = None  # body id that was attached, if any
+    picked: int | None = None  # body id that was attached, if any
 
 
 class _Canceled(Exception):
@@ -104,7 +104,9 @@ def pick_place(
         if not ok:
             return PrimitiveResult(False, reason, stage)
         enter("grasp")
-        touched, reason = descend(above_pick, max(pick_pos[2] - config.max_overshoot, z_floor - 0.01), pick_yaw)
+        touched, reason = descend(
+            above_pick, max(pick_pos[2] - config.max_overshoot, z_floor - 0.01), pick_yaw
+        )
         held = suction.activate() if touched else None
         enter("lift")
         tip = robot.tip_pose()[0]
@@ -125,7 +127,9 @@ def pick_place(
         if suction.held is None:
             return PrimitiveResult(False, "object lost while carrying", stage, held)
         enter("release")
-        touched, reason = descend(above_place, max(place_pos[2] - config.max_overshoot, z_floor - 0.01), place_yaw)
+        touched, reason = descend(
+            above_place, max(place_pos[2] - config.max_overshoot, z_floor - 0.01), place_yaw
+        )
         suction.release()
         if settle is not None:
             settle()

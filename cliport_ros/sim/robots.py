@@ -9,8 +9,8 @@ target is a reported failure, not a silent miss), and a suction gripper emulated
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -67,8 +67,11 @@ class Robot:
         self.contact_links = {link_names[n] for n in self.contact_link_names()}
         self.attach_link = link_names[self.attach_link_name()]
         # IK only moves the arm joints; other movable joints (fingers) must be listed for PyBullet's IK.
-        self._movable = [j for j in range(client.getNumJoints(self.body))
-                         if client.getJointInfo(self.body, j)[2] != client.JOINT_FIXED]
+        self._movable = [
+            j
+            for j in range(client.getNumJoints(self.body))
+            if client.getJointInfo(self.body, j)[2] != client.JOINT_FIXED
+        ]
         self._arm_in_movable = [self._movable.index(j) for j in self.joint_indices]
         # Null-space IK needs every movable joint's limits (a zero range for the fingers hangs PyBullet's IK).
         infos = [client.getJointInfo(self.body, j) for j in self._movable]
@@ -123,8 +126,13 @@ class Robot:
     def _command(self, target: np.ndarray) -> None:
         for j, q in zip(self.joint_indices, target):
             self.client.setJointMotorControl2(
-                self.body, j, self.client.POSITION_CONTROL, targetPosition=float(q),
-                force=self.limits.force, maxVelocity=self.limits.max_velocity, positionGain=0.3,
+                self.body,
+                j,
+                self.client.POSITION_CONTROL,
+                targetPosition=float(q),
+                force=self.limits.force,
+                maxVelocity=self.limits.max_velocity,
+                positionGain=0.3,
             )
 
     def movej(self, target: np.ndarray, until: Callable[[], bool] | None = None) -> bool:
@@ -150,10 +158,16 @@ class Robot:
         try:
             for _ in range(4):
                 full = self.client.calculateInverseKinematics(
-                    self.body, self.tip_link, list(position), list(orientation),
-                    lowerLimits=self._ik_lower, upperLimits=self._ik_upper,
-                    jointRanges=self._ik_ranges, restPoses=self._full(self.home),
-                    maxNumIterations=100, residualThreshold=1e-6,
+                    self.body,
+                    self.tip_link,
+                    list(position),
+                    list(orientation),
+                    lowerLimits=self._ik_lower,
+                    upperLimits=self._ik_upper,
+                    jointRanges=self._ik_ranges,
+                    restPoses=self._full(self.home),
+                    maxNumIterations=100,
+                    residualThreshold=1e-6,
                 )
                 solution = np.clip(np.array(full)[self._arm_in_movable], self.lower, self.upper)
                 for j, q in zip(self.joint_indices, solution):
@@ -168,8 +182,10 @@ class Robot:
             for j, (q, dq) in zip(self._movable, saved):
                 self.client.resetJointState(self.body, j, q, dq)
         if pos_err > self.limits.ik_position_tolerance or orn_err > self.limits.ik_orientation_tolerance:
-            return None, (f"unreachable: IK error {pos_err * 1000:.1f} mm / {math.degrees(orn_err):.1f} deg at "
-                          f"({position[0]:.3f}, {position[1]:.3f}, {position[2]:.3f})")
+            return None, (
+                f"unreachable: IK error {pos_err * 1000:.1f} mm / {math.degrees(orn_err):.1f} deg at "
+                f"({position[0]:.3f}, {position[1]:.3f}, {position[2]:.3f})"
+            )
         # Wrap each joint to the equivalent angle nearest the current one (the UR5 allows +-2 pi).
         wrapped = current + (solution - current + math.pi) % (2 * math.pi) - math.pi
         inside = (wrapped >= self.lower) & (wrapped <= self.upper)
@@ -232,8 +248,9 @@ class Panda(Robot):
         for j in range(self.client.getNumJoints(body)):
             if self.client.getJointInfo(body, j)[2] == self.client.JOINT_PRISMATIC:
                 self.client.resetJointState(body, j, 0.0)
-                self.client.setJointMotorControl2(body, j, self.client.POSITION_CONTROL, targetPosition=0.0,
-                                                  force=200.0)
+                self.client.setJointMotorControl2(
+                    body, j, self.client.POSITION_CONTROL, targetPosition=0.0, force=200.0
+                )
         return body
 
     def arm_joint_names(self):
@@ -297,8 +314,16 @@ class Suction:
                 inv_pos, inv_orn = self.client.invertTransform(link_pos, link_orn)
                 rel_pos, rel_orn = self.client.multiplyTransforms(inv_pos, inv_orn, obj_pos, obj_orn)
                 self.constraint = self.client.createConstraint(
-                    self.robot.body, self.robot.attach_link, body, -1, self.client.JOINT_FIXED, (0, 0, 0),
-                    rel_pos, (0, 0, 0), rel_orn, (0, 0, 0, 1),
+                    self.robot.body,
+                    self.robot.attach_link,
+                    body,
+                    -1,
+                    self.client.JOINT_FIXED,
+                    (0, 0, 0),
+                    rel_pos,
+                    (0, 0, 0),
+                    rel_orn,
+                    (0, 0, 0, 1),
                 )
                 self.client.changeConstraint(self.constraint, maxForce=200.0)
                 # The welded body must not also push on the tool (contact and constraint would fight).

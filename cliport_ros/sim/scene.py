@@ -81,22 +81,31 @@ class Scene:
         pos, orn = self.client.getBasePositionAndOrientation(body)
         return np.array(pos), quaternion_to_yaw(orn)
 
-    def add_block(self, color: str, xy: tuple[float, float], yaw: float, size: float = 0.04,
-                  z: float | None = None) -> int:
+    def add_block(
+        self, color: str, xy: tuple[float, float], yaw: float, size: float = 0.04, z: float | None = None
+    ) -> int:
         """A cube resting on the table (or at ``z``), pickable."""
         c = self.client
         half = [size / 2] * 3
         col = c.createCollisionShape(c.GEOM_BOX, halfExtents=half)
         vis = c.createVisualShape(c.GEOM_BOX, halfExtents=half, rgbaColor=rgba(color))
         zc = self.workspace.z_min + size / 2 if z is None else z
-        body = c.createMultiBody(0.05, col, vis, basePosition=[xy[0], xy[1], zc],
-                                 baseOrientation=yaw_to_quaternion(yaw))
+        body = c.createMultiBody(
+            0.05, col, vis, basePosition=[xy[0], xy[1], zc], baseOrientation=yaw_to_quaternion(yaw)
+        )
         c.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.001)
         self.objects[body] = SceneObject(body, "block", color, (size, size, size), True, math.pi / 2)
         return body
 
-    def add_bowl(self, color: str, xy: tuple[float, float], diameter: float = 0.12, height: float = 0.04,
-                 wall: float = 0.006, segments: int = 16) -> int:
+    def add_bowl(
+        self,
+        color: str,
+        xy: tuple[float, float],
+        diameter: float = 0.12,
+        height: float = 0.04,
+        wall: float = 0.006,
+        segments: int = 16,
+    ) -> int:
         """A bowl: a disc and a ring of wall segments (one static compound body), not pickable."""
         c = self.client
         radius = diameter / 2
@@ -105,50 +114,87 @@ class Scene:
         for k in range(segments):
             a = 2 * math.pi * k / segments
             r = radius - wall / 2
-            shapes.append((c.GEOM_BOX, dict(halfExtents=[wall / 2, seg_len / 2, height / 2]),
-                           (r * math.cos(a), r * math.sin(a), height / 2), yaw_to_quaternion(a)))
+            shapes.append(
+                (
+                    c.GEOM_BOX,
+                    dict(halfExtents=[wall / 2, seg_len / 2, height / 2]),
+                    (r * math.cos(a), r * math.sin(a), height / 2),
+                    yaw_to_quaternion(a),
+                )
+            )
         body = self._compound(shapes, rgba(color), (xy[0], xy[1], self.workspace.z_min), 0.0)
         self.objects[body] = SceneObject(body, "bowl", color, (diameter, diameter, height), False, 0.0)
         return body
 
-    def add_box_compound(self, kind: str, parts: list[tuple[tuple[float, float, float], tuple[float, float, float],
-                                                            tuple[float, float, float, float]]],
-                         xy: tuple[float, float], yaw: float, size: tuple[float, float, float],
-                         color: str = "brown", extras: dict | None = None) -> int:
+    def add_box_compound(
+        self,
+        kind: str,
+        parts: list[
+            tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float, float]]
+        ],
+        xy: tuple[float, float],
+        yaw: float,
+        size: tuple[float, float, float],
+        color: str = "brown",
+        extras: dict | None = None,
+    ) -> int:
         """A static body made of boxes ``(half_extents, local_position, rgba)`` (e.g. the pyramid stand)."""
         c = self.client
         if len(parts) > 16:
             raise ValueError(f"a box compound takes at most 16 parts (PyBullet limit), got {len(parts)}")
         cols = c.createCollisionShapeArray(
-            [c.GEOM_BOX] * len(parts), halfExtents=[p[0] for p in parts], collisionFramePositions=[p[1] for p in parts])
+            [c.GEOM_BOX] * len(parts),
+            halfExtents=[p[0] for p in parts],
+            collisionFramePositions=[p[1] for p in parts],
+        )
         vis = c.createVisualShapeArray(
-            [c.GEOM_BOX] * len(parts), halfExtents=[p[0] for p in parts], visualFramePositions=[p[1] for p in parts],
-            rgbaColors=[p[2] for p in parts])
-        body = c.createMultiBody(0.0, cols, vis, basePosition=[xy[0], xy[1], self.workspace.z_min],
-                                 baseOrientation=yaw_to_quaternion(yaw))
+            [c.GEOM_BOX] * len(parts),
+            halfExtents=[p[0] for p in parts],
+            visualFramePositions=[p[1] for p in parts],
+            rgbaColors=[p[2] for p in parts],
+        )
+        body = c.createMultiBody(
+            0.0,
+            cols,
+            vis,
+            basePosition=[xy[0], xy[1], self.workspace.z_min],
+            baseOrientation=yaw_to_quaternion(yaw),
+        )
         self.objects[body] = SceneObject(body, kind, color, size, False, 0.0, dict(extras or {}))
         return body
 
     def _compound(self, shapes, color_rgba, position, yaw) -> int:
         c = self.client
         types = [s[0] for s in shapes]
-        kwargs_col = dict(collisionFramePositions=[s[2] for s in shapes],
-                          collisionFrameOrientations=[s[3] for s in shapes])
-        kwargs_vis = dict(visualFramePositions=[s[2] for s in shapes],
-                          visualFrameOrientations=[s[3] for s in shapes])
+        kwargs_col = dict(
+            collisionFramePositions=[s[2] for s in shapes], collisionFrameOrientations=[s[3] for s in shapes]
+        )
+        kwargs_vis = dict(
+            visualFramePositions=[s[2] for s in shapes], visualFrameOrientations=[s[3] for s in shapes]
+        )
         radii = [s[1].get("radius", 0.0) for s in shapes]
         lengths = [s[1].get("length", 0.0) for s in shapes]
         halves = [s[1].get("halfExtents", [0.0, 0.0, 0.0]) for s in shapes]
-        col = c.createCollisionShapeArray(types, radii=radii, lengths=lengths, halfExtents=halves, **kwargs_col)
+        col = c.createCollisionShapeArray(
+            types, radii=radii, lengths=lengths, halfExtents=halves, **kwargs_col
+        )
         vis = c.createVisualShapeArray(types, radii=radii, lengths=lengths, halfExtents=halves, **kwargs_vis)
-        body = c.createMultiBody(0.0, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw))
+        body = c.createMultiBody(
+            0.0, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw)
+        )
         # Colour afterwards: createVisualShapeArray's rgbaColors crashes PyBullet 3.2.7 beyond 16 shapes.
         c.changeVisualShape(body, -1, rgbaColor=color_rgba)
         return body
 
     # --- placement -----------------------------------------------------------------------------------------
-    def sample_free_xy(self, rng: np.random.Generator, radius: float, margin: float = 0.05,
-                       max_reach: float = 0.78, tries: int = 200) -> tuple[float, float] | None:
+    def sample_free_xy(
+        self,
+        rng: np.random.Generator,
+        radius: float,
+        margin: float = 0.05,
+        max_reach: float = 0.78,
+        tries: int = 200,
+    ) -> tuple[float, float] | None:
         """A table position whose disc of ``radius`` clears the placed objects and is within reach."""
         ws = self.workspace
         lo_x, hi_x = ws.x_min + margin + radius, ws.x_max - margin - radius

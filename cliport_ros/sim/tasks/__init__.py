@@ -48,4 +48,4 @@ def make_task(key: str) -> Task:
     raise ValueError(f"unknown task {key!r}; available: {', '.join(task_keys())}")
 
 
-__all__ = ["Goal", "SPLITS", "Task", "make_task", "register", "task_keys"]
+__all__ = ["SPLITS", "Goal", "Task", "make_task", "register", "task_keys"]

@@ -80,7 +80,7 @@ class Task(ABC):
     def active_goals(self) -> list[Goal]:
         """Goals currently asked for: the next one for sequential tasks, all of them otherwise."""
         if self.sequential:
-            return self.goals[self._done_goals:self._done_goals + 1]
+            return self.goals[self._done_goals : self._done_goals + 1]
         return self.goals
 
     @property
@@ -120,7 +120,7 @@ class Task(ABC):
                 if len(self._matches(scene, goal)) < len(goal.objects):
                     break
                 self._done_goals += 1
-            return min(1.0, round(sum(g.weight for g in self.goals[:self._done_goals]), 9))
+            return min(1.0, round(sum(g.weight for g in self.goals[: self._done_goals]), 9))
         total = 0.0
         for goal in self.goals:
             total += goal.weight * len(self._matches(scene, goal)) / max(len(goal.objects), 1)
@@ -138,8 +138,10 @@ class Task(ABC):
                 if obj in done_objs or not free_targets:
                     continue
                 pos, _ = scene.pose(obj)
-                dists = [math.hypot(pos[0] - goal.targets[t][0][0], pos[1] - goal.targets[t][0][1])
-                         for t in free_targets]
+                dists = [
+                    math.hypot(pos[0] - goal.targets[t][0][0], pos[1] - goal.targets[t][0][1])
+                    for t in free_targets
+                ]
                 best = int(np.argmin(dists))
                 choices.append((dists[best], obj, goal.targets[free_targets[best]]))
         if not choices:
@@ -148,8 +150,9 @@ class Task(ABC):
         _, obj, (tpos, tyaw) = choices[0]
         return self._oracle_action(scene, rng, obj, tpos, tyaw)
 
-    def _oracle_action(self, scene: Scene, rng: np.random.Generator, obj: int,
-                       tpos: tuple[float, float, float], tyaw: float) -> PickPlace:
+    def _oracle_action(
+        self, scene: Scene, rng: np.random.Generator, obj: int, tpos: tuple[float, float, float], tyaw: float
+    ) -> PickPlace:
         """Pick a uniform point on the object's top face; place it so the object lands on the target."""
         info = scene.objects[obj]
         pos, yaw = scene.pose(obj)

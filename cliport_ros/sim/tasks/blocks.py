@@ -29,7 +29,7 @@ def _place(scene: Scene, rng: np.random.Generator, radius: float) -> tuple[float
 
 @register
 class PutBlockInBowl(Task):
-    """"put the {block colour} blocks in a {bowl colour} bowl": 1-3 bowls, 1..#bowls blocks, distractors."""
+    """ "put the {block colour} blocks in a {bowl colour} bowl": 1-3 bowls, 1..#bowls blocks, distractors."""
 
     family = "put-block-in-bowl"
     variants = COLOR_VARIANTS
@@ -43,9 +43,15 @@ class PutBlockInBowl(Task):
         n_blocks = int(rng.integers(1, n_bowls + 1))
         bowl_radius = BOWL_DIAMETER / 2 + 0.01
         block_radius = BLOCK_SIZE * math.sqrt(0.5)
-        bowls = [scene.add_bowl(bowl_color, _place(scene, rng, bowl_radius), BOWL_DIAMETER) for _ in range(n_bowls)]
-        blocks = [scene.add_block(block_color, _place(scene, rng, block_radius), float(rng.uniform(0, 2 * math.pi)),
-                                  BLOCK_SIZE) for _ in range(n_blocks)]
+        bowls = [
+            scene.add_bowl(bowl_color, _place(scene, rng, bowl_radius), BOWL_DIAMETER) for _ in range(n_bowls)
+        ]
+        blocks = [
+            scene.add_block(
+                block_color, _place(scene, rng, block_radius), float(rng.uniform(0, 2 * math.pi)), BLOCK_SIZE
+            )
+            for _ in range(n_blocks)
+        ]
         others = [c for c in palette if c not in (bowl_color, block_color)]
         for _ in range(self.max_distractors):
             is_block = bool(rng.random() < 0.5)
@@ -60,9 +66,18 @@ class PutBlockInBowl(Task):
         targets = []
         for bowl in bowls:
             pos, _ = scene.pose(bowl)
-            targets.append(((float(pos[0]), float(pos[1]), scene.workspace.z_min + BOWL_FLOOR + BLOCK_SIZE / 2), 0.0))
-        self.goals = [Goal(tuple(blocks), tuple(targets), 1.0, self.position_tolerance,
-                           instruction=f"put the {block_color} blocks in a {bowl_color} bowl")]
+            targets.append(
+                ((float(pos[0]), float(pos[1]), scene.workspace.z_min + BOWL_FLOOR + BLOCK_SIZE / 2), 0.0)
+            )
+        self.goals = [
+            Goal(
+                tuple(blocks),
+                tuple(targets),
+                1.0,
+                self.position_tolerance,
+                instruction=f"put the {block_color} blocks in a {bowl_color} bowl",
+            )
+        ]
         self.max_steps = n_blocks + 1
 
 
@@ -75,7 +90,11 @@ class StackBlockPyramidSeq(Task):
     position_tolerance = 0.01  # the paper's default pose tolerance
     stand_height = 0.01
     stand_patch = 0.05
-    stand_browns = ((0.80, 0.64, 0.45, 1.0), (0.62, 0.46, 0.33, 1.0), (0.44, 0.30, 0.20, 1.0))  # light -> dark
+    stand_browns = (
+        (0.80, 0.64, 0.45, 1.0),
+        (0.62, 0.46, 0.33, 1.0),
+        (0.44, 0.30, 0.20, 1.0),
+    )  # light -> dark
 
     def build(self, scene: Scene, rng: np.random.Generator, split: str) -> None:
         self.sequential = True
@@ -89,19 +108,43 @@ class StackBlockPyramidSeq(Task):
         parts = [((p / 2, p / 2, h / 2), (0.0, (k - 1) * p, h / 2), self.stand_browns[k]) for k in range(3)]
         scene.add_box_compound("stand", parts, stand_xy, stand_yaw, (p, 3 * p, h))
         block_radius = BLOCK_SIZE * math.sqrt(0.5)
-        blocks = [scene.add_block(c, _place(scene, rng, block_radius), float(rng.uniform(0, 2 * math.pi)), BLOCK_SIZE)
-                  for c in colors]
+        blocks = [
+            scene.add_block(
+                c, _place(scene, rng, block_radius), float(rng.uniform(0, 2 * math.pi)), BLOCK_SIZE
+            )
+            for c in colors
+        ]
         z0 = scene.workspace.z_min + h + BLOCK_SIZE / 2
-        local = [(0.0, -p, z0), (0.0, 0.0, z0), (0.0, p, z0),
-                 (0.0, -p / 2, z0 + BLOCK_SIZE), (0.0, p / 2, z0 + BLOCK_SIZE), (0.0, 0.0, z0 + 2 * BLOCK_SIZE)]
+        local = [
+            (0.0, -p, z0),
+            (0.0, 0.0, z0),
+            (0.0, p, z0),
+            (0.0, -p / 2, z0 + BLOCK_SIZE),
+            (0.0, p / 2, z0 + BLOCK_SIZE),
+            (0.0, 0.0, z0 + 2 * BLOCK_SIZE),
+        ]
         c, s = math.cos(stand_yaw), math.sin(stand_yaw)
-        targets = [((stand_xy[0] + c * lx - s * ly, stand_xy[1] + s * lx + c * ly, lz), stand_yaw)
-                   for lx, ly, lz in local]
-        places = ["the lighter brown side", "the middle of the stand", "the darker brown side",
-                  f"the {colors[0]} and {colors[1]} blocks", f"the {colors[1]} and {colors[2]} blocks",
-                  f"the {colors[3]} and {colors[4]} blocks"]
+        targets = [
+            ((stand_xy[0] + c * lx - s * ly, stand_xy[1] + s * lx + c * ly, lz), stand_yaw)
+            for lx, ly, lz in local
+        ]
+        places = [
+            "the lighter brown side",
+            "the middle of the stand",
+            "the darker brown side",
+            f"the {colors[0]} and {colors[1]} blocks",
+            f"the {colors[1]} and {colors[2]} blocks",
+            f"the {colors[3]} and {colors[4]} blocks",
+        ]
         self.goals = [
-            Goal((blocks[k],), (targets[k],), 1.0 / 6.0, self.position_tolerance, check_yaw=True,
-                 z_tolerance=BLOCK_SIZE / 2, instruction=f"put the {colors[k]} block on {places[k]}")
+            Goal(
+                (blocks[k],),
+                (targets[k],),
+                1.0 / 6.0,
+                self.position_tolerance,
+                check_yaw=True,
+                z_tolerance=BLOCK_SIZE / 2,
+                instruction=f"put the {colors[k]} block on {places[k]}",
+            )
             for k in range(6)
         ]
