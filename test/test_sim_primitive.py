@@ -112,3 +112,11 @@ def test_bad_constructor_arguments():
         SimEnvironment("put-block-in-bowl-seen-colors", robot="kuka")
     with pytest.raises(ValueError, match="unknown renderer"):
         SimEnvironment("put-block-in-bowl-seen-colors", renderer="vulkan")
+
+
+def test_poses_in_another_frame_are_refused(env):
+    env.reset(0)
+    action = env.oracle()
+    other = PickPlace(action.pick, action.place, frame_id="world")
+    result = env.step(other)
+    assert not result.success and "poses are in 'world'" in result.message and env.step_count == 1

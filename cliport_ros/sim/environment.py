@@ -148,6 +148,12 @@ class SimEnvironment:
             return PrimitiveResult(
                 False, f"primitive {action.primitive!r} is not available in this task", "approach"
             )
+        if action.frame_id != self.workspace.frame_id:
+            return PrimitiveResult(
+                False,
+                f"poses are in {action.frame_id!r}; the simulator takes {self.workspace.frame_id!r}",
+                "approach",
+            )
         result = pick_place(
             self.robot,
             self.suction,
