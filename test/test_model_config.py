@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from cliport_ros.model import ModelConfig
 
@@ -55,3 +56,16 @@ def test_unknown_name_and_field_are_named():
         ModelConfig.named("tiny", colour=3)
     with pytest.raises(ValueError, match="clip_text_width .* divisible by clip_text_heads"):
         ModelConfig.named("tiny", clip_text_heads=3)
+
+
+def test_paper_size_matches_the_paper():
+    """About 277 M trainable parameters over the three nets (the paper's figure), CLIP RN50 frozen beside."""
+    from cliport_ros.model.policy import CLIPortModel
+
+    with torch.device("meta"):  # sizes only: no memory, no initialisation work
+        model = CLIPortModel(ModelConfig.named("paper", clip_weights="none"))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    assert 270e6 < trainable < 285e6
+    # CLIP RN50 without its attention pool: image trunk ~23.5 M + text encoder ~63.7 M, stored once
+    assert frozen == sum(p.numel() for p in model.clip.parameters()) and 85e6 < frozen < 90e6

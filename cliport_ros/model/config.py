@@ -50,6 +50,12 @@ class ModelConfig:
     spatial_encoder: tuple[int, ...] = (64, 128, 256, 512, 1024)  # strides 1, 2, 4, 8, 16
     spatial_decoder: tuple[int, ...] = (512, 256, 128, 64, 32, 16)  # strides 8, 4, 2, 1, 1, 1 (laterals)
     spatial_blocks: int = 2  # bottleneck blocks per stage
+    # width of a bottleneck block's middle (3x3) convolution = its output width // this; Transporter's
+    # blocks keep the full width (1), ResNet's classic bottleneck a quarter (4)
+    bottleneck_divisor: int = 4
+    # the semantic stream's three skip-joining stages as two 3x3 convolutions (U-Net style, as the
+    # reference decoder) instead of one
+    semantic_double_conv: bool = False
     # --- semantic stream decoder over CLIP features ---
     # strides 32, 16, 8, 4, 2, 1, 1, 1; language multiplies the first three; laterals join the last six
     semantic_decoder: tuple[int, ...] = (1024, 512, 256, 128, 64, 32, 16, 16)
@@ -110,6 +116,7 @@ class ModelConfig:
             "clip_text_layers",
             "clip_context_length",
             "spatial_blocks",
+            "bottleneck_divisor",
             "n_rotations",
             "crop_size",
             "key_query_dim",
@@ -148,7 +155,7 @@ class ModelConfig:
                         "use a "
                         f"quarter of the width), got {getattr(self, name)}"
                     )
-        for name in ("clip_trainable", "clip_quick_gelu", "pick_pad_square"):
+        for name in ("clip_trainable", "clip_quick_gelu", "pick_pad_square", "semantic_double_conv"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
 
@@ -211,7 +218,7 @@ def _is_int(value: Any) -> bool:
 
 _PRESETS: dict[str, dict[str, Any]] = {
     # The paper's sizes: CLIP RN50 (frozen, pretrained), Transporter-width streams.
-    "paper": dict(name="paper"),
+    "paper": dict(name="paper", bottleneck_divisor=1, semantic_double_conv=True),
     # The same code path with small widths, CLIP from scratch: trains on 2 CPU cores in hours.
     "tiny": dict(
         name="tiny",

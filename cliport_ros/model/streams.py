@@ -28,9 +28,9 @@ MAX_STRIDE = 32
 class Bottleneck(nn.Module):
     """1x1 -> 3x3 -> 1x1 residual block (quarter-width middle), projection shortcut when shapes change."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, divisor: int = 4) -> None:
         super().__init__()
-        mid = max(c_out // 4, 1)
+        mid = max(c_out // divisor, 1)
         self.conv1 = nn.Conv2d(c_in, mid, 1)
         self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1)
         self.conv3 = nn.Conv2d(mid, c_out, 1)
@@ -49,9 +49,10 @@ class Bottleneck(nn.Module):
         return F.relu(y + self.shortcut(skip))
 
 
-def _stage(c_in: int, c_out: int, blocks: int, stride: int = 1) -> nn.Sequential:
+def _stage(c_in: int, c_out: int, blocks: int, stride: int = 1, divisor: int = 4) -> nn.Sequential:
     return nn.Sequential(
-        Bottleneck(c_in, c_out, stride), *[Bottleneck(c_out, c_out) for _ in range(blocks - 1)]
+        Bottleneck(c_in, c_out, stride, divisor),
+        *[Bottleneck(c_out, c_out, 1, divisor) for _ in range(blocks - 1)],
     )
 
 
@@ -64,14 +65,14 @@ class SpatialStream(nn.Module):
 
     def __init__(self, cfg: ModelConfig, out_dim: int) -> None:
         super().__init__()
-        enc, dec, n = cfg.spatial_encoder, cfg.spatial_decoder, cfg.spatial_blocks
+        enc, dec, n, d = cfg.spatial_encoder, cfg.spatial_decoder, cfg.spatial_blocks, cfg.bottleneck_divisor
         self.stem = nn.Conv2d(6, enc[0], 3, padding=1)
         self.encoder = nn.ModuleList(
-            [_stage(enc[0], enc[0], n)] + [_stage(enc[i - 1], enc[i], n, stride=2) for i in range(1, 5)]
+            [_stage(enc[0], enc[0], n, 1, d)] + [_stage(enc[i - 1], enc[i], n, 2, d) for i in range(1, 5)]
         )
         # decoder strides: 8, 4, 2, 1 (upsampling), then 1, 1
         ins = (enc[4],) + dec[:-1]
-        self.decoder = nn.ModuleList([_stage(ins[i], dec[i], n) for i in range(6)])
+        self.decoder = nn.ModuleList([_stage(ins[i], dec[i], n, 1, d) for i in range(6)])
         self.upsample = (True, True, True, True, False, False)
         self.head = nn.Conv2d(dec[-1], out_dim, 1)
 
@@ -99,9 +100,9 @@ class SemanticStream(nn.Module):
         # stride 16, 8, 4 stages take CLIP's skip features (concatenated after upsampling)
         self.up = nn.ModuleList(
             [
-                _conv_block(c[0] + s16, c[1]),
-                _conv_block(c[1] + s8, c[2]),
-                _conv_block(c[2] + s4, c[3]),
+                _conv_block(c[0] + s16, c[1], double=cfg.semantic_double_conv),
+                _conv_block(c[1] + s8, c[2], double=cfg.semantic_double_conv),
+                _conv_block(c[2] + s4, c[3], double=cfg.semantic_double_conv),
                 _conv_block(c[3], c[4]),  # stride 2
                 _conv_block(c[4], c[5]),  # stride 1
                 _conv_block(c[5], c[6]),  # stride 1
@@ -141,8 +142,17 @@ class SemanticStream(nn.Module):
         return self.head(x)
 
 
-def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True))
+def _conv_block(c_in: int, c_out: int, double: bool = False) -> nn.Sequential:
+    """3x3 conv + ReLU; ``double``: two of them, the first to half the input width (a U-Net 'up' block)."""
+    if not double:
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True))
+    mid = c_in // 2
+    return nn.Sequential(
+        nn.Conv2d(c_in, mid, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(mid, c_out, 3, padding=1),
+        nn.ReLU(inplace=True),
+    )
 
 
 class TwoStreamNet(nn.Module):
