@@ -164,3 +164,30 @@ def test_clip_from_a_local_file_is_loaded_and_frozen(tmp_path):
     (tmp_path / "other.pt").write_bytes(b"not a state dict")
     with pytest.raises(ValueError, match="does not hold open_clip weights"):
         Policy(small_cfg(clip_weights=str(tmp_path / "other.pt"), clip_trainable=False), workspace=WS)
+
+
+def test_one_clip_is_shared_and_frozen_text_is_cached():
+    policy = Policy(small_cfg(clip_trainable=False), workspace=WS, device="cpu")
+    model = policy.model
+    assert model.attention.net._clip is model.transport.key._clip is model.transport.query._clip is model.clip
+    clip_keys = [k for k in model.state_dict() if ".visual." in k or ".transformer." in k]
+    assert clip_keys and all(k.startswith("clip.clip.") for k in clip_keys)  # stored once
+    assert not any(p.requires_grad for p in model.clip.parameters())
+    policy.act(random_view(), INSTRUCTION)
+    cached = model.clip._text_cache[INSTRUCTION]
+    assert torch.equal(model.text([INSTRUCTION])[0], cached)
+    assert list(model.clip._text_cache) == [INSTRUCTION]
+
+
+def test_act_from_simulated_camera_images_matches_act_on_the_fused_view():
+    from cliport_ros.sim import SimEnvironment
+
+    torch.manual_seed(1)
+    policy = Policy(small_cfg(), device="cpu")  # the simulator's (default) workspace
+    with SimEnvironment("put-block-in-bowl-seen-colors") as env:
+        obs = env.reset(seed=1, split="val")
+    out = policy.act_from_images([(im.rgb, im.depth, im.camera) for im in obs.images], obs.instruction)
+    ref = policy.act(obs.view, obs.instruction)
+    assert out.pick_pixel == ref.pick_pixel and out.place_pixel == ref.place_pixel
+    assert np.array_equal(out.pick_heatmap, ref.pick_heatmap)
+    assert out.timings["fuse_ms"] > 0 and out.pick_place == ref.pick_place
