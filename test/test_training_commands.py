@@ -105,3 +105,46 @@ def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
     assert summary["success_rate"] == (1.0 if summary["mean_score"] >= 100.0 - 1e-6 else 0.0)
     pngs = sorted(p.name for p in (tmp_path / "rec").iterdir())
     assert len(pngs) == int(row[2]) and pngs[0] == "seed00005_step00.png"
+
+
+def test_train_with_unreachable_openai_weights_fails_with_the_alternatives(capsys, tmp_path, monkeypatch):
+    from cliport_ros.data import Episode, Step, write_episode
+    from cliport_ros.geometry.workspace import Workspace
+
+    ws = Workspace()
+    step = Step(
+        np.zeros((*ws.shape, 3), np.uint8),
+        np.zeros(ws.shape, np.float32),
+        "put the red blocks in a green bowl",
+        Pose((0.4, 0.0, 0.0)),
+        Pose((0.5, 0.1, 0.0)),
+        (160, 48),
+        (192, 80),
+        1.0,
+    )
+    write_episode(Episode("put-block-in-bowl-seen-colors", "train", 0, 100.0, (step,), ws), tmp_path / "data")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = [
+        "train",
+        "--task",
+        "put-block-in-bowl-seen-colors",
+        "--config",
+        "paper",
+        "--n-demos",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        "--data",
+        str(tmp_path / "data"),
+        "--no-progress",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "cannot load CLIP RN50 'openai' weights: HF_HUB_OFFLINE is set" in err
+        and "clip_weights='none'" in err
+    )
+    argv_no_data = argv[:-2] + [str(tmp_path / "elsewhere"), "--no-progress"]
+    assert main(argv_no_data) == 2
+    assert "no train demos of 'put-block-in-bowl-seen-colors'" in capsys.readouterr().err

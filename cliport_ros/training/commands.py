@@ -54,6 +54,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train_run(args: argparse.Namespace) -> int:
+    from cliport_ros.model.clip_backbone import ClipWeightsUnavailable
     from cliport_ros.training.train import TrainConfig, sim_validator, train
 
     tasks = (args.task,) if args.task else tuple(t.strip() for t in args.tasks.split(",") if t.strip())
@@ -84,7 +85,7 @@ def _train_run(args: argparse.Namespace) -> int:
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
         summary = train(cfg, validate=validate, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ClipWeightsUnavailable) as exc:
         print(f"cliport train: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
@@ -117,6 +118,7 @@ def _resolve_checkpoint(name: str) -> Path:
 def _eval_run(args: argparse.Namespace) -> int:
     import torch
 
+    from cliport_ros.model.clip_backbone import ClipWeightsUnavailable
     from cliport_ros.model.policy import Policy
     from cliport_ros.training.evaluate import evaluate_policy
 
@@ -127,7 +129,7 @@ def _eval_run(args: argparse.Namespace) -> int:
         summary = evaluate_policy(
             policy, args.task, split=args.split, n=args.n, seed_start=args.seed_start, record=args.record
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ClipWeightsUnavailable) as exc:
         print(f"cliport eval: {exc}", file=sys.stderr)
         return 2
     summary["checkpoint"] = str(args.checkpoint)
