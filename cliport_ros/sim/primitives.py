@@ -95,6 +95,7 @@ def pick_place(
     travel = z_floor + config.travel_height
     try:
         enter("approach")
+        suction.restore_collisions()
         # Check both ends first, so an unreachable place does not leave an object dangling.
         for name, pos, yaw in (("pick", pick_pos, pick_yaw), ("place", place_pos, place_yaw)):
             solution, reason = robot.solve_ik(tuple(pos), tool_orientation(yaw))
@@ -136,6 +137,7 @@ def pick_place(
         enter("retreat")
         tip = robot.tip_pose()[0]
         ok, retreat_reason = move(np.array([tip[0], tip[1], above_place[2]]), place_yaw)
+        suction.restore_collisions()
         if not touched:
             return PrimitiveResult(False, f"place: {reason}", stage, held)
         if not ok:

@@ -18,6 +18,8 @@ from cliport_ros.geometry.transforms import quaternion_multiply, yaw_to_quaterni
 from cliport_ros.sim.assets import ur5_suction_urdf_path
 
 ROBOTS = ("ur5", "panda")
+# A held body has landed when a contact normal (on the other body, towards it) points this much upwards.
+SUPPORT_NORMAL_Z = 0.7
 # The tool pointing straight down (its z axis along -z of the base): a rotation of pi about x.
 TOOL_DOWN = (1.0, 0.0, 0.0, 0.0)
 
@@ -286,6 +288,7 @@ class Suction:
         self.is_pickable = is_pickable
         self.constraint: int | None = None
         self.held: int | None = None
+        self._released: set[int] = set()  # bodies that still ignore the robot after a release
 
     def touching(self) -> list[int]:
         """Bodies (other than the robot) in contact with the cup links."""
@@ -297,10 +300,17 @@ class Suction:
         return found
 
     def detect_contact(self) -> bool:
-        """Cup touching something; while holding, the held body touching something other than the robot."""
+        """Cup touching something; while holding, the held body resting on something (not the robot).
+
+        A held body counts as landed only on a contact that pushes it up (normal z > ``SUPPORT_NORMAL_Z``):
+        brushing a neighbour's side while coming down between two blocks is not a place to let go.
+        """
         if self.held is None:
             return bool(self.touching())
-        return any(c[2] != self.robot.body for c in self.client.getContactPoints(bodyA=self.held))
+        return any(
+            c[2] != self.robot.body and c[7][2] > SUPPORT_NORMAL_Z
+            for c in self.client.getContactPoints(bodyA=self.held)
+        )
 
     def activate(self) -> int | None:
         """Attach the first touched pickable body; its id, or None when nothing pickable is touched."""
@@ -334,10 +344,20 @@ class Suction:
         return None
 
     def release(self) -> None:
+        """Detach. The body keeps ignoring the tool until ``restore_collisions`` (after the tool moved away):
+        re-enabling contact while the cup still presses on it would kick it sideways."""
         if self.constraint is not None:
             self.client.removeConstraint(self.constraint)
         if self.held is not None:
-            for link in range(-1, self.client.getNumJoints(self.robot.body)):
-                self.client.setCollisionFilterPair(self.robot.body, self.held, link, -1, 1)
+            self._released.add(self.held)
         self.constraint = None
         self.held = None
+
+    def restore_collisions(self, clearance: float = 0.005) -> None:
+        """Let released bodies collide with the robot again, once they are ``clearance`` away from it."""
+        for body in list(self._released):
+            if self.client.getClosestPoints(self.robot.body, body, clearance):
+                continue
+            for link in range(-1, self.client.getNumJoints(self.robot.body)):
+                self.client.setCollisionFilterPair(self.robot.body, body, link, -1, 1)
+            self._released.discard(body)
