@@ -127,3 +127,24 @@ def test_same_seed_same_scene_and_actions_on_either_renderer():
     finally:
         a.close()
         b.close()
+
+
+def test_a_new_family_plugs_in_through_the_registry():
+    from cliport_ros.sim import tasks as registry
+    from cliport_ros.sim.tasks import Task, register
+
+    class OneBlock(Task):
+        family = "test-one-block"
+        variants = ("only",)
+
+        def build(self, scene, rng, split):
+            scene.add_block("red", (0.5, 0.0), 0.0)
+
+    register(OneBlock)
+    try:
+        assert "test-one-block-only" in list_tasks()
+        assert isinstance(make_task("test-one-block-only"), OneBlock)
+        with pytest.raises(ValueError, match="registered twice"):
+            register(type("Other", (OneBlock,), {}))
+    finally:
+        registry._FAMILIES.pop("test-one-block")
