@@ -26,7 +26,7 @@ MAX_STRIDE = 32
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 -> 1x1 residual block (quarter-width middle), projection shortcut when shapes change."""
+    """1x1 -> 3x3 -> 1x1 residual block (middle width = out // divisor), projected shortcut if shapes change."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, divisor: int = 4) -> None:
         super().__init__()
@@ -54,10 +54,6 @@ def _stage(c_in: int, c_out: int, blocks: int, stride: int = 1, divisor: int = 4
         Bottleneck(c_in, c_out, stride, divisor),
         *[Bottleneck(c_out, c_out, 1, divisor) for _ in range(blocks - 1)],
     )
-
-
-def _up_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class SpatialStream(nn.Module):
