@@ -26,7 +26,7 @@ MAX_STRIDE = 32
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 -> 1x1 residual block (middle width = out // divisor), projected shortcut if shapes change."""
+    """1x1 -> 3x3 -> 1x1 residual block (middle width = out // divisor), projected shortcut on a change."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, divisor: int = 4) -> None:
         super().__init__()
