@@ -8,11 +8,13 @@ held object turns by place yaw - pick yaw (CLIPort: pick yaw 0, place yaw = the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from cliport_ros.geometry.transforms import quaternion_to_matrix
 from cliport_ros.sim.robots import Robot, Suction, tool_orientation
 from cliport_ros.types import Pose
 
@@ -27,9 +29,10 @@ class PrimitiveConfig:
     descent_step: float = 0.005  # per IK step while looking for contact (notes: 5 mm = 1 mm's accuracy)
     max_overshoot: float = 0.03  # descend at most this far below the target before giving up
     travel_height: float = 0.20  # minimum tool height (above z_min) while carrying between pick and place
+    waypoint_spacing: float = 0.05  # longer moves follow the straight line through waypoints this far apart
 
     def __post_init__(self) -> None:
-        for name in ("approach_height", "descent_step", "max_overshoot", "travel_height"):
+        for name in ("approach_height", "descent_step", "max_overshoot", "travel_height", "waypoint_spacing"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PrimitiveConfig.{name} must be positive, got {getattr(self, name)}")
 
@@ -71,8 +74,22 @@ def pick_place(
             raise _Canceled()
 
     def move(pos, yaw, until=None) -> tuple[bool, str]:
-        check_cancel()
-        return robot.movep(tuple(float(c) for c in pos), tool_orientation(yaw), until)
+        """Tool-tip move through waypoints on the straight line (joint-space interpolation between far
+        apart poses can sweep a carried object through its neighbours), turning the tool as it goes."""
+        start, orn = robot.tip_pose()
+        rot = quaternion_to_matrix(orn)
+        yaw0 = math.atan2(rot[1, 0], rot[0, 0])
+        turn = (yaw - yaw0 + math.pi) % (2 * math.pi) - math.pi
+        goal = np.asarray(pos, dtype=np.float64)
+        n = max(1, math.ceil(float(np.linalg.norm(goal - start)) / config.waypoint_spacing))
+        for k in range(1, n + 1):
+            check_cancel()
+            f = k / n
+            point = start + f * (goal - start)
+            ok, reason = robot.movep(tuple(float(c) for c in point), tool_orientation(yaw0 + f * turn), until)
+            if not ok or (until is not None and until()):
+                return ok, reason
+        return True, ""
 
     def descend(start: np.ndarray, stop_z: float, yaw: float) -> tuple[bool, str]:
         """Lower from ``start`` until contact; (touched, reason)."""
