@@ -78,6 +78,13 @@ def test_training_run_resumes_exactly(tmp_path):
     train(TrainConfig(out=str(tmp_path / "b"), **{**common, "steps": 3}), demos, progress=False, workspace=WS)
     resumed = train(TrainConfig(out=str(tmp_path / "b"), **common), demos, progress=False, workspace=WS)
     assert resumed["resumed"] and resumed["steps"] == 6
+    with pytest.raises(ValueError, match="holds a run of config 'tiny' on \\['synthetic'\\]"):
+        train(
+            TrainConfig(out=str(tmp_path / "b"), **{**common, "tasks": ("other",)}),
+            {"other": demos["synthetic"]},
+            progress=False,
+            workspace=WS,
+        )
     a = Policy.load(tmp_path / "a" / "last", device="cpu").model.state_dict()
     b = Policy.load(tmp_path / "b" / "last", device="cpu").model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -261,6 +261,12 @@ def train(
     resumed = (last / STATE_FILE).is_file()
     if resumed:
         policy = Policy.load(last, device=cfg.device, precision="fp32")
+        previous = (policy.cfg.name, tuple(policy.metadata.get("tasks", ())))
+        if previous != (cfg.model, cfg.tasks):
+            raise ValueError(
+                f"{out} holds a run of config {previous[0]!r} on {list(previous[1])}, not {cfg.model!r} on "
+                f"{list(cfg.tasks)}; resume it with the same settings or choose another --out"
+            )
     else:
         model_cfg = ModelConfig.named(cfg.model, **cfg.model_overrides)
         workspace = workspace if workspace is not None else Workspace()
