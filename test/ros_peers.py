@@ -1,6 +1,7 @@
 """Test peers: a small node that serves both actions and publishes PickPlace, usable in-process or as a
 separate process (``python test/ros_peers.py``). Its behaviour is scripted by the goal's instruction:
-"hold" waits for a cancel; anything else completes after STAGE_SECONDS per stage (a stand-in for arm
+"hold" waits for a cancel; "fail" fails at the grasp (GRASP_FAILED); anything else completes after
+STAGE_SECONDS per stage (a stand-in for arm
 motion: feedback published before the client has processed the goal response is dropped by rclpy's
 ActionClient, so a server that finishes instantly would lose its first feedback)."""
 
@@ -70,6 +71,11 @@ class PeerNode(Node):
             time.sleep(STAGE_SECONDS)
             feedback = ExecutePickPlace.Feedback(stage=index, stage_name=name)
             goal_handle.publish_feedback(feedback)
+            if decision.instruction == "fail" and name == "grasp":
+                goal_handle.abort()
+                result.success, result.error_code = False, ExecutePickPlace.Result.GRASP_FAILED
+                result.message = "suction found nothing to pick"
+                return result
             if decision.instruction == "hold" and self._wait_for_cancel(goal_handle):
                 goal_handle.canceled()
                 result.success, result.error_code = False, ExecutePickPlace.Result.CANCELED

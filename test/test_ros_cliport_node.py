@@ -211,6 +211,19 @@ def test_arm_controller_absent_fails_with_a_reason(rig):
     assert result.steps_taken == 1  # the decision was made, and is reported, but not executed
 
 
+def test_a_failing_arm_fails_the_goal_with_the_arms_reason(rig):
+    node = rig.start(execute=True)
+    rig.executor.add_node(PeerNode(context=rig.context))
+    feed_images(rig, node)
+    status, result, _ = follow(rig, "fail", max_steps=3, execute=True)  # the test arm fails "fail" at the grasp
+    assert status == GoalStatus.STATUS_ABORTED
+    assert result.error_code == FollowInstruction.Result.EXECUTION_FAILED
+    assert result.message == "step 1: arm failed (code 5): suction found nothing to pick"
+    assert result.steps_taken == 1
+    status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1, execute=True)
+    assert status == GoalStatus.STATUS_SUCCEEDED  # still up
+
+
 def test_cancel_during_execution(rig):
     node = rig.start(execute=True)
     rig.executor.add_node(PeerNode(context=rig.context))

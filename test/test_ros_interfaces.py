@@ -44,7 +44,7 @@ def receive_one(executor, node, topic: str, publish=None, timeout: float = 10.0)
     return received[0]
 
 
-def run_action(executor, client: ActionClient, goal, cancel_after_feedback: bool = False, timeout: float = 15.0,
+def run_action(executor, client: ActionClient, goal, cancel_after_feedback: bool = False, timeout: float = 60.0,
                expect_feedback: int = 1):
     """Send a goal; return (status, result, feedback list). Optionally cancel after the first feedback.
 
@@ -162,7 +162,7 @@ def test_interfaces_across_two_processes(ros_context, peer_process):
     executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
     executor.add_node(node)
     try:
-        got = receive_one(executor, node, "peer/pick_place", timeout=15.0)
+        got = receive_one(executor, node, "peer/pick_place", timeout=60.0)
         expected = sample_pick_place("put the red block in the green bowl", got.header.stamp.sec - 100)
         assert_same_pick_place(got, expected)
 
