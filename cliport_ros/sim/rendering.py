@@ -59,8 +59,23 @@ def linearise_depth(zbuffer: np.ndarray, camera: CameraModel) -> np.ndarray:
     return depth.astype(np.float32)
 
 
+def _load_llvm_users_first() -> None:
+    """Import triton, where installed, before the EGL plugin loads.
+
+    On a machine without a GPU the EGL plugin renders with Mesa's llvmpipe, which loads its own LLVM; triton
+    (imported later by torchvision through torch._dynamo) carries another, and loading triton second crashes
+    the process (seen: `cliport sim` segfaulted on `import open_clip` after the simulator started). Loaded
+    first, both work.
+    """
+    try:
+        import triton  # noqa: F401
+    except Exception:  # not installed (a CPU-only torch) or unusable: nothing to protect
+        pass
+
+
 def load_egl(client) -> int | None:
     """Load the EGL renderer plugin into a physics client by file path; plugin id or None if it fails."""
+    _load_llvm_users_first()
     try:
         loader = pkgutil.get_loader("eglRenderer")
         if loader is None:
