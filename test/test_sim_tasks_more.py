@@ -15,6 +15,11 @@ FAMILIES = {
         14,
         2,
     ),
+    "packing-boxes-pairs-seen-colors": (
+        re.compile(r"^pack all the (\w+) and (\w+) blocks into the brown box$"),
+        20,
+        1,
+    ),
 }
 
 
