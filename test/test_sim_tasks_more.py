@@ -8,7 +8,8 @@ import pytest
 from cliport_ros.sim import SimEnvironment, list_tasks, seed_for
 from cliport_ros.sim.scene import SEEN_COLORS, UNSEEN_COLORS
 
-# key -> (instruction pattern, step cap or None when it depends on the scene, oracle steps for partial credit)
+# key -> (instruction pattern, step cap, oracle steps before checking partial credit; 0: move the goal
+# object half out of its zone instead, for one-step tasks)
 FAMILIES = {
     "towers-of-hanoi-seq-seen-colors": (
         re.compile(r"^move the (\w+) ring to the (lighter brown side|middle|darker brown side)$"),
@@ -20,6 +21,7 @@ FAMILIES = {
         20,
         1,
     ),
+    "packing-shapes": (re.compile(r"^pack the ([\w ]+) in the brown box$"), 1, 0),
 }
 
 
@@ -65,6 +67,15 @@ def test_partial_credit_on_a_half_done_scene(envs, key):
     _, _, steps = FAMILIES[key]
     env = envs(key)
     env.reset(seed_for("val", 0), "val")
+    if steps == 0:
+        goal, zone = env.task.goals[0], env.task.zones[0]
+        obj = goal.objects[0]
+        # Centre the object on the zone's edge (lifted clear of the walls; the metric looks at x, y).
+        c, s = np.cos(zone.yaw), np.sin(zone.yaw)
+        edge = (zone.centre[0] + c * zone.half[0], zone.centre[1] + s * zone.half[0], 0.2)
+        env.client.resetBasePositionAndOrientation(obj, edge, (0, 0, 0, 1))
+        assert 0.2 < env.task.progress(env.scene) < 0.8
+        return
     for _ in range(steps):
         env.step(env.oracle())
     assert 0.0 < env.score < 100.0 and not env.done
@@ -93,3 +104,17 @@ def test_unseen_colour_variants_use_the_unseen_palette_on_test(envs):
         env.reset(seed_for("test", 1), "test")
         named = {o.color for o in env.scene.objects.values() if o.pickable}
         assert named <= set(UNSEEN_COLORS) and named - set(SEEN_COLORS), (key, named)
+
+
+def test_packing_shapes_draws_train_shapes_on_train_and_test_shapes_on_test(envs):
+    from cliport_ros.sim.shapes import SHAPES, TEST_SHAPES, TRAIN_SHAPES
+
+    assert len(SHAPES) == 20 and len({s.name for s in SHAPES}) == 20
+    env = envs("packing-shapes")
+    for split, pool in (("train", TRAIN_SHAPES), ("test", TEST_SHAPES)):
+        for index in range(3):
+            env.reset(seed_for(split, index), split)
+            names = {o.extras["shape"] for o in env.scene.objects.values() if o.kind == "shape"}
+            assert len(names) == 5 and names <= {SHAPES[i].name for i in pool}
+            named = env.scene.objects[env.task.goals[0].objects[0]].extras["shape"]
+            assert env.instruction == f"pack the {named} in the brown box"

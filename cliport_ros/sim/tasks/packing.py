@@ -1,4 +1,4 @@
-"""Packing tasks of the paper (zone metric): packing-boxes-pairs (seen/unseen colours)."""
+"""Packing tasks of the paper (zone metric): packing-boxes-pairs (seen/unseen colours), packing-shapes."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import math
 
 import numpy as np
 
+from cliport_ros.geometry.transforms import yaw_to_quaternion
 from cliport_ros.sim.objects import add_container, add_cuboid
 from cliport_ros.sim.scene import Scene
+from cliport_ros.sim.shapes import SHAPE_HEIGHT, SHAPES, TEST_SHAPES, TRAIN_SHAPES, add_shape
 from cliport_ros.sim.tasks import register
-from cliport_ros.sim.tasks.base import Goal
+from cliport_ros.sim.tasks.base import Goal, wrap_angle
 from cliport_ros.sim.tasks.blocks import COLOR_VARIANTS, _place
 from cliport_ros.sim.tasks.zone import Zone, ZoneTask
+from cliport_ros.types import PickPlace, Pose
 
 BOX_COLOR = "brown"  # "the brown box": blocks never take the box's colour
 
@@ -94,3 +97,56 @@ class PackingBoxesPairs(ZoneTask):
                 instruction=f"pack all the {chosen[0]} and {chosen[1]} blocks into the brown box",
             )
         ]
+
+
+@register
+class PackingShapes(ZoneTask):
+    """ "pack the {shape} in the brown box": five different shapes, a box that fits the named one; train
+    scenes draw shapes 0-13, validation and test scenes shapes 14-19 (the paper's unseen shapes)."""
+
+    # The key is "packing-shapes": the registry joins family and variant with "-".
+    family = "packing"
+    variants = ("shapes",)
+    n_shapes = 5
+    box_margin = 0.02  # free space around the shape's bounding box, per side
+
+    def build(self, scene: Scene, rng: np.random.Generator, split: str) -> None:
+        self.max_steps = 1
+        pool = TRAIN_SHAPES if split == "train" else TEST_SHAPES
+        picked = [pool[i] for i in rng.choice(len(pool), self.n_shapes, replace=False)]
+        palette = [c for c in self.colors(split) if c != BOX_COLOR]
+        shape = SHAPES[picked[0]]
+        hx, hy = shape.half_extents
+        inner = (2 * (hx + self.box_margin), 2 * (hy + self.box_margin))
+        box_xy = _place(scene, rng, math.hypot(*inner) / 2 + 0.02)
+        box_yaw = float(rng.uniform(0, math.pi))
+        add_container(scene, box_xy, box_yaw, inner, color=BOX_COLOR)
+        bodies = []
+        for index in picked:
+            other = SHAPES[index]
+            xy = _place(scene, rng, math.hypot(*other.half_extents) + 0.005)
+            color = palette[int(rng.integers(len(palette)))]
+            bodies.append(add_shape(scene, other, color, xy, float(rng.uniform(0, 2 * math.pi))))
+        target = ((box_xy[0], box_xy[1], scene.workspace.z_min + SHAPE_HEIGHT / 2), box_yaw)
+        self.zones = [Zone(box_xy, box_yaw, (inner[0] / 2, inner[1] / 2))]
+        instruction = f"pack the {shape.name} in the brown box"
+        self.goals = [Goal((bodies[0],), (target,), 1.0, 0.0, instruction=instruction)]
+
+    def _oracle_action(
+        self, scene: Scene, rng: np.random.Generator, obj: int, tpos: tuple[float, float, float], tyaw: float
+    ) -> PickPlace:
+        """Pick a point well inside the outline; place the shape centred in the box, turned to its frame."""
+        info = scene.objects[obj]
+        pos, yaw = scene.pose(obj)
+        grasp = info.extras["grasp"][int(rng.integers(len(info.extras["grasp"])))]
+        c, s = math.cos(yaw), math.sin(yaw)
+        offset = (c * grasp[0] - s * grasp[1], s * grasp[0] + c * grasp[1])
+        delta = wrap_angle(tyaw - yaw, info.symmetry) if info.symmetry > 0 else 0.0
+        cd, sd = math.cos(delta), math.sin(delta)
+        moved = (cd * offset[0] - sd * offset[1], sd * offset[0] + cd * offset[1])
+        top = info.size[2] / 2
+        return PickPlace(
+            pick=Pose((pos[0] + offset[0], pos[1] + offset[1], pos[2] + top), (0.0, 0.0, 0.0, 1.0)),
+            place=Pose((tpos[0] + moved[0], tpos[1] + moved[1], tpos[2] + top), yaw_to_quaternion(delta)),
+            instruction=self.instruction,
+        )
