@@ -22,6 +22,14 @@ FAMILIES = {
         1,
     ),
     "packing-shapes": (re.compile(r"^pack the ([\w ]+) in the brown box$"), 1, 0),
+    "assembling-kits-seq-seen-colors": (
+        re.compile(
+            r"^put the (\w+) ([\w ]+) in the (top left|top middle|top right|bottom left|bottom right) "
+            r"([\w ]+) hole$"
+        ),
+        5,
+        2,
+    ),
 }
 
 
@@ -118,3 +126,26 @@ def test_packing_shapes_draws_train_shapes_on_train_and_test_shapes_on_test(envs
             assert len(names) == 5 and names <= {SHAPES[i].name for i in pool}
             named = env.scene.objects[env.task.goals[0].objects[0]].extras["shape"]
             assert env.instruction == f"pack the {named} in the brown box"
+
+
+def test_every_shape_has_a_footprint_and_grasp_points_inside_it():
+    from cliport_ros.sim.shapes import GRASP_CLEARANCE, SHAPES
+
+    for shape in SHAPES:
+        foot, grasp = shape.footprint(), shape.grasp_points()
+        hx, hy = shape.half_extents
+        assert len(foot) > 20 and len(grasp) > 0, shape.name
+        assert np.all(np.abs(foot) <= np.array([hx, hy]) + 1e-9)
+        assert shape.contains(grasp + [GRASP_CLEARANCE, 0.0]).all()
+    ring = next(s for s in SHAPES if s.name == "ring")
+    assert not ring.contains(np.zeros((1, 2)))[0]  # the hole is not a place to pick
+
+
+def test_kit_holes_are_drawings_and_the_shapes_match_them(envs):
+    env = envs("assembling-kits-seq-seen-colors")
+    env.reset(seed_for("train", 2), "train")
+    holes = [o for o in env.scene.objects.values() if o.kind == "hole"]
+    shapes = [o for o in env.scene.objects.values() if o.kind == "shape"]
+    assert len(holes) == len(shapes) == 5 and not any(o.pickable for o in holes)
+    assert sorted(o.extras["shape"] for o in holes) == sorted(o.extras["shape"] for o in shapes)
+    assert env.client.getCollisionShapeData(holes[0].body, -1) == ()

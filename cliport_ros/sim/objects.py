@@ -67,9 +67,11 @@ def add_compound(
     symmetry: float = 0.0,
     pickable: bool = False,
     extras: dict | None = None,
-    part_rgba: Sequence[tuple[float, float, float, float]] | None = None,
+    color_rgba: tuple[float, float, float, float] | None = None,
+    collide: bool = True,
 ) -> int:
-    """One body made of box/cylinder parts (movable when ``mass`` > 0), recorded in the scene."""
+    """One body made of box/cylinder parts (movable when ``mass`` > 0), recorded in the scene; ``collide``
+    False makes a drawing only (e.g. a kit's hole); ``color_rgba`` overrides the named colour's RGBA."""
     if not parts or len(parts) > MAX_PARTS:
         raise ValueError(f"a compound takes 1..{MAX_PARTS} parts, got {len(parts)}")
     c = scene.client
@@ -77,12 +79,14 @@ def add_compound(
     frames = dict(
         positions=[list(p[2]) for p in parts], orientations=[list(yaw_to_quaternion(p[3])) for p in parts]
     )
-    col = c.createCollisionShapeArray(
-        types,
-        collisionFramePositions=frames["positions"],
-        collisionFrameOrientations=frames["orientations"],
-        **shape_kw,
-    )
+    col = -1
+    if collide:
+        col = c.createCollisionShapeArray(
+            types,
+            collisionFramePositions=frames["positions"],
+            collisionFrameOrientations=frames["orientations"],
+            **shape_kw,
+        )
     vis = c.createVisualShapeArray(
         types,
         visualFramePositions=frames["positions"],
@@ -93,7 +97,7 @@ def add_compound(
         mass, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw)
     )
     # Colour afterwards: createVisualShapeArray's rgbaColors crashes PyBullet 3.2.7 beyond 16 shapes.
-    c.changeVisualShape(body, -1, rgbaColor=rgba(color))
+    c.changeVisualShape(body, -1, rgbaColor=color_rgba or rgba(color))
     if mass > 0:
         c.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.001)
     scene.objects[body] = SceneObject(body, kind, color, size, pickable, symmetry, dict(extras or {}))
@@ -130,22 +134,26 @@ def add_prism(
     mass: float,
     symmetry: float,
     extras: dict | None = None,
+    color_rgba: tuple[float, float, float, float] | None = None,
+    collide: bool = True,
 ) -> int:
-    """A movable convex prism (e.g. a triangle or hexagon), pickable.
+    """A convex prism (e.g. a triangle or hexagon): movable and pickable, or a drawing (``collide`` False).
 
     The mesh goes through a generated OBJ file in the cache folder: the EGL renderer draws no visual
     shape given as in-memory vertices (TinyRenderer does)."""
     c = scene.client
     path = str(write_cached(prism_obj(points, height), "prism", ".obj"))
-    col = c.createCollisionShape(c.GEOM_MESH, fileName=path)  # a movable body: PyBullet takes its convex hull
-    vis = c.createVisualShape(c.GEOM_MESH, fileName=path, rgbaColor=rgba(color))
+    # A movable body: PyBullet collides with the mesh's convex hull (the prism itself).
+    col = c.createCollisionShape(c.GEOM_MESH, fileName=path) if collide else -1
+    vis = c.createVisualShape(c.GEOM_MESH, fileName=path, rgbaColor=color_rgba or rgba(color))
     body = c.createMultiBody(
         mass, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw)
     )
-    c.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.001)
+    if collide:
+        c.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.001)
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     size = (max(xs) - min(xs), max(ys) - min(ys), height)
-    scene.objects[body] = SceneObject(body, kind, color, size, True, symmetry, dict(extras or {}))
+    scene.objects[body] = SceneObject(body, kind, color, size, collide, symmetry, dict(extras or {}))
     return body
 
 

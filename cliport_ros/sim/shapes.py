@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cliport_ros.geometry.transforms import yaw_to_quaternion
 from cliport_ros.sim.objects import Part, add_compound, add_prism, ring_parts
 from cliport_ros.sim.scene import Scene
+from cliport_ros.types import PickPlace, Pose
 
 STROKE = 0.02  # letter stroke width (m)
 SHAPE_HEIGHT = 0.02
@@ -154,14 +156,32 @@ def add_shape(
     yaw: float,
     height: float = SHAPE_HEIGHT,
     mass: float = 0.05,
+    z: float | None = None,
+    hole_rgba: tuple[float, float, float, float] | None = None,
 ) -> int:
-    """The shape as a movable, pickable body resting on the table."""
-    z = scene.workspace.z_min + height / 2
+    """The shape as a movable, pickable body resting on the table (or centred at ``z``); with
+    ``hole_rgba``, a static drawing of the shape in that colour instead (a kit's hole)."""
+    if z is None:
+        z = scene.workspace.z_min + height / 2
+    hole = hole_rgba is not None
+    kind = "hole" if hole else "shape"
+    mass = 0.0 if hole else mass
     hx, hy = shape.half_extents
     extras = dict(shape=shape.name, footprint=shape.footprint(), grasp=shape.grasp_points())
     if shape.polygon:
         return add_prism(
-            scene, "shape", color, shape.polygon, height, (xy[0], xy[1], z), yaw, mass, shape.symmetry, extras
+            scene,
+            kind,
+            color,
+            shape.polygon,
+            height,
+            (xy[0], xy[1], z),
+            yaw,
+            mass,
+            shape.symmetry,
+            extras,
+            color_rgba=hole_rgba,
+            collide=not hole,
         )
     if shape.inner > 0:
         parts: list[Part] = ring_parts(shape.radius, shape.inner, height)
@@ -174,7 +194,7 @@ def add_shape(
         ]
     return add_compound(
         scene,
-        "shape",
+        kind,
         color,
         parts,
         (xy[0], xy[1], z),
@@ -182,6 +202,37 @@ def add_shape(
         (2 * hx, 2 * hy, height),
         mass=mass,
         symmetry=shape.symmetry,
-        pickable=True,
+        pickable=not hole,
         extras=extras,
+        color_rgba=hole_rgba,
+        collide=not hole,
+    )
+
+
+def shape_oracle_action(
+    scene: Scene,
+    rng: np.random.Generator,
+    obj: int,
+    tpos: tuple[float, float, float],
+    tyaw: float,
+    instruction: str,
+) -> PickPlace:
+    """The oracle's move of a shape: pick a random grasp point (well inside the outline, not over a hole
+    or between strokes), place so the shape's centre lands on ``tpos`` turned to ``tyaw`` (modulo its
+    symmetry)."""
+    info = scene.objects[obj]
+    pos, yaw = scene.pose(obj)
+    grasps = info.extras["grasp"]
+    grasp = grasps[int(rng.integers(len(grasps)))]
+    c, s = math.cos(yaw), math.sin(yaw)
+    offset = (c * grasp[0] - s * grasp[1], s * grasp[0] + c * grasp[1])
+    period = info.symmetry if info.symmetry > 0 else None
+    delta = 0.0 if period is None else (tyaw - yaw + period / 2) % period - period / 2
+    cd, sd = math.cos(delta), math.sin(delta)
+    moved = (cd * offset[0] - sd * offset[1], sd * offset[0] + cd * offset[1])
+    top = info.size[2] / 2
+    return PickPlace(
+        pick=Pose((pos[0] + offset[0], pos[1] + offset[1], pos[2] + top), (0.0, 0.0, 0.0, 1.0)),
+        place=Pose((tpos[0] + moved[0], tpos[1] + moved[1], tpos[2] + top), yaw_to_quaternion(delta)),
+        instruction=instruction,
     )

@@ -6,15 +6,21 @@ import math
 
 import numpy as np
 
-from cliport_ros.geometry.transforms import yaw_to_quaternion
 from cliport_ros.sim.objects import add_container, add_cuboid
 from cliport_ros.sim.scene import Scene
-from cliport_ros.sim.shapes import SHAPE_HEIGHT, SHAPES, TEST_SHAPES, TRAIN_SHAPES, add_shape
+from cliport_ros.sim.shapes import (
+    SHAPE_HEIGHT,
+    SHAPES,
+    TEST_SHAPES,
+    TRAIN_SHAPES,
+    add_shape,
+    shape_oracle_action,
+)
 from cliport_ros.sim.tasks import register
-from cliport_ros.sim.tasks.base import Goal, wrap_angle
+from cliport_ros.sim.tasks.base import Goal
 from cliport_ros.sim.tasks.blocks import COLOR_VARIANTS, _place
 from cliport_ros.sim.tasks.zone import Zone, ZoneTask
-from cliport_ros.types import PickPlace, Pose
+from cliport_ros.types import PickPlace
 
 BOX_COLOR = "brown"  # "the brown box": blocks never take the box's colour
 
@@ -135,18 +141,4 @@ class PackingShapes(ZoneTask):
     def _oracle_action(
         self, scene: Scene, rng: np.random.Generator, obj: int, tpos: tuple[float, float, float], tyaw: float
     ) -> PickPlace:
-        """Pick a point well inside the outline; place the shape centred in the box, turned to its frame."""
-        info = scene.objects[obj]
-        pos, yaw = scene.pose(obj)
-        grasp = info.extras["grasp"][int(rng.integers(len(info.extras["grasp"])))]
-        c, s = math.cos(yaw), math.sin(yaw)
-        offset = (c * grasp[0] - s * grasp[1], s * grasp[0] + c * grasp[1])
-        delta = wrap_angle(tyaw - yaw, info.symmetry) if info.symmetry > 0 else 0.0
-        cd, sd = math.cos(delta), math.sin(delta)
-        moved = (cd * offset[0] - sd * offset[1], sd * offset[0] + cd * offset[1])
-        top = info.size[2] / 2
-        return PickPlace(
-            pick=Pose((pos[0] + offset[0], pos[1] + offset[1], pos[2] + top), (0.0, 0.0, 0.0, 1.0)),
-            place=Pose((tpos[0] + moved[0], tpos[1] + moved[1], tpos[2] + top), yaw_to_quaternion(delta)),
-            instruction=self.instruction,
-        )
+        return shape_oracle_action(scene, rng, obj, tpos, tyaw, self.instruction)
