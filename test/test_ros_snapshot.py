@@ -10,6 +10,7 @@ import threading
 
 import cv2
 import numpy as np
+import pytest
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -73,6 +74,15 @@ def test_snapshot_without_cameras_says_which_topics(tmp_path):
     assert done.returncode == 1
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert "no synchronised colour/depth images yet from camera 'front'" in report["error"]
+
+
+def test_overrides():
+    from cliport_ros.ros.snapshot import parse_overrides
+
+    assert parse_overrides(["camera_pose_source=tf", "camera_namespaces=[/camera/camera]", "sync_slop=0.1"]) == {
+        "camera_pose_source": "tf", "camera_namespaces": ["/camera/camera"], "sync_slop": 0.1}
+    with pytest.raises(ValueError, match="--set expects NAME=VALUE"):
+        parse_overrides(["camera_pose_source"])
 
 
 def test_parameters_from_a_cell_file():

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="top_down.png", help="PNG to write")
     parser.add_argument("--per-camera", action="store_true", help="also write <out>_<camera>.png per camera")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the cameras")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a parameter (value in YAML), e.g. --set camera_pose_source=tf "
+                             "--set 'camera_namespaces=[/camera/camera]'")
 
 
 def parameters_from_file(path: Path, node_name: str) -> dict[str, Any]:
@@ -42,6 +45,19 @@ def parameters_from_file(path: Path, node_name: str) -> dict[str, Any]:
     for section in ("/**", node_name, f"/{node_name}"):
         flatten("", (data.get(section) or {}).get("ros__parameters", {}))
     return params
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` strings -> {name: YAML value}."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
 
 
 def render(view: Any) -> Any:
@@ -73,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"error": f"parameter file not found: {params_file}"}))
         return 2
     overrides = parameters_from_file(params_file, args.node_name)
+    try:
+        overrides.update(parse_overrides(args.set))
+    except ValueError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
