@@ -35,6 +35,16 @@ def tree(name: str) -> ast.Module:
     return ast.parse((REPO / "launch" / name).read_text())
 
 
+# What the real-cell launch files share (the calibration TF, includes) lives in one module they import.
+SUPPORT = ast.parse((REPO / "cliport_ros" / "ros" / "launch_support.py").read_text())
+
+
+def test_launch_files_use_the_shared_support_module():
+    for name in LAUNCH_FILES:
+        imports = [n for n in ast.walk(tree(name)) if isinstance(n, ast.ImportFrom)]
+        assert any(n.module == "cliport_ros.ros.launch_support" for n in imports), name
+
+
 def calls(module: ast.AST, func: str) -> list[ast.Call]:
     found = []
     for node in ast.walk(module):
@@ -121,7 +131,8 @@ def test_arguments_declared_used_and_documented(name):
     module = tree(name)
     args = declared(module)
     assert LAUNCH_FILES[name] <= set(args)
-    used = {literal(c.args[0]) for f in ("LaunchConfiguration", "cfg") for c in calls(module, f)}
+    used = {literal(c.args[0]) for m in (module, SUPPORT) for f in ("LaunchConfiguration", "cfg")
+            for c in calls(m, f)}
     assert used == set(args), f"used, not declared: {used - set(args)}; declared, unused: {set(args) - used}"
     for arg, default in args.items():
         row = doc_row(name, arg)
@@ -136,7 +147,7 @@ def test_arguments_declared_used_and_documented(name):
 @pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
 def test_included_launch_files(name):
     module = tree(name)
-    included = {(literal(c.args[0]), literal(c.args[1])) for c in calls(module, "include")}
+    included = {(literal(c.args[0]), literal(c.args[1])) for m in (module, SUPPORT) for c in calls(m, "include")}
     assert included == INCLUDED[name]
     for package, _ in included:
         assert f"`{package}`" in DOC, f"{package} is not named in docs/real_cell.md's install steps"
@@ -156,7 +167,7 @@ def test_node_parameters_are_real_parameters(name):
     given = parameter_names(nodes["cliport_node"])
     assert given <= cliport_params, given - cliport_params
     # Both sides of ExecutePickPlace use the one name.
-    action = next(literal(n.value) for n in module.body if isinstance(n, ast.Assign)
+    action = next(literal(n.value) for n in SUPPORT.body if isinstance(n, ast.Assign)
                   and getattr(n.targets[0], "id", "") == "EXECUTE_ACTION")
     assert action == NODE_PARAMETERS["action_name"]
 
