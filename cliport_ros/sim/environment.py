@@ -10,7 +10,7 @@ import numpy as np
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.perception.camera import CameraRig, load_camera_rig
 from cliport_ros.perception.fusion import TopDownView, fuse_views
-from cliport_ros.sim.primitives import PrimitiveConfig, PrimitiveResult, pick_place
+from cliport_ros.sim.primitives import PrimitiveConfig, PrimitiveResult, pick_place, push
 from cliport_ros.sim.rendering import RENDERERS, CameraImage, load_egl, render_camera
 from cliport_ros.sim.robots import ROBOTS, MotionLimits, Suction, make_robot
 from cliport_ros.sim.scene import Scene
@@ -142,9 +142,10 @@ class SimEnvironment:
         on_stage: Callable[[str], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> PrimitiveResult:
-        """Run the primitive only (no scoring, no rendering)."""
+        """Run the primitive only (no scoring, no rendering): a pick-and-place, or a push from ``pick`` to
+        ``place`` when ``action.primitive`` is "push"."""
         self._require_reset()
-        if action.primitive != "pick_place":
+        if action.primitive not in ("pick_place", "push"):
             return PrimitiveResult(
                 False, f"primitive {action.primitive!r} is not available in this task", "approach"
             )
@@ -154,7 +155,8 @@ class SimEnvironment:
                 f"poses are in {action.frame_id!r}; the simulator takes {self.workspace.frame_id!r}",
                 "approach",
             )
-        result = pick_place(
+        run = push if action.primitive == "push" else pick_place
+        result = run(
             self.robot,
             self.suction,
             action.pick,

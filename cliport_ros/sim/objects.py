@@ -257,3 +257,24 @@ def add_cuboid(
     symmetry = math.pi / 2 if square else math.pi
     scene.objects[body] = SceneObject(body, "block", color, tuple(size), True, symmetry)
     return body
+
+
+def add_square_outline(
+    scene: Scene,
+    color: str,
+    xy: tuple[float, float],
+    yaw: float,
+    side: float,
+    line: float = 0.004,
+) -> int:
+    """A square drawn on the table (no collision: objects slide across it), ``side`` inside."""
+    if side <= 0 or line <= 0:
+        raise ValueError(f"square side and line width must be positive, got {side}, {line}")
+    half, thin = side / 2 + line / 2, 0.0005
+    along_x = dict(half_extents=(half + line / 2, line / 2, thin))
+    along_y = dict(half_extents=(line / 2, half + line / 2, thin))
+    parts: list[Part] = [("box", along_x, (0.0, s * half, 0.0), 0.0) for s in (-1, 1)]
+    parts += [("box", along_y, (s * half, 0.0, 0.0), 0.0) for s in (-1, 1)]
+    z = scene.workspace.z_min + thin + 0.0005  # just above the table top: no z-fighting
+    size = (side, side, 2 * thin)
+    return add_compound(scene, "zone", color, parts, (xy[0], xy[1], z), yaw, size, collide=False)

@@ -1,4 +1,4 @@
-"""The suction pick-and-place primitive (Ravens-style), with stage reports and cancellation.
+"""The suction pick-and-place primitive (Ravens-style) and a push, with stage reports and cancellation.
 
 approach (above the pick) -> grasp (descend in small steps until the cup touches, attach if pickable) ->
 lift -> move (above the place) -> release (descend until the held object touches, detach) -> retreat.
@@ -19,6 +19,7 @@ from cliport_ros.sim.robots import Robot, Suction, tool_orientation
 from cliport_ros.types import Pose
 
 STAGES = ("approach", "grasp", "lift", "move", "release", "retreat")
+PUSH_STAGES = ("approach", "move", "retreat")  # the push reports these stages of STAGES
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,12 @@ class PrimitiveConfig:
     max_overshoot: float = 0.03  # descend at most this far below the target before giving up
     travel_height: float = 0.20  # minimum tool height (above z_min) while carrying between pick and place
     waypoint_spacing: float = 0.05  # longer moves follow the straight line through waypoints this far apart
+    push_height: float = 0.01  # tool-tip height above the table along a push (lower half of small blocks)
+    push_step: float = 0.01  # waypoint spacing along a push (pushed objects load the arm)
 
     def __post_init__(self) -> None:
-        for name in ("approach_height", "descent_step", "max_overshoot", "travel_height", "waypoint_spacing"):
+        names = ("approach_height", "descent_step", "max_overshoot", "travel_height", "waypoint_spacing")
+        for name in names + ("push_height", "push_step"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PrimitiveConfig.{name} must be positive, got {getattr(self, name)}")
 
@@ -162,4 +166,75 @@ def pick_place(
         return PrimitiveResult(True, "", stage, held)
     except _Canceled:
         suction.release()
+        return PrimitiveResult(False, "canceled", stage)
+
+
+def push(
+    robot: Robot,
+    suction: Suction,
+    start: Pose,
+    end: Pose,
+    z_floor: float,
+    config: PrimitiveConfig = PrimitiveConfig(),
+    on_stage: Callable[[str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    settle: Callable[[], None] | None = None,
+) -> PrimitiveResult:
+    """Push with the tool: down to ``push_height`` above the table at ``start`` (x, y), a straight line to
+    ``end`` (x, y), then up. The z of the poses is ignored; the tool keeps the start pose's yaw. Never
+    raises for unreachable poses (see the result)."""
+    stage = "approach"
+    yaw = start.yaw
+    low = z_floor + config.push_height
+    a = np.array([start.position[0], start.position[1], low], dtype=np.float64)
+    b = np.array([end.position[0], end.position[1], low], dtype=np.float64)
+
+    def enter(name: str) -> None:
+        nonlocal stage
+        stage = name
+        if on_stage is not None:
+            on_stage(name)
+
+    def line(goal: np.ndarray, spacing: float) -> tuple[bool, str]:
+        """Tool-tip move along the straight line to ``goal`` through waypoints ``spacing`` apart, turning
+        the tool to the push yaw on the way (as pick_place's moves do)."""
+        begin, orn = robot.tip_pose()
+        rot = quaternion_to_matrix(orn)
+        yaw0 = math.atan2(rot[1, 0], rot[0, 0])
+        turn = (yaw - yaw0 + math.pi) % (2 * math.pi) - math.pi
+        n = max(1, math.ceil(float(np.linalg.norm(goal - begin)) / spacing))
+        for k in range(1, n + 1):
+            if should_cancel is not None and should_cancel():
+                raise _Canceled()
+            point = begin + k / n * (goal - begin)
+            ok, reason = robot.movep(tuple(float(c) for c in point), tool_orientation(yaw0 + k / n * turn))
+            if not ok:
+                return ok, reason
+        return True, ""
+
+    try:
+        enter("approach")
+        suction.release()  # nothing is carried while pushing
+        suction.restore_collisions()  # a body just released must feel the tool again
+        for name, pos in (("push start", a), ("push end", b)):
+            solution, reason = robot.solve_ik(tuple(pos), tool_orientation(yaw))
+            if solution is None:
+                return PrimitiveResult(False, f"{name} pose {reason}", stage)
+        ok, reason = line(a + [0.0, 0.0, config.approach_height], config.waypoint_spacing)
+        if ok:
+            ok, reason = line(a, config.waypoint_spacing)
+        if not ok:
+            return PrimitiveResult(False, reason, stage)
+        enter("move")
+        ok, reason = line(b, config.push_step)
+        if not ok:
+            return PrimitiveResult(False, reason, stage)
+        enter("retreat")
+        ok, reason = line(b + [0.0, 0.0, config.approach_height], config.waypoint_spacing)
+        if settle is not None:
+            settle()
+        if not ok:
+            return PrimitiveResult(False, reason, stage)
+        return PrimitiveResult(True, "", stage)
+    except _Canceled:
         return PrimitiveResult(False, "canceled", stage)

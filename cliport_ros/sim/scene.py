@@ -194,14 +194,18 @@ class Scene:
         margin: float = 0.05,
         max_reach: float = 0.78,
         tries: int = 200,
+        near: tuple[float, float, float] | None = None,
     ) -> tuple[float, float] | None:
-        """A table position whose disc of ``radius`` clears the placed objects and is within reach."""
+        """A table position whose disc of ``radius`` clears the placed objects and is within reach (and,
+        with ``near`` = (x, y, distance), within that distance of (x, y))."""
         ws = self.workspace
         lo_x, hi_x = ws.x_min + margin + radius, ws.x_max - margin - radius
         lo_y, hi_y = ws.y_min + margin + radius, ws.y_max - margin - radius
         for _ in range(tries):
             x, y = float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))
             if math.hypot(x, y) + radius > max_reach:
+                continue
+            if near is not None and math.hypot(x - near[0], y - near[1]) > near[2]:
                 continue
             if all(math.hypot(x - fx, y - fy) > radius + fr + 0.01 for fx, fy, fr in self._footprints):
                 self._footprints.append((x, y, radius))
