@@ -11,11 +11,19 @@ import time
 import pytest
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from cliport_ros.msg import PickPlace, TaskStatus
 from cliport_ros.ros.sim_node import LATCHED
 from conftest import spin_until
+
+
+# Test seeds on which the shipped model (29 % success over 100 test episodes: see the README) completes the
+# episode; `cliport eval put-block-in-bowl-seen-colors --checkpoint <shipped> --split test --n 10` lists them.
+# Pinned so the test shows the whole ROS loop delivering a success; the model's rate is measured by eval.
+SHIPPED_SUCCESS_SEEDS = [10007, 10009, 10011]
 
 
 def run_cli(*args, timeout=600):
@@ -48,9 +56,20 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_instruction_from_another_process_moves_the_robot(ros_context, random_checkpoint):
-    server = subprocess.Popen([sys.executable, "-m", "cliport_ros.cli", "sim", "--serve", "--seed", "10001",
-                               "--checkpoint", str(random_checkpoint), "--device", "cpu"],
+def test_the_shipped_model_completes_episodes_through_ros():
+    done, lines = run_cli("sim", "--device", "cpu", "--episodes", str(len(SHIPPED_SUCCESS_SEEDS)),
+                          "--seed", str(SHIPPED_SUCCESS_SEEDS[0]))  # the default checkpoint: the shipped model
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    episodes, summary = lines[:-1], lines[-1]
+    assert [e["seed"] for e in episodes] == SHIPPED_SUCCESS_SEEDS
+    assert all(e["success"] and e["score"] == 100.0 for e in episodes), episodes
+    assert summary["success_rate"] == 1.0
+
+
+@pytest.mark.slow
+def test_an_instruction_from_another_process_moves_the_named_block(ros_context):
+    server = subprocess.Popen([sys.executable, "-m", "cliport_ros.cli", "sim", "--serve",
+                               "--seed", str(SHIPPED_SUCCESS_SEEDS[0]), "--device", "cpu"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 180
@@ -62,16 +81,22 @@ def test_an_instruction_from_another_process_moves_the_robot(ros_context, random
         node = Node("topic_pub", context=ros_context)
         executor = SingleThreadedExecutor(context=ros_context)
         executor.add_node(node)
-        statuses, decisions = [], []
+        statuses, decisions, frames, reports = [], [], [], []
         node.create_subscription(TaskStatus, "/sim/task_status", statuses.append, LATCHED)
         node.create_subscription(PickPlace, "/cliport/pick_place", decisions.append, 10)
+        node.create_subscription(String, "/cliport/status", lambda m: reports.append(m.data), 10)
+        node.create_subscription(Image, "/front/color/image_raw", frames.append, qos_profile_sensor_data)
         pub = node.create_publisher(String, "/cliport/instruction", 10)
-        assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and statuses, 60)
+        # As a user would: wait until the cameras stream (an instruction before any image is refused).
+        assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and statuses and len(frames) >= 2, 120)
         instruction = statuses[-1].instruction
         assert statuses[-1].step == 0
         pub.publish(String(data=instruction))
-        assert spin_until(executor, lambda: statuses[-1].step == 1, 120), "the robot did not execute a step"
+        assert spin_until(executor, lambda: statuses[-1].step == 1, 120), f"no step executed; node said: {reports}"
         assert decisions and decisions[0].instruction == instruction
+        # The named block is in a bowl of the named colour: the simulator scores it (its only block: 100).
+        assert instruction == "put the gray blocks in a blue bowl"
+        assert statuses[-1].score == 100.0 and statuses[-1].done
         executor.shutdown()
     finally:
         server.terminate()
