@@ -98,6 +98,14 @@ def test_decisions_outside_the_workspace_are_never_passed_on():
         margin.decide(frames(), "put the red block in the bowl", now=100.0)
 
 
+def test_the_configured_primitive_is_what_the_decision_asks_for():
+    decider = Decider(ScriptedPolicy(), Workspace(), AgentConfig(primitive="push"))
+    assert decider.decide(frames(), "push the pile of red blocks into the green square", now=100.0) \
+        .pick_place.primitive == "push"
+    with pytest.raises(ValueError, match=r"primitive must be one of \('pick_place', 'push'\), got 'sweep'"):
+        AgentConfig(primitive="sweep")
+
+
 def test_low_confidence_is_refused():
     decider = Decider(ScriptedPolicy(confidence=0.05), Workspace(), AgentConfig(min_confidence=0.1))
     with pytest.raises(DecisionError, match="confidence 0.050 is below min_confidence 0.100") as info:

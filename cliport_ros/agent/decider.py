@@ -17,7 +17,7 @@ import numpy as np
 
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.perception.camera import CameraModel
-from cliport_ros.types import PickPlace
+from cliport_ros.types import PRIMITIVES, PickPlace
 
 
 class DecisionCode(enum.IntEnum):
@@ -51,6 +51,7 @@ class AgentConfig:
     max_image_age: float = 2.0  # seconds between the newest image and "now"; 0 disables the check
     min_confidence: float = 0.0  # refuse decisions whose pick or place confidence is below this
     workspace_margin: float = 0.0  # metres kept clear of the workspace edges
+    primitive: str = "pick_place"  # what executes the decisions: "pick_place", or "push" (separating-piles)
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_instruction_length, int) or not 1 <= self.max_instruction_length <= 100_000:
@@ -61,6 +62,8 @@ class AgentConfig:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
         if not (math.isfinite(self.workspace_margin) and 0.0 <= self.workspace_margin < 0.25):
             raise ValueError(f"workspace_margin must be in [0, 0.25) m, got {self.workspace_margin!r}")
+        if self.primitive not in PRIMITIVES:
+            raise ValueError(f"primitive must be one of {PRIMITIVES}, got {self.primitive!r}")
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ class Decider:
         t2 = time.perf_counter()
         decision = output.pick_place
         decision = PickPlace(decision.pick, decision.place, decision.pick_confidence, decision.place_confidence,
-                             instruction=text, primitive=decision.primitive, frame_id=self.workspace.frame_id)
+                             instruction=text, primitive=self.config.primitive, frame_id=self.workspace.frame_id)
         self.check_decision(decision)
         newest = max(frames, key=lambda f: f.stamp)
         return Decision(decision, output, view, stamp, newest.stamp_ns, {"fuse_s": t1 - t0, "policy_s": t2 - t1})

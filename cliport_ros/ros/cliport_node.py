@@ -81,7 +81,7 @@ class CliportNode(LifecycleNode):
             "workspace.x_min": ws.x_min, "workspace.x_max": ws.x_max, "workspace.y_min": ws.y_min,
             "workspace.y_max": ws.y_max, "workspace.z_min": ws.z_min, "workspace.z_max": ws.z_max,
             "workspace.pixel_size": ws.pixel_size, "workspace_margin": 0.0,
-            "min_confidence": 0.0, "max_instruction_length": 1000, "max_steps": 10,
+            "primitive": "pick_place", "min_confidence": 0.0, "max_instruction_length": 1000, "max_steps": 10,
             "execute": True, "execute_action": "execute_pick_place", "server_wait_timeout": 5.0,
             "execute_timeout": 120.0, "on_busy": "queue", "max_queue": 10, "publish_visualization": True,
         })
@@ -118,7 +118,8 @@ class CliportNode(LifecycleNode):
             agent = AgentConfig(max_instruction_length=int(self.p("max_instruction_length")),
                                 max_image_age=float(self.p("max_image_age")),
                                 min_confidence=float(self.p("min_confidence")),
-                                workspace_margin=float(self.p("workspace_margin")))
+                                workspace_margin=float(self.p("workspace_margin")),
+                                primitive=str(self.p("primitive")))
         except ValueError as exc:
             raise ValueError(f"parameter {exc}") from exc
         if self.p("on_busy") not in ("queue", "reject"):

@@ -83,8 +83,17 @@ def run(args: argparse.Namespace) -> int:
     # The policy (torch, open_clip) is loaded before the simulator: Mesa's EGL renderer and triton (imported
     # by torchvision through torch._dynamo) each bring an LLVM, and importing triton after EGL has loaded
     # crashes the process.
+    from cliport_ros.sim.tasks import make_task
+
+    try:
+        primitive = make_task(args.task).primitive
+    except ValueError as exc:
+        print(json.dumps({"error": str(exc)}))
+        rclpy.try_shutdown(context=context)
+        return 2
     agent = CliportNode(context=context, parameter_overrides=[
         Parameter("checkpoint", value=args.checkpoint), Parameter("device", value=args.device),
+        Parameter("primitive", value=primitive),
         Parameter("camera_names", value=rig.names), Parameter("camera_namespaces", value=[f"/{n}" for n in rig.names]),
         Parameter("execute", value=True)])
     from rclpy.lifecycle import TransitionCallbackReturn

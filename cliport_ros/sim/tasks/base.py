@@ -44,6 +44,8 @@ class Task(ABC):
 
     family: str = ""
     variants: tuple[str, ...] = ()
+    #: The primitive that executes this family's decisions ("pick_place" or "push", cliport_ros.types).
+    primitive: str = "pick_place"
 
     def __init__(self, variant: str) -> None:
         if variant not in self.variants:

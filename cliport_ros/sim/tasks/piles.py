@@ -21,6 +21,7 @@ class SeparatingPiles(ZoneTask):
 
     family = "separating-piles"
     variants = COLOR_VARIANTS
+    primitive = "push"
     n_blocks = 12
     block_size = 0.02
     pile_radius = 0.05
