@@ -122,8 +122,11 @@ def feed_images(rig, node):
 
 
 def follow(rig, instruction, **goal):
-    client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
-    return run_action(rig.executor, client, FollowInstruction.Goal(instruction=instruction, **goal), timeout=60,
+    # One client per test: a fresh ActionClient per goal has to be discovered again, which under load can
+    # take long enough to look like a missing server.
+    if not hasattr(rig, "follow_client"):
+        rig.follow_client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
+    return run_action(rig.executor, rig.follow_client, FollowInstruction.Goal(instruction=instruction, **goal), timeout=60,
                       expect_feedback=0)
 
 
