@@ -20,10 +20,12 @@ from cliport_ros.ros.sim_node import LATCHED
 from conftest import spin_until
 
 
-# Test seeds on which the shipped model (29 % success over 100 test episodes: see the README) completes the
+# Test seeds on which the shipped model (43 % success over 100 test episodes: see the README) completes the
 # episode; `cliport eval put-block-in-bowl-seen-colors --checkpoint <shipped> --split test --n 10` lists them.
 # Pinned so the test shows the whole ROS loop delivering a success; the model's rate is measured by eval.
 SHIPPED_SUCCESS_SEEDS = [10007, 10009, 10011]
+# One block, done in one step by the shipped model.
+NAMED_BLOCK_SEED, NAMED_BLOCK_INSTRUCTION = 10009, "put the brown blocks in a yellow bowl"
 
 
 def run_cli(*args, timeout=600):
@@ -69,7 +71,7 @@ def test_the_shipped_model_completes_episodes_through_ros():
 @pytest.mark.slow
 def test_an_instruction_from_another_process_moves_the_named_block(ros_context):
     server = subprocess.Popen([sys.executable, "-m", "cliport_ros.cli", "sim", "--serve",
-                               "--seed", str(SHIPPED_SUCCESS_SEEDS[0]), "--device", "cpu"],
+                               "--seed", str(NAMED_BLOCK_SEED), "--device", "cpu"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 180
@@ -95,7 +97,7 @@ def test_an_instruction_from_another_process_moves_the_named_block(ros_context):
         assert spin_until(executor, lambda: statuses[-1].step == 1, 120), f"no step executed; node said: {reports}"
         assert decisions and decisions[0].instruction == instruction
         # The named block is in a bowl of the named colour: the simulator scores it (its only block: 100).
-        assert instruction == "put the gray blocks in a blue bowl"
+        assert instruction == NAMED_BLOCK_INSTRUCTION
         assert statuses[-1].score == 100.0 and statuses[-1].done
         executor.shutdown()
     finally:
