@@ -133,23 +133,12 @@ def test_offline_openai_weights_fail_fast_naming_the_alternatives(monkeypatch, t
 
 
 def test_clip_from_a_local_file_is_loaded_and_frozen(tmp_path):
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    from cliport_ros.model.clip_backbone import open_clip_model
 
     cfg = small_cfg()
     torch.manual_seed(3)
     # a full open_clip state dict (attention pool included), as open_clip writes one
-    source = CLIP(
-        embed_dim=cfg.clip_embed_dim,
-        vision_cfg=CLIPVisionCfg(
-            layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224
-        ),
-        text_cfg=CLIPTextCfg(
-            context_length=cfg.clip_context_length,
-            width=cfg.clip_text_width,
-            heads=cfg.clip_text_heads,
-            layers=cfg.clip_text_layers,
-        ),
-    )
+    source = open_clip_model(cfg)
     torch.save(source.state_dict(), tmp_path / "clip.pt")
     policy = Policy(
         small_cfg(clip_weights=str(tmp_path / "clip.pt"), clip_trainable=False), workspace=WS, device="cpu"

@@ -86,22 +86,11 @@ def resolve_openai_weights(arch: str) -> str:
     raise ClipWeightsUnavailable(f"cannot load CLIP {arch} 'openai' weights: {reason}; {_alternatives(arch)}")
 
 
-def build_open_clip(cfg: ModelConfig) -> nn.Module:
-    """An open_clip ``CLIP`` with the configured sizes and weights (attention pooling removed)."""
-    import open_clip
+def open_clip_model(cfg: ModelConfig) -> nn.Module:
+    """A complete, randomly initialised open_clip ``CLIP`` of the configured sizes (as open_clip saves one)."""
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    path = None
-    if cfg.clip_weights == "openai":
-        path = resolve_openai_weights(cfg.clip_arch)  # before building: fail fast, without a network
-    elif cfg.clip_weights != "none":
-        path = cfg.clip_weights
-        if not Path(path).is_file():
-            raise ValueError(
-                f"clip_weights {path!r} is neither 'openai', 'none' nor an existing file; "
-                f"{_alternatives(cfg.clip_arch)}"
-            )
-    model = CLIP(
+    return CLIP(
         embed_dim=cfg.clip_embed_dim,
         vision_cfg=CLIPVisionCfg(
             layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224
@@ -114,6 +103,23 @@ def build_open_clip(cfg: ModelConfig) -> nn.Module:
         ),
         quick_gelu=cfg.clip_quick_gelu,
     )
+
+
+def build_open_clip(cfg: ModelConfig) -> nn.Module:
+    """An open_clip ``CLIP`` with the configured sizes and weights (attention pooling removed)."""
+    import open_clip
+
+    path = None
+    if cfg.clip_weights == "openai":
+        path = resolve_openai_weights(cfg.clip_arch)  # before building: fail fast, without a network
+    elif cfg.clip_weights != "none":
+        path = cfg.clip_weights
+        if not Path(path).is_file():
+            raise ValueError(
+                f"clip_weights {path!r} is neither 'openai', 'none' nor an existing file; "
+                f"{_alternatives(cfg.clip_arch)}"
+            )
+    model = open_clip_model(cfg)
     if path is not None:
         try:
             open_clip.load_checkpoint(model, path, strict=True)
