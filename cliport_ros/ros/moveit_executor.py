@@ -19,17 +19,16 @@ import sys
 import threading
 from typing import Any, Callable, Protocol, Sequence
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import CallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from cliport_ros.action import ExecutePickPlace
 from cliport_ros.execution import CellConfig, ErrorCode, Gripper, GripperConfig, PickPlaceExecutor, Stage
 from cliport_ros.execution.scene import Box, collision_boxes
 from cliport_ros.ros.conversions import pick_place_from_msg
+from cliport_ros.ros.node_main import run_node
 
 DEFAULT_ACTION_NAME = "execute_pick_place"
 NODE_PARAMETERS = {"action_name": DEFAULT_ACTION_NAME, "moveit_node_name": "moveit_py"}
@@ -168,28 +167,9 @@ class MoveItExecutorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node: MoveItExecutorNode | None = None
-    try:
-        try:
-            node = MoveItExecutorNode()
-        except (ValueError, RuntimeError) as exc:
-            # Bad parameters or MoveIt/gripper packages missing: say which, exit non-zero.
-            print(f"moveit_executor: {exc}", file=sys.stderr)
-            return 2
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            executor.shutdown()
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """``ros2 run cliport_ros moveit_executor --ros-args --params-file config/ur5.yaml``; exit 2 on bad setup."""
+    # Bad parameters or MoveIt/gripper packages missing: run_node says which and exits non-zero.
+    return run_node("moveit_executor", MoveItExecutorNode, args, setup_errors=(ValueError, RuntimeError))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ import sys
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -33,6 +31,7 @@ from cliport_ros.msg import TaskStatus
 from cliport_ros.ros.conversions import pick_place_from_msg
 from cliport_ros.ros.images import array_to_image, camera_info_from_model
 from cliport_ros.srv import ResetEpisode
+from cliport_ros.ros.node_main import run_node
 
 STAGE_CODES = {"approach": ExecutePickPlace.Feedback.APPROACH, "grasp": ExecutePickPlace.Feedback.GRASP,
                "lift": ExecutePickPlace.Feedback.LIFT, "move": ExecutePickPlace.Feedback.MOVE,
@@ -283,25 +282,7 @@ def _failure_code(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``ros2 run cliport_ros sim_node --ros-args -p task:=put-block-in-bowl-seen-colors -p seed:=10001``."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    try:
-        node = SimNode()
-    except (ValueError, KeyError) as exc:
-        print(f"sim_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("sim_node", SimNode, argv, close=lambda node: node.close())
 
 
 if __name__ == "__main__":
