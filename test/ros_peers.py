@@ -61,7 +61,10 @@ class PeerNode(Node):
         return CancelResponse.ACCEPT
 
     def _wait_for_cancel(self, goal_handle, timeout: float = 20.0) -> bool:
-        self.cancel_seen.wait(timeout)
+        """Until this goal is cancelled (rclpy marks it only after the cancel callback has returned)."""
+        deadline = time.monotonic() + timeout
+        while not goal_handle.is_cancel_requested and time.monotonic() < deadline:
+            self.cancel_seen.wait(0.05)
         return goal_handle.is_cancel_requested
 
     def _execute(self, goal_handle):
