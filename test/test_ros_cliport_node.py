@@ -244,9 +244,9 @@ def test_busy_node_rejects_when_configured(rig):
     node = rig.start(on_busy="reject")
     node._busy.set()  # as while a long instruction runs
     client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
-    assert client.wait_for_server(timeout_sec=5)
+    client.wait_for_server(timeout_sec=10)  # the goal's answer decides (see test_ros_interfaces.run_action)
     future = client.send_goal_async(FollowInstruction.Goal(instruction="put the red block in the bowl"))
-    assert spin_until(rig.executor, future.done, 10)
+    assert spin_until(rig.executor, future.done, 60)
     assert not future.result().accepted
     assert any("rejected: busy" in s for s in rig.status) or spin_until(
         rig.executor, lambda: any("rejected: busy" in s for s in rig.status), 5)

@@ -109,9 +109,10 @@ def test_bad_goals_are_refused_before_anything_moves(bridge, environment):
 def test_reset_service(bridge):
     node, client, executor = bridge
     service = client.create_client(ResetEpisode, "/sim/reset_episode")
-    assert service.wait_for_service(timeout_sec=10)
+    # As for actions (test_ros_interfaces.run_action): the call's answer, not the readiness poll, decides.
+    service.wait_for_service(timeout_sec=10)
     future = service.call_async(ResetEpisode.Request(task="", split="val", seed=3))
-    assert spin_until(executor, future.done, 60)
+    assert spin_until(executor, future.done, 60), "no answer from /sim/reset_episode"
     assert future.result().success and future.result().instruction.startswith("put the ")
     assert node.status().seed == 3 and node.status().split == "val"
     future = service.call_async(ResetEpisode.Request(task="", split="holdout", seed=3))
