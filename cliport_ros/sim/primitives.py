@@ -53,6 +53,28 @@ class _Canceled(Exception):
     pass
 
 
+def _straight_move(robot: Robot, goal: np.ndarray, yaw: float, spacing: float,
+                   should_cancel: Callable[[], bool] | None,
+                   until: Callable[[], bool] | None = None) -> tuple[bool, str]:
+    """Tool-tip move through waypoints ``spacing`` apart on the straight line to ``goal``, turning the tool
+    to ``yaw`` as it goes (joint-space interpolation between far-apart poses can sweep a carried object
+    through its neighbours). Stops early when ``until()`` holds; raises _Canceled when asked to."""
+    begin, orn = robot.tip_pose()
+    rot = quaternion_to_matrix(orn)
+    yaw0 = math.atan2(rot[1, 0], rot[0, 0])
+    turn = (yaw - yaw0 + math.pi) % (2 * math.pi) - math.pi
+    n = max(1, math.ceil(float(np.linalg.norm(goal - begin)) / spacing))
+    for k in range(1, n + 1):
+        if should_cancel is not None and should_cancel():
+            raise _Canceled()
+        f = k / n
+        point = begin + f * (goal - begin)
+        ok, reason = robot.movep(tuple(float(c) for c in point), tool_orientation(yaw0 + f * turn), until)
+        if not ok or (until is not None and until()):
+            return ok, reason
+    return True, ""
+
+
 def pick_place(
     robot: Robot,
     suction: Suction,
@@ -73,27 +95,9 @@ def pick_place(
         if on_stage is not None:
             on_stage(name)
 
-    def check_cancel() -> None:
-        if should_cancel is not None and should_cancel():
-            raise _Canceled()
-
     def move(pos, yaw, until=None) -> tuple[bool, str]:
-        """Tool-tip move through waypoints on the straight line (joint-space interpolation between far
-        apart poses can sweep a carried object through its neighbours), turning the tool as it goes."""
-        start, orn = robot.tip_pose()
-        rot = quaternion_to_matrix(orn)
-        yaw0 = math.atan2(rot[1, 0], rot[0, 0])
-        turn = (yaw - yaw0 + math.pi) % (2 * math.pi) - math.pi
-        goal = np.asarray(pos, dtype=np.float64)
-        n = max(1, math.ceil(float(np.linalg.norm(goal - start)) / config.waypoint_spacing))
-        for k in range(1, n + 1):
-            check_cancel()
-            f = k / n
-            point = start + f * (goal - start)
-            ok, reason = robot.movep(tuple(float(c) for c in point), tool_orientation(yaw0 + f * turn), until)
-            if not ok or (until is not None and until()):
-                return ok, reason
-        return True, ""
+        return _straight_move(robot, np.asarray(pos, dtype=np.float64), yaw, config.waypoint_spacing,
+                              should_cancel, until)
 
     def descend(start: np.ndarray, stop_z: float, yaw: float) -> tuple[bool, str]:
         """Lower from ``start`` until contact; (touched, reason)."""
@@ -196,21 +200,7 @@ def push(
             on_stage(name)
 
     def line(goal: np.ndarray, spacing: float) -> tuple[bool, str]:
-        """Tool-tip move along the straight line to ``goal`` through waypoints ``spacing`` apart, turning
-        the tool to the push yaw on the way (as pick_place's moves do)."""
-        begin, orn = robot.tip_pose()
-        rot = quaternion_to_matrix(orn)
-        yaw0 = math.atan2(rot[1, 0], rot[0, 0])
-        turn = (yaw - yaw0 + math.pi) % (2 * math.pi) - math.pi
-        n = max(1, math.ceil(float(np.linalg.norm(goal - begin)) / spacing))
-        for k in range(1, n + 1):
-            if should_cancel is not None and should_cancel():
-                raise _Canceled()
-            point = begin + k / n * (goal - begin)
-            ok, reason = robot.movep(tuple(float(c) for c in point), tool_orientation(yaw0 + k / n * turn))
-            if not ok:
-                return ok, reason
-        return True, ""
+        return _straight_move(robot, goal, yaw, spacing, should_cancel)
 
     try:
         enter("approach")
