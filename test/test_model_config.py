@@ -14,6 +14,7 @@ def test_named_configs_have_the_paper_and_tiny_sizes():
     assert paper.clip_stage_channels == (256, 512, 1024, 2048)
     assert paper.spatial_encoder == (64, 128, 256, 512, 1024)
     assert paper.semantic_decoder[:3] == (1024, 512, 256)  # the three language-fused layers
+    assert paper.lang_layers == 3
     assert (paper.n_rotations, paper.crop_size, paper.pad) == (36, 64, 32)
     tiny = ModelConfig.named("tiny")
     assert tiny.clip_weights == "none" and tiny.clip_trainable and tiny.clip_arch == "custom"
@@ -37,6 +38,8 @@ def test_overrides_and_json_round_trip():
         ({"spatial_encoder": (64, 128)}, "spatial_encoder must have 5 entries"),
         ({"semantic_decoder": (1024, 512, 256, 128, 64, 32, 16, 6)}, "multiples of 4"),
         ({"clip_weights": ""}, "clip_weights must be one of"),
+        ({"lang_layers": 9}, "lang_layers must be 1..8"),
+        ({"lang_layers": 0}, "lang_layers must be a positive integer"),
     ],
 )
 def test_paper_validation_messages(overrides, message):

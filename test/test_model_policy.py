@@ -180,3 +180,25 @@ def test_act_from_simulated_camera_images_matches_act_on_the_fused_view():
     assert out.pick_pixel == ref.pick_pixel and out.place_pixel == ref.place_pixel
     assert np.array_equal(out.pick_heatmap, ref.pick_heatmap)
     assert out.timings["fuse_ms"] > 0 and out.pick_place == ref.pick_place
+
+
+def test_language_reaches_every_semantic_layer_when_asked():
+    from cliport_ros.model.policy import CLIPortModel, image_tensor
+
+    torch.manual_seed(0)
+    model = CLIPortModel(small_cfg(lang_layers=8)).eval()
+    assert len(model.attention.net.semantic.lang_proj) == 8
+    view = random_view()
+    image = image_tensor(view.colour, view.height)
+    image = image[None] if image.dim() == 3 else image
+    # the language products at strides 32..8 are cut off: language still changes the output through the
+    # full-resolution layers alone
+    for proj in list(model.attention.net.semantic.lang_proj)[:3]:
+        torch.nn.init.zeros_(proj.weight)
+        torch.nn.init.ones_(proj.bias)
+    with torch.no_grad():
+        red = model.pick_logits(image, model.text([INSTRUCTION]))
+        blue = model.pick_logits(image, model.text(["put the blue blocks in a green bowl"]))
+    assert not torch.allclose(red, blue)
+    with pytest.raises(ValueError, match="lang_layers must be 1..8"):
+        small_cfg(lang_layers=9)

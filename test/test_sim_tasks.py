@@ -148,3 +148,27 @@ def test_a_new_family_plugs_in_through_the_registry():
             register(type("Other", (OneBlock,), {}))
     finally:
         registry._FAMILIES.pop("test-one-block")
+
+
+def test_pick_target_tells_needed_objects_from_others_and_empty_table(envs):
+    env = envs("put-block-in-bowl-seen-colors")
+    env.reset(seed=seed_for("test", 0), split="test")
+    action = env.oracle()
+    assert env.pick_target(action.pick.position[0], action.pick.position[1]) == "goal"
+    bowl = next(b for b, o in env.scene.objects.items() if o.kind == "bowl")
+    pos, _ = env.scene.pose(bowl)
+    assert env.pick_target(float(pos[0]), float(pos[1])) == "other"
+    # a point of the table farther than any object's reach
+    ws = env.workspace
+    corners = [(x, y) for x in (ws.x_min, ws.x_max) for y in (ws.y_min, ws.y_max)]
+    free = max(
+        corners,
+        key=lambda c: min(
+            np.hypot(env.scene.pose(b)[0][0] - c[0], env.scene.pose(b)[0][1] - c[1]) for b in env.scene.objects
+        ),
+    )
+    assert env.pick_target(*free) == "nothing"
+    # once the needed block is in place it no longer counts as needed
+    result = env.step(action)
+    assert result.reward > 0
+    assert env.pick_target(action.pick.position[0], action.pick.position[1]) != "goal"

@@ -47,6 +47,21 @@ def test_command_arguments_are_validated(capsys):
         main(["eval", "put-block-in-bowl-seen-colors", "--checkpoint", "c", "--split", "train"])
     with pytest.raises(SystemExit):
         main(["bench", "--config", "huge"])
+    args = ["train", "--task", "put-block-in-bowl-seen-colors", "--out", "x"]
+    assert main(args + ["--model-set", "lang_layers"]) == 2
+    assert "--model-set takes FIELD=VALUE, got 'lang_layers'" in capsys.readouterr().err
+    assert main(args + ["--model-set", "lang_layers=12"]) == 2
+    assert "lang_layers must be 1..8" in capsys.readouterr().err
+
+
+def test_model_set_values_are_json():
+    from cliport_ros.training.commands import _model_overrides
+
+    assert _model_overrides(["lang_layers=8", "clip_weights=none", "spatial_blocks=2"]) == {
+        "lang_layers": 8,
+        "clip_weights": "none",
+        "spatial_blocks": 2,
+    }
 
 
 def test_eval_reports_a_missing_checkpoint(capsys, tmp_path):
@@ -101,6 +116,13 @@ def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
     assert row[:2] == ["2", "5"]  # episode index 2 of the validation split is seed 5
     summary = json.loads(lines[-1])
     assert summary["n"] == 1 and summary["split"] == "val"
+    # every step is sorted into one outcome, listed on the episode's row and counted in the summary
+    assert sum(summary["step_outcomes"].values()) == int(row[2])
+    assert set(summary["step_outcomes"]) == {
+        "progress", "pick_nothing", "pick_other", "primitive_failed", "place_wrong"
+    }
+    listed = lines[1][lines[1].index("[") + 1 : lines[1].index("]")].split()
+    assert len(listed) == int(row[2]) and all(summary["step_outcomes"][k] >= 1 for k in listed)
     assert 0.0 <= summary["mean_score"] <= 100.0 and summary["success_rate"] in (0.0, 1.0)
     assert summary["success_rate"] == (1.0 if summary["mean_score"] >= 100.0 - 1e-6 else 0.0)
     pngs = sorted(p.name for p in (tmp_path / "rec").iterdir())

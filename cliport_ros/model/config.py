@@ -59,6 +59,10 @@ class ModelConfig:
     # --- semantic stream decoder over CLIP features ---
     # strides 32, 16, 8, 4, 2, 1, 1, 1; language multiplies the first three; laterals join the last six
     semantic_decoder: tuple[int, ...] = (1024, 512, 256, 128, 64, 32, 16, 16)
+    # how many semantic layers, from the bottleneck on, the sentence embedding multiplies: the paper's 3
+    # (strides 32, 16, 8); up to all 8, so that language also meets the spatial stream's colour at full
+    # resolution (a from-scratch trunk learns colour words much faster that way)
+    lang_layers: int = 3
     # --- pick / place geometry ---
     n_rotations: int = 36
     crop_size: int = 64  # query crop side; the image is padded by crop_size // 2 for the place
@@ -120,6 +124,7 @@ class ModelConfig:
             "n_rotations",
             "crop_size",
             "key_query_dim",
+            "lang_layers",
         ):
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
@@ -137,6 +142,11 @@ class ModelConfig:
         if self.clip_context_length < 8:
             raise ValueError(
                 f"ModelConfig.clip_context_length must be >= 8 tokens, got {self.clip_context_length}"
+            )
+        if self.lang_layers > len(self.semantic_decoder):
+            raise ValueError(
+                f"ModelConfig.lang_layers must be 1..{len(self.semantic_decoder)} (the semantic decoder's "
+                f"layers), got {self.lang_layers}"
             )
         if 360 % self.n_rotations:
             raise ValueError(

@@ -3,7 +3,8 @@
 - ``SpatialStream``: a Transporter-style ResNet encoder-decoder over RGB + height x3 (bottleneck residual
   blocks, no batch norm: the batch is one image); its decoder activations are the six lateral outputs.
 - ``SemanticStream``: a decoder over the shared CLIP trunk's stages, with language multiplied in at the three
-  layers after the bottleneck and the spatial laterals concatenated in (1x1 conv) at the last six.
+  layers after the bottleneck (``lang_layers``; more in ``tiny``) and the spatial laterals concatenated in
+  (1x1 conv) at the last six.
 - ``TwoStreamNet``: both streams and their fusion (sum, or concat + ReLU + 1x1 conv).
 
 Inputs of any size work: the net pads to a multiple of 32 internally and crops its output back.
@@ -106,8 +107,8 @@ class SemanticStream(nn.Module):
             ]
         )
         self.upsample = (True, True, True, True, True, False, False)
-        # language enters at the three layers after the bottleneck (strides 32, 16, 8)
-        self.lang_proj = nn.ModuleList([nn.Linear(cfg.clip_embed_dim, c[i]) for i in range(3)])
+        # language enters at the first ``lang_layers`` layers from the bottleneck (paper: 3, strides 32, 16, 8)
+        self.lang_proj = nn.ModuleList([nn.Linear(cfg.clip_embed_dim, c[i]) for i in range(cfg.lang_layers)])
         # laterals from the spatial decoder (strides 8, 4, 2, 1, 1, 1) join semantic stages 2..7
         lat = cfg.spatial_decoder
         self.lateral = nn.ModuleList([nn.Conv2d(c[i + 2] + lat[i], c[i + 2], 1) for i in range(6)])
@@ -130,7 +131,7 @@ class SemanticStream(nn.Module):
             if skip is not None:
                 x = torch.cat([x, skip.to(x.dtype)], dim=1)
             x = block(x)
-            if stage < 3:
+            if stage < len(self.lang_proj):
                 x = lang(stage, x)
             if stage >= 2:
                 lat = laterals[stage - 2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -198,6 +200,20 @@ class SimEnvironment:
         self.done = self.score >= 100.0 - 1e-6 or self.step_count >= self.max_steps
         reward = (self.score - before) / 100.0
         return StepResult(self.observe(), reward, self.score, self.done, result.success, result.reason)
+
+    def pick_target(self, x: float, y: float, margin: float = 0.01) -> str:
+        """What a pick at base-frame (x, y) would land on: 'goal' (an object the task still needs moved),
+        'other' (any other object), or 'nothing'. Evaluation uses it to sort failures."""
+        self._require_reset()
+        best, best_d = None, math.inf
+        for body, obj in self.scene.objects.items():
+            pos, _ = self.scene.pose(body)
+            d = math.hypot(pos[0] - x, pos[1] - y)
+            if d <= max(obj.size[0], obj.size[1]) / 2 + margin and d < best_d:
+                best, best_d = body, d
+        if best is None:
+            return "nothing"
+        return "goal" if best in self.task.pending_objects(self.scene) else "other"
 
     def oracle(self) -> PickPlace:
         """The privileged expert's next action for the current state."""

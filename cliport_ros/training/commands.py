@@ -36,6 +36,13 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="override the config's CLIP weights: openai | none | PATH (a pretrained CLIP stays frozen)",
     )
+    p.add_argument(
+        "--model-set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one ModelConfig field (VALUE is JSON, e.g. lang_layers=8); repeatable",
+    )
     p.add_argument("--data", default="data", help="demo folder written by `cliport demos` (default: data)")
     p.add_argument("--n-demos", type=_positive_int, default=100, help="demos per task (default: 100)")
     p.add_argument("--steps", type=_positive_int, default=20000, help="training iterations (default: 20000)")
@@ -53,12 +60,31 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _model_overrides(items: list[str]) -> dict:
+    """``["lang_layers=8", ...]`` -> ``{"lang_layers": 8}`` (values parsed as JSON, else kept as text)."""
+    overrides = {}
+    for item in items:
+        field_name, sep, text = item.partition("=")
+        if not sep or not field_name.strip():
+            raise ValueError(f"--model-set takes FIELD=VALUE, got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        overrides[field_name.strip()] = value
+    return overrides
+
+
 def _train_run(args: argparse.Namespace) -> int:
     from cliport_ros.model.clip_backbone import ClipWeightsUnavailable
     from cliport_ros.training.train import TrainConfig, sim_validator, train
 
     tasks = (args.task,) if args.task else tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    overrides = {}
+    try:
+        overrides = _model_overrides(args.model_set)
+    except ValueError as exc:
+        print(f"cliport train: {exc}", file=sys.stderr)
+        return 2
     if args.clip_weights is not None:
         overrides["clip_weights"] = args.clip_weights
         if args.clip_weights != "none":

@@ -7,6 +7,7 @@ pick (circle) and place (cross) marked.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,11 @@ from cliport_ros.model.policy import Policy, PolicyOutput
 
 SPLITS = ("train", "val", "test")
 FULL_SCORE = 100.0  # the simulator's episode score is 0-100
+# What each step did, so failures can be told apart:
+# progress: the score rose; pick_nothing: the pick was on empty table; pick_other: on an object the task
+# did not need moved (a wrong colour, a bowl, a block already in place); primitive_failed: on a needed
+# object, but the primitive failed; place_wrong: a needed object was moved, the score did not rise.
+STEP_OUTCOMES = ("progress", "pick_nothing", "pick_other", "primitive_failed", "place_wrong")
 
 
 def heatmap_image(prob: np.ndarray) -> np.ndarray:
@@ -55,6 +61,7 @@ def run_episode(
 
     obs = env.reset(seed=seed, split=split)
     steps, message, decide_ms, failed_primitives = 0, "", [], 0
+    outcomes: list[str] = []
     done = False
     while not done and steps < env.max_steps:
         out = policy.act(obs.view, obs.instruction)
@@ -63,7 +70,12 @@ def run_episode(
             record.mkdir(parents=True, exist_ok=True)
             panel = decision_panel(obs.view.colour, obs.view.height, out)
             cv2.imwrite(str(record / f"seed{seed:05d}_step{steps:02d}.png"), panel[:, :, ::-1])
-        result = env.step(out.pick_place)
+        # the task decides how a decision is executed (separating-piles pushes)
+        action = dataclasses.replace(out.pick_place, primitive=env.task.primitive)
+        pick = action.pick.position
+        target = env.pick_target(float(pick[0]), float(pick[1]))
+        result = env.step(action)
+        outcomes.append(_outcome(target, result))
         steps += 1
         done = bool(result.done)
         if not result.success:  # the primitive failed (e.g. nothing to pick): the episode goes on
@@ -79,9 +91,20 @@ def run_episode(
         "score": score,
         "success": score >= FULL_SCORE - 1e-6,
         "failed_primitives": failed_primitives,
+        "outcomes": outcomes,
         "message": message,
         "decide_ms": float(np.mean(decide_ms)) if decide_ms else 0.0,
     }
+
+
+def _outcome(target: str, result: Any) -> str:
+    if result.reward > 1e-9:
+        return "progress"
+    if target == "nothing":
+        return "pick_nothing"
+    if target == "other":
+        return "pick_other"
+    return "place_wrong" if result.success else "primitive_failed"
 
 
 def evaluate_policy(
@@ -140,7 +163,7 @@ def _evaluate(
     if verbose:
         print(
             f"{'episode':>7} {'seed':>6} {'steps':>5} {'score':>6} {'success':>7} {'ms/decision':>11}  "
-            "instruction",
+            "instruction  [step outcomes]",
             file=stream,
             flush=True,
         )
@@ -151,11 +174,12 @@ def _evaluate(
         if verbose:
             print(
                 f"{i:>7} {seed:>6} {row['steps']:>5} {row['score']:>6.1f} {str(row['success']):>7} "
-                f"{row['decide_ms']:>11.0f}  {row['instruction']}",
+                f"{row['decide_ms']:>11.0f}  {row['instruction']}  [{' '.join(row['outcomes'])}]",
                 file=stream,
                 flush=True,
             )
     scores = [r["score"] for r in rows]
+    counts = {k: sum(r["outcomes"].count(k) for r in rows) for k in STEP_OUTCOMES}
     return {
         "task": task,
         "split": split,
@@ -164,5 +188,6 @@ def _evaluate(
         "mean_score": float(np.mean(scores)),
         "success_rate": float(np.mean([r["success"] for r in rows])),
         "mean_decide_ms": float(np.mean([r["decide_ms"] for r in rows])),
+        "step_outcomes": counts,
         "elapsed_s": round(time.time() - start, 1),
     }

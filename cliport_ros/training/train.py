@@ -84,6 +84,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 < self.lr_final_fraction <= 1:
             raise ValueError(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction!r}")
+        ModelConfig.named(self.model, **self.model_overrides)  # a bad model fails before any data loads
 
 
 def lr_factor(schedule: str, step: int, total: int, final_fraction: float) -> float:

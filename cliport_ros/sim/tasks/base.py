@@ -128,6 +128,14 @@ class Task(ABC):
             total += goal.weight * len(self._matches(scene, goal)) / max(len(goal.objects), 1)
         return min(1.0, round(total, 9))
 
+    def pending_objects(self, scene: Scene) -> set[int]:
+        """Objects of the active goals that are not yet where they must be."""
+        pending: set[int] = set()
+        for goal in self.active_goals():
+            placed = {obj for obj, _ in self._matches(scene, goal)}
+            pending.update(obj for obj in goal.objects if obj not in placed)
+        return pending
+
     # --- the oracle -----------------------------------------------------------------------------------------
     def oracle(self, scene: Scene, rng: np.random.Generator) -> PickPlace:
         """Privileged expert: move the unmatched object farthest from a free target onto it."""
