@@ -170,3 +170,51 @@ def test_train_with_unreachable_openai_weights_fails_with_the_alternatives(capsy
     argv_no_data = argv[:-2] + [str(tmp_path / "elsewhere"), "--no-progress"]
     assert main(argv_no_data) == 2
     assert "no train demos of 'put-block-in-bowl-seen-colors'" in capsys.readouterr().err
+
+
+def test_task_groups_expand_in_order_without_repeats():
+    from cliport_ros.sim.tasks import TASK_GROUPS, expand_tasks, task_keys
+
+    group = TASK_GROUPS["multi-language-conditioned-builtin"]
+    assert set(group) <= set(task_keys())
+    assert expand_tasks("put-block-in-bowl-seen-colors, multi-language-conditioned-builtin") == (
+        "put-block-in-bowl-seen-colors",
+        *[k for k in group if k != "put-block-in-bowl-seen-colors"],
+    )
+    with pytest.raises(ValueError, match="unknown task or group 'put-block-in-cup'; tasks: .*groups: multi-"):
+        expand_tasks("put-block-in-cup")
+    with pytest.raises(ValueError, match="no task named"):
+        expand_tasks(" , ")
+
+
+def test_results_table_puts_the_paper_beside_ours(tmp_path):
+    from cliport_ros.training.evaluate import write_results
+
+    rows = [
+        {"task": "put-block-in-bowl-seen-colors", "split": "test", "n": 10, "success_rate": 0.5, "mean_score": 60.0},
+        {"task": "packing-shapes", "split": "test", "n": 10, "success_rate": 0.2, "mean_score": 20.0},
+    ]
+    write_results(rows, tmp_path, n_demos=100)
+    assert json.loads((tmp_path / "results.json").read_text()) == rows
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert table[0].startswith("| task | split | episodes | success % | mean score | paper single-task (100 demos)")
+    assert table[2] == "| put-block-in-bowl-seen-colors | test | 10 | 50.0 | 60.0 | 92.5 |"
+    assert table[3] == "| packing-shapes | test | 10 | 20.0 | 20.0 | 40.0 |"
+    assert table[4] == "| **mean** | | | 35.0 | 40.0 | |"
+    assert "45.4 / 74.4 / 87.0 / 86.7" in table[-1]
+
+
+def test_eval_of_several_tasks_prints_one_line_each_and_writes_the_table(capsys, tmp_path, random_checkpoint):
+    args = ["eval", "put-block-in-bowl-seen-colors,separating-piles-seen-colors", "--checkpoint"]
+    args += [str(random_checkpoint), "--split", "val", "--n", "1", "--threads", "1"]
+    assert main(args + ["--results", str(tmp_path / "res")]) == 0
+    summaries = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [s.get("task") for s in summaries[:2]] == [
+        "put-block-in-bowl-seen-colors",
+        "separating-piles-seen-colors",
+    ]
+    assert summaries[2]["tasks"] == 2
+    assert summaries[2]["mean_score"] == pytest.approx((summaries[0]["mean_score"] + summaries[1]["mean_score"]) / 2)
+    saved = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert [r["task"] for r in saved] == ["put-block-in-bowl-seen-colors", "separating-piles-seen-colors"]
+    assert (tmp_path / "res" / "results.md").read_text().count("\n| ") >= 3

@@ -13,14 +13,17 @@ def _tasks_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _tasks_run(args: argparse.Namespace) -> int:
-    from cliport_ros.sim.tasks import SPLITS, task_keys
+    from cliport_ros.sim.tasks import SPLITS, TASK_GROUPS, task_keys
 
     keys = task_keys()
     if args.json:
-        print(json.dumps({"tasks": keys, "splits": list(SPLITS)}))
+        groups = {name: list(members) for name, members in TASK_GROUPS.items()}
+        print(json.dumps({"tasks": keys, "splits": list(SPLITS), "groups": groups}))
     else:
         for key in keys:
             print(f"{key}\tsplits: {' '.join(SPLITS)}")
+        for name, members in TASK_GROUPS.items():
+            print(f"{name}\tgroup of {len(members)}: {','.join(members)}")
     return 0
 
 

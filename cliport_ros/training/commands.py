@@ -29,7 +29,11 @@ def _non_negative_int(text: str) -> int:
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--task", help="one task, e.g. put-block-in-bowl-seen-colors")
-    which.add_argument("--tasks", help="comma-separated tasks for one multi-task policy (sampled uniformly)")
+    which.add_argument(
+        "--tasks",
+        help="comma-separated tasks and group names (see `cliport tasks`) for one multi-task policy; tasks are "
+        "sampled uniformly",
+    )
     p.add_argument("--config", default="tiny", choices=NAMES, help="model size (default: tiny)")
     p.add_argument(
         "--clip-weights",
@@ -79,8 +83,10 @@ def _train_run(args: argparse.Namespace) -> int:
     from cliport_ros.model.clip_backbone import ClipWeightsUnavailable
     from cliport_ros.training.train import TrainConfig, sim_validator, train
 
-    tasks = (args.task,) if args.task else tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    from cliport_ros.sim.tasks import expand_tasks
+
     try:
+        tasks = (args.task,) if args.task else expand_tasks(args.tasks)
         overrides = _model_overrides(args.model_set)
     except ValueError as exc:
         print(f"cliport train: {exc}", file=sys.stderr)
@@ -120,7 +126,11 @@ def _train_run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- eval
 def _eval_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="task name, e.g. put-block-in-bowl-seen-colors")
+    p.add_argument(
+        "task",
+        help="task name, e.g. put-block-in-bowl-seen-colors, or a comma-separated list of tasks and group "
+        "names (each task evaluated with the same model)",
+    )
     p.add_argument(
         "--checkpoint", required=True, help="checkpoint folder, or the name of one under checkpoints/"
     )
@@ -128,6 +138,9 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=_positive_int, default=100, help="episodes (default: 100)")
     p.add_argument("--seed-start", type=_non_negative_int, default=0, help="first episode index of the split")
     p.add_argument("--record", default=None, help="folder for per-step PNGs (view, height, heatmaps)")
+    p.add_argument(
+        "--results", default=None, help="folder for the per-task results table (results.json, results.md)"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
 
@@ -146,20 +159,42 @@ def _eval_run(args: argparse.Namespace) -> int:
 
     from cliport_ros.model.clip_backbone import ClipWeightsUnavailable
     from cliport_ros.model.policy import Policy
-    from cliport_ros.training.evaluate import evaluate_policy
+    from cliport_ros.sim.tasks import expand_tasks
+    from cliport_ros.training.evaluate import evaluate_tasks, write_results
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        tasks = expand_tasks(args.task)
         policy = Policy.load(_resolve_checkpoint(args.checkpoint), device=args.device)
-        summary = evaluate_policy(
-            policy, args.task, split=args.split, n=args.n, seed_start=args.seed_start, record=args.record
+        per_task = evaluate_tasks(
+            policy, tasks, split=args.split, n=args.n, seed_start=args.seed_start, record=args.record
         )
     except (ValueError, FileNotFoundError, ClipWeightsUnavailable) as exc:
         print(f"cliport eval: {exc}", file=sys.stderr)
         return 2
-    summary["checkpoint"] = str(args.checkpoint)
-    print(json.dumps(summary))
+    for summary in per_task:
+        summary["checkpoint"] = str(args.checkpoint)
+    if args.results:
+        n_demos = policy.metadata.get("n_demos")
+        write_results(per_task, args.results, n_demos if isinstance(n_demos, int) else None)
+    if len(per_task) == 1:
+        print(json.dumps(per_task[0]))
+    else:
+        for summary in per_task:
+            print(json.dumps(summary))
+        print(
+            json.dumps(
+                {
+                    "tasks": len(per_task),
+                    "split": args.split,
+                    "n": args.n,
+                    "mean_success_rate": sum(s["success_rate"] for s in per_task) / len(per_task),
+                    "mean_score": sum(s["mean_score"] for s in per_task) / len(per_task),
+                    "checkpoint": str(args.checkpoint),
+                }
+            )
+        )
     return 0
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 import numpy as np
 
@@ -191,3 +191,59 @@ def _evaluate(
         "step_outcomes": counts,
         "elapsed_s": round(time.time() - start, 1),
     }
+
+
+def evaluate_tasks(
+    policy: Policy,
+    tasks: Sequence[str],
+    split: str = "test",
+    n: int = 100,
+    seed_start: int = 0,
+    record: str | Path | None = None,
+    verbose: bool = True,
+    stream: TextIO | None = None,
+) -> list[dict[str, Any]]:
+    """``evaluate_policy`` for each task in turn with the same policy (records go to ``record/<task>``)."""
+    out = []
+    for task in tasks:
+        where = None if record is None else (Path(record) / task if len(tasks) > 1 else Path(record))
+        out.append(evaluate_policy(policy, task, split, n, seed_start, where, verbose, stream))
+    return out
+
+
+def results_markdown(results: Sequence[dict[str, Any]], n_demos: int | None = None) -> str:
+    """A Markdown table of per-task results, with the paper's single-task score where it is published."""
+    from cliport_ros.training.paper_results import MULTI_TASK_SEEN_MEAN, single_task
+
+    paper_col = f"paper single-task ({n_demos} demos)" if n_demos else "paper single-task"
+    lines = [
+        f"| task | split | episodes | success % | mean score | {paper_col} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        paper = single_task(r["task"], n_demos) if n_demos else None
+        lines.append(
+            f"| {r['task']} | {r['split']} | {r['n']} | {100 * r['success_rate']:.1f} | {r['mean_score']:.1f} | "
+            f"{'-' if paper is None else f'{paper:.1f}'} |"
+        )
+    mean_success = sum(r["success_rate"] for r in results) / max(len(results), 1)
+    mean_score = sum(r["mean_score"] for r in results) / max(len(results), 1)
+    lines.append(f"| **mean** | | | {100 * mean_success:.1f} | {mean_score:.1f} | |")
+    lines.append("")
+    lines.append(
+        "The paper's multi-task model averages "
+        + " / ".join(f"{v:.1f}" for v in MULTI_TASK_SEEN_MEAN)
+        + " (1 / 10 / 100 / 1000 demos per task) over its seen splits."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: Sequence[dict[str, Any]], folder: str | Path, n_demos: int | None = None) -> Path:
+    """``results.json`` and ``results.md`` in ``folder``; returns the folder."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(list(results), indent=2) + "\n")
+    (folder / "results.md").write_text(results_markdown(results, n_demos))
+    return folder

@@ -297,8 +297,11 @@ def train(
         metrics.write(json.dumps(entry) + "\n")
         metrics.flush()
 
+    def meta(**extra: Any) -> dict[str, Any]:
+        return {"tasks": list(cfg.tasks), "n_demos": cfg.n_demos, **extra}
+
     def save_last() -> None:
-        policy.save(last, metadata={"tasks": list(cfg.tasks), "step": trainer.iteration})
+        policy.save(last, metadata=meta(step=trainer.iteration))
         state = {"trainer": trainer.state_dict(), "source_rng": source.rng.bit_generator.state, "best": best}
         tmp = last / (STATE_FILE + ".tmp")
         torch.save(state, tmp)
@@ -341,7 +344,7 @@ def train(
                 record({"step": it, **{f"val_{k}": v for k, v in val.items()}})
                 if val["mean_score"] > best["score"]:
                     best = {"score": float(val["mean_score"]), "step": it}
-                    policy.save(out / "best", metadata={"tasks": list(cfg.tasks), "step": it, "val": val})
+                    policy.save(out / "best", metadata=meta(step=it, val=val))
             if it % cfg.save_every == 0 or it == cfg.steps:
                 save_last()
     finally:
@@ -351,11 +354,7 @@ def train(
     if validate is None or not cfg.val_every:
         policy.save(
             out / "best",
-            metadata={
-                "tasks": list(cfg.tasks),
-                "step": trainer.iteration,
-                "note": "no validation: the last weights",
-            },
+            metadata=meta(step=trainer.iteration, note="no validation: the last weights"),
         )
     return {
         "steps": trainer.iteration,

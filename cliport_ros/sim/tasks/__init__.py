@@ -38,6 +38,48 @@ def task_keys() -> list[str]:
     return sorted(f"{family}-{v}" for family, cls in _FAMILIES.items() for v in cls.variants)
 
 
+# Named task groups (the paper's multi-task settings). The Google Scanned Objects tasks need the user's mesh
+# folder, so a group without them is named too.
+_PAPER_BUILTIN = (
+    "assembling-kits-seq-seen-colors",
+    "assembling-kits-seq-unseen-colors",
+    "packing-boxes-pairs-seen-colors",
+    "packing-boxes-pairs-unseen-colors",
+    "packing-shapes",
+    "put-block-in-bowl-seen-colors",
+    "put-block-in-bowl-unseen-colors",
+    "separating-piles-seen-colors",
+    "separating-piles-unseen-colors",
+    "stack-block-pyramid-seq-seen-colors",
+    "stack-block-pyramid-seq-unseen-colors",
+    "towers-of-hanoi-seq-seen-colors",
+    "towers-of-hanoi-seq-unseen-colors",
+)
+TASK_GROUPS: dict[str, tuple[str, ...]] = {
+    "multi-language-conditioned-builtin": _PAPER_BUILTIN,
+}
+
+
+def expand_tasks(spec: str) -> tuple[str, ...]:
+    """Task keys from a comma-separated list of task keys and group names (``TASK_GROUPS``), in order,
+    without repeats; an unknown name is an error that lists what exists."""
+    keys: list[str] = []
+    for name in (part.strip() for part in spec.split(",")):
+        if not name:
+            continue
+        for key in TASK_GROUPS.get(name, (name,)):
+            if key not in task_keys():
+                raise ValueError(
+                    f"unknown task or group {key!r}; tasks: {', '.join(task_keys())}; groups: "
+                    f"{', '.join(sorted(TASK_GROUPS))}"
+                )
+            if key not in keys:
+                keys.append(key)
+    if not keys:
+        raise ValueError(f"no task named in {spec!r}")
+    return tuple(keys)
+
+
 def make_task(key: str) -> Task:
     """The Task for a key ``<family>-<variant>``."""
     _discover()
@@ -48,4 +90,4 @@ def make_task(key: str) -> Task:
     raise ValueError(f"unknown task {key!r}; available: {', '.join(task_keys())}")
 
 
-__all__ = ["SPLITS", "Goal", "Task", "make_task", "register", "task_keys"]
+__all__ = ["SPLITS", "TASK_GROUPS", "Goal", "Task", "expand_tasks", "make_task", "register", "task_keys"]
