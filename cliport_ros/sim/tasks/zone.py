@@ -3,6 +3,9 @@
 Not a family: ``ZoneTask`` is the base of the packing families. Each goal object has its own slot in the
 goal's targets (``goal.targets[k]`` belongs to ``goal.objects[k]``: sizes differ, so slots are not shared);
 the slots are where the oracle puts the objects, the score only asks that they are inside the zone.
+
+Sequential zone tasks (``self.sequential``) score as Ravens does: the goals in order, each locked in once all
+its objects are fully inside its zone, the current one adding partial credit.
 """
 
 from __future__ import annotations
@@ -65,17 +68,47 @@ class ZoneTask(Task):
         """Share of the object's footprint points inside the zone."""
         return float(zone.contains(footprint_points(scene, obj)).mean())
 
+    def _goal_fraction(self, scene: Scene, index: int) -> float:
+        """Mean share of goal ``index``'s objects' footprints inside its zone."""
+        goal, zone = self.goals[index], self.zones[index]
+        fractions = [self.fraction_inside(scene, o, zone) for o in goal.objects]
+        return sum(fractions) / max(len(fractions), 1)
+
+    def _active_indices(self) -> list[int]:
+        if self.sequential:
+            return list(range(self._done_goals, min(self._done_goals + 1, len(self.goals))))
+        return list(range(len(self.goals)))
+
+    def active_goals(self) -> list:
+        return [self.goals[i] for i in self._active_indices()]
+
     def progress(self, scene: Scene) -> float:
+        if self.sequential:
+            while self._done_goals < len(self.goals) and self._goal_fraction(scene, self._done_goals) >= 1.0:
+                self._done_goals += 1
+            total = sum(g.weight for g in self.goals[: self._done_goals])
+            if self._done_goals < len(self.goals):
+                total += self.goals[self._done_goals].weight * self._goal_fraction(scene, self._done_goals)
+            return min(1.0, round(total, 9))
         total = 0.0
-        for goal, zone in zip(self.goals, self.zones):
-            fractions = [self.fraction_inside(scene, o, zone) for o in goal.objects]
-            total += goal.weight * sum(fractions) / max(len(fractions), 1)
+        for index, goal in enumerate(self.goals):
+            total += goal.weight * self._goal_fraction(scene, index)
         return min(1.0, round(total, 9))
+
+    def pending_objects(self, scene: Scene) -> set[int]:
+        """Objects of the active goals not yet fully inside their zone."""
+        return {
+            obj
+            for i in self._active_indices()
+            for obj in self.goals[i].objects
+            if self.fraction_inside(scene, obj, self.zones[i]) < 1.0
+        }
 
     def oracle(self, scene: Scene, rng: np.random.Generator) -> PickPlace:
         """Move the object least inside its zone (ties: farthest from its slot) into its slot."""
         choices = []
-        for goal, zone in zip(self.goals, self.zones):
+        for i in self._active_indices():
+            goal, zone = self.goals[i], self.zones[i]
             for obj, (tpos, tyaw) in zip(goal.objects, goal.targets):
                 inside = self.fraction_inside(scene, obj, zone)
                 if inside >= 1.0:
