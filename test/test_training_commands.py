@@ -176,7 +176,9 @@ def test_task_groups_expand_in_order_without_repeats():
     from cliport_ros.sim.tasks import TASK_GROUPS, expand_tasks, task_keys
 
     group = TASK_GROUPS["multi-language-conditioned-builtin"]
-    assert set(group) <= set(task_keys())
+    for members in TASK_GROUPS.values():
+        assert set(members) <= set(task_keys())
+    assert set(group) < set(TASK_GROUPS["multi-language-conditioned"])
     assert expand_tasks("put-block-in-bowl-seen-colors, multi-language-conditioned-builtin") == (
         "put-block-in-bowl-seen-colors",
         *[k for k in group if k != "put-block-in-bowl-seen-colors"],

@@ -55,7 +55,14 @@ _PAPER_BUILTIN = (
     "towers-of-hanoi-seq-seen-colors",
     "towers-of-hanoi-seq-unseen-colors",
 )
+_PAPER_GOOGLE = (
+    "packing-seen-google-objects-seq",
+    "packing-unseen-google-objects-seq",
+    "packing-seen-google-objects-group",
+    "packing-unseen-google-objects-group",
+)
 TASK_GROUPS: dict[str, tuple[str, ...]] = {
+    "multi-language-conditioned": _PAPER_BUILTIN + _PAPER_GOOGLE,
     "multi-language-conditioned-builtin": _PAPER_BUILTIN,
 }
 
