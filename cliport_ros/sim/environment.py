@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from collections.abc import Callable
@@ -158,13 +159,16 @@ class SimEnvironment:
                 "approach",
             )
         run = push if action.primitive == "push" else pick_place
+        config = self.primitive
+        if self.task.carry_height is not None:
+            config = dataclasses.replace(config, carry_height=self.task.carry_height)
         result = run(
             self.robot,
             self.suction,
             action.pick,
             action.place,
             self.workspace.z_min,
-            self.primitive,
+            config,
             on_stage=on_stage,
             should_cancel=should_cancel,
             settle=self.scene.settle,

@@ -33,12 +33,19 @@ class PrimitiveConfig:
     waypoint_spacing: float = 0.05  # longer moves follow the straight line through waypoints this far apart
     push_height: float = 0.01  # tool-tip height above the table along a push (lower half of small blocks)
     push_step: float = 0.01  # waypoint spacing along a push (pushed objects load the arm)
+    # Lift a picked object only this far above the pick point and carry it this far above the place point
+    # (Ravens' rope tasks drag a bead at 0.02 m: the rest of the rope follows on the table); None: lift
+    # to the approach and travel heights.
+    carry_height: float | None = None
 
     def __post_init__(self) -> None:
         names = ("approach_height", "descent_step", "max_overshoot", "travel_height", "waypoint_spacing")
         for name in names + ("push_height", "push_step"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PrimitiveConfig.{name} must be positive, got {getattr(self, name)}")
+        low = self.carry_height
+        if low is not None and not low > 0:
+            raise ValueError(f"PrimitiveConfig.carry_height must be positive or None, got {low}")
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,9 @@ def pick_place(
         held = suction.activate() if touched else None
         enter("lift")
         tip = robot.tip_pose()[0]
-        ok, lift_reason = move(np.array([tip[0], tip[1], max(above_pick[2], travel)]), pick_yaw)
+        low = config.carry_height
+        lift_z = max(above_pick[2], travel) if low is None else pick_pos[2] + low
+        ok, lift_reason = move(np.array([tip[0], tip[1], lift_z]), pick_yaw)
         if held is None:
             why = reason if not touched else "touched nothing pickable"
             return PrimitiveResult(False, f"pick failed: {why}", stage)
@@ -144,9 +153,14 @@ def pick_place(
             suction.release()
             return PrimitiveResult(False, lift_reason, stage, held)
         enter("move")
-        ok, reason = move(np.array([above_place[0], above_place[1], max(above_place[2], travel)]), place_yaw)
-        if ok:
+        if low is not None:  # carried low, straight to just above the place
+            above_place = place_pos + [0.0, 0.0, low]
             ok, reason = move(above_place, place_yaw)
+        else:
+            high = np.array([above_place[0], above_place[1], max(above_place[2], travel)])
+            ok, reason = move(high, place_yaw)
+            if ok:
+                ok, reason = move(above_place, place_yaw)
         if not ok:
             suction.release()
             return PrimitiveResult(False, reason, stage, held)
@@ -161,7 +175,8 @@ def pick_place(
             settle()
         enter("retreat")
         tip = robot.tip_pose()[0]
-        ok, retreat_reason = move(np.array([tip[0], tip[1], above_place[2]]), place_yaw)
+        up = place_pos[2] + config.approach_height
+        ok, retreat_reason = move(np.array([tip[0], tip[1], up]), place_yaw)
         suction.restore_collisions()
         if not touched:
             return PrimitiveResult(False, f"place: {reason}", stage, held)

@@ -313,35 +313,42 @@ class Suction:
         )
 
     def activate(self) -> int | None:
-        """Attach the first touched pickable body; its id, or None when nothing pickable is touched."""
+        """Attach the touched pickable body nearest the cup's axis (a cup over a bead of a rope touches its
+        neighbours too); its id, or None when nothing pickable is touched."""
         if self.held is not None:
             return self.held
-        for body in self.touching():
-            if self.is_pickable(body):
-                link_state = self.client.getLinkState(self.robot.body, self.robot.attach_link)
-                link_pos, link_orn = link_state[4], link_state[5]
-                obj_pos, obj_orn = self.client.getBasePositionAndOrientation(body)
-                inv_pos, inv_orn = self.client.invertTransform(link_pos, link_orn)
-                rel_pos, rel_orn = self.client.multiplyTransforms(inv_pos, inv_orn, obj_pos, obj_orn)
-                self.constraint = self.client.createConstraint(
-                    self.robot.body,
-                    self.robot.attach_link,
-                    body,
-                    -1,
-                    self.client.JOINT_FIXED,
-                    (0, 0, 0),
-                    rel_pos,
-                    (0, 0, 0),
-                    rel_orn,
-                    (0, 0, 0, 1),
-                )
-                self.client.changeConstraint(self.constraint, maxForce=200.0)
-                # The welded body must not also push on the tool (contact and constraint would fight).
-                for link in range(-1, self.client.getNumJoints(self.robot.body)):
-                    self.client.setCollisionFilterPair(self.robot.body, body, link, -1, 0)
-                self.held = body
-                return body
-        return None
+        link_state = self.client.getLinkState(self.robot.body, self.robot.attach_link)
+        link_pos, link_orn = link_state[4], link_state[5]
+
+        def off_axis(body: int) -> float:
+            pos = self.client.getBasePositionAndOrientation(body)[0]
+            return math.hypot(pos[0] - link_pos[0], pos[1] - link_pos[1])
+
+        candidates = sorted((b for b in self.touching() if self.is_pickable(b)), key=off_axis)
+        if not candidates:
+            return None
+        body = candidates[0]
+        obj_pos, obj_orn = self.client.getBasePositionAndOrientation(body)
+        inv_pos, inv_orn = self.client.invertTransform(link_pos, link_orn)
+        rel_pos, rel_orn = self.client.multiplyTransforms(inv_pos, inv_orn, obj_pos, obj_orn)
+        self.constraint = self.client.createConstraint(
+            self.robot.body,
+            self.robot.attach_link,
+            body,
+            -1,
+            self.client.JOINT_FIXED,
+            (0, 0, 0),
+            rel_pos,
+            (0, 0, 0),
+            rel_orn,
+            (0, 0, 0, 1),
+        )
+        self.client.changeConstraint(self.constraint, maxForce=200.0)
+        # The welded body must not also push on the tool (contact and constraint would fight).
+        for link in range(-1, self.client.getNumJoints(self.robot.body)):
+            self.client.setCollisionFilterPair(self.robot.body, body, link, -1, 0)
+        self.held = body
+        return body
 
     def release(self) -> None:
         """Detach. The body keeps ignoring the tool until ``restore_collisions`` (after the tool moved away):

@@ -46,6 +46,9 @@ class Task(ABC):
     variants: tuple[str, ...] = ()
     #: The primitive that executes this family's decisions ("pick_place" or "push", cliport_ros.types).
     primitive: str = "pick_place"
+    #: Carry a picked object this low (m) instead of lifting it clear (PrimitiveConfig.carry_height); None:
+    #: the primitive's own setting.
+    carry_height: float | None = None
 
     def __init__(self, variant: str) -> None:
         if variant not in self.variants:
