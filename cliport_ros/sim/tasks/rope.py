@@ -1,7 +1,7 @@
 """align-rope: lay a rope along one side of a 3-sided square, from one named corner to the other (Ravens).
 
-The rope is a chain of small beads (boxes drawn as spheres) joined by point-to-point constraints, built
-from PyBullet primitives. Bead i must end at the i-th of ``n_beads`` points spaced evenly along the named
+The rope is a chain of small spheres (beads) joined by point-to-point constraints, built from PyBullet
+primitives. Bead i must end at the i-th of ``n_beads`` points spaced evenly along the named
 side (or bead i at point n-1-i: the rope has no head and tail); the score is the fraction of beads in
 place in the better of the two directions (Ravens counts beads within 2 cm of their points).
 """
@@ -44,7 +44,7 @@ class AlignRope(Task):
     family = "align"
     variants = ("rope",)
     n_beads = 20
-    bead_half = 0.005  # half side of a bead's collision box (Ravens' radius)
+    bead_half = 0.005  # a bead's collision radius (Ravens'); drawn 1.4 times as large
     link = 2 * 0.005 * math.sqrt(2)  # between neighbouring bead centres (Ravens): the square's side / n_beads
     bead_mass = 0.05
     bead_friction = 1.2
