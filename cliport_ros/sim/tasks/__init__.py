@@ -41,6 +41,7 @@ def task_keys() -> list[str]:
 # Named task groups (the paper's multi-task settings). The Google Scanned Objects tasks need the user's mesh
 # folder, so a group without them is named too.
 _PAPER_BUILTIN = (
+    "align-rope",
     "assembling-kits-seq-seen-colors",
     "assembling-kits-seq-unseen-colors",
     "packing-boxes-pairs-seen-colors",
