@@ -199,10 +199,15 @@ def test_results_table_puts_the_paper_beside_ours(tmp_path):
     write_results(rows, tmp_path, n_demos=100)
     assert json.loads((tmp_path / "results.json").read_text()) == rows
     table = (tmp_path / "results.md").read_text().splitlines()
-    assert table[0].startswith("| task | split | episodes | success % | mean score | paper single-task (100 demos)")
+    assert table[0] == "| task | split | episodes | success % | mean score | paper single-task (100 demos) |"
     assert table[2] == "| put-block-in-bowl-seen-colors | test | 10 | 50.0 | 60.0 | 92.5 |"
     assert table[3] == "| packing-shapes | test | 10 | 20.0 | 20.0 | 40.0 |"
     assert table[4] == "| **mean** | | | 35.0 | 40.0 | |"
+    # between the published demo counts: both neighbours
+    write_results(rows, tmp_path, n_demos=50)
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert table[0].endswith("| paper single-task (10 demos) | paper single-task (100 demos) |")
+    assert table[2] == "| put-block-in-bowl-seen-colors | test | 10 | 50.0 | 60.0 | 68.3 | 92.5 |"
     assert "45.4 / 74.4 / 87.0 / 86.7" in table[-1]
 
 

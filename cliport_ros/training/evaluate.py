@@ -212,23 +212,33 @@ def evaluate_tasks(
 
 
 def results_markdown(results: Sequence[dict[str, Any]], n_demos: int | None = None) -> str:
-    """A Markdown table of per-task results, with the paper's single-task score where it is published."""
-    from cliport_ros.training.paper_results import MULTI_TASK_SEEN_MEAN, single_task
+    """A Markdown table of per-task results, with the paper's single-task scores where they are published:
+    for ``n_demos`` demos, or the two published demo counts around it (100 when unknown)."""
+    from cliport_ros.training.paper_results import DEMO_COUNTS, MULTI_TASK_SEEN_MEAN, single_task
 
-    paper_col = f"paper single-task ({n_demos} demos)" if n_demos else "paper single-task"
+    if n_demos in DEMO_COUNTS:
+        columns = [n_demos]
+    elif n_demos is None:
+        columns = [100]
+    else:
+        lower = [c for c in DEMO_COUNTS if c < n_demos]
+        upper = [c for c in DEMO_COUNTS if c > n_demos]
+        columns = ([lower[-1]] if lower else []) + ([upper[0]] if upper else [])
+    heads = "".join(f" paper single-task ({c} demos) |" for c in columns)
     lines = [
-        f"| task | split | episodes | success % | mean score | {paper_col} |",
-        "|---|---|---|---|---|---|",
+        f"| task | split | episodes | success % | mean score |{heads}",
+        "|---|---|---|---|---|" + "---|" * len(columns),
     ]
     for r in results:
-        paper = single_task(r["task"], n_demos) if n_demos else None
+        paper = [single_task(r["task"], c) for c in columns]
+        cells = "".join(f" {'-' if v is None else f'{v:.1f}'} |" for v in paper)
         lines.append(
-            f"| {r['task']} | {r['split']} | {r['n']} | {100 * r['success_rate']:.1f} | {r['mean_score']:.1f} | "
-            f"{'-' if paper is None else f'{paper:.1f}'} |"
+            f"| {r['task']} | {r['split']} | {r['n']} | {100 * r['success_rate']:.1f} | {r['mean_score']:.1f} |"
+            + cells
         )
     mean_success = sum(r["success_rate"] for r in results) / max(len(results), 1)
     mean_score = sum(r["mean_score"] for r in results) / max(len(results), 1)
-    lines.append(f"| **mean** | | | {100 * mean_success:.1f} | {mean_score:.1f} | |")
+    lines.append(f"| **mean** | | | {100 * mean_success:.1f} | {mean_score:.1f} |" + " |" * len(columns))
     lines.append("")
     lines.append(
         "The paper's multi-task model averages "
