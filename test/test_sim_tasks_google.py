@@ -17,6 +17,7 @@ from cliport_ros.sim.google_objects import (
     scan_folder,
     write_sample_objects,
 )
+from sim_checks import assert_same_seed_same_episode
 
 KEYS = [f"packing-{s}-google-objects-{v}" for s in ("seen", "unseen") for v in ("seq", "group")]
 PATTERNS = {
@@ -129,16 +130,7 @@ def test_partial_credit_on_a_half_done_scene(envs, key):
 def test_same_seed_same_scene_instruction_and_oracle_action(envs, key):
     env = envs(key)
 
-    def snapshot(seed):
-        env.reset(seed, "train")
-        poses = sorted((b, tuple(np.round(env.scene.pose(b)[0], 6))) for b in env.scene.objects)
-        names = sorted((b, o.extras.get("name", "")) for b, o in env.scene.objects.items())
-        a = env.oracle()
-        return env.instruction, poses, names, a.pick.position, a.place.position, a.place.orientation
-
-    first = snapshot(8)
-    assert snapshot(8) == first
-    assert snapshot(10)[1] != first[1]
+    assert_same_seed_same_episode(env)
 
 
 def test_unseen_variants_draw_unseen_objects_on_val_and_test_only(envs, objects_dir):

@@ -7,6 +7,7 @@ import pytest
 
 from cliport_ros.sim import SimEnvironment, list_tasks, seed_for
 from cliport_ros.sim.scene import SEEN_COLORS, UNSEEN_COLORS
+from sim_checks import assert_same_seed_same_episode
 
 # key -> (instruction pattern, step cap, oracle steps before checking partial credit; 0: move the goal
 # object half out of its zone instead, for one-step tasks)
@@ -101,15 +102,7 @@ def test_partial_credit_on_a_half_done_scene(envs, key):
 def test_same_seed_same_scene_instruction_and_oracle_action(envs, key):
     env = envs(key)
 
-    def snapshot(seed):
-        env.reset(seed, "train")
-        poses = sorted((b, tuple(np.round(env.scene.pose(b)[0], 6))) for b in env.scene.objects)
-        a = env.oracle()
-        return env.instruction, poses, a.pick.position, a.place.position, a.place.orientation
-
-    first = snapshot(8)
-    assert snapshot(8) == first
-    assert snapshot(10)[1] != first[1]
+    assert_same_seed_same_episode(env)
 
 
 def test_unseen_colour_variants_use_the_unseen_palette_on_test(envs):
