@@ -55,9 +55,9 @@ def test_command_arguments_are_validated(capsys):
 
 
 def test_model_set_values_are_json():
-    from cliport_ros.training.commands import _model_overrides
+    from cliport_ros.training.commands import parse_model_overrides
 
-    assert _model_overrides(["lang_layers=8", "clip_weights=none", "spatial_blocks=2"]) == {
+    assert parse_model_overrides(["lang_layers=8", "clip_weights=none", "spatial_blocks=2"]) == {
         "lang_layers": 8,
         "clip_weights": "none",
         "spatial_blocks": 2,

@@ -64,7 +64,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _model_overrides(items: list[str]) -> dict:
+def parse_model_overrides(items: list[str]) -> dict:
     """``["lang_layers=8", ...]`` -> ``{"lang_layers": 8}`` (values parsed as JSON, else kept as text)."""
     overrides = {}
     for item in items:
@@ -87,7 +87,7 @@ def _train_run(args: argparse.Namespace) -> int:
 
     try:
         tasks = (args.task,) if args.task else expand_tasks(args.tasks)
-        overrides = _model_overrides(args.model_set)
+        overrides = parse_model_overrides(args.model_set)
     except ValueError as exc:
         print(f"cliport train: {exc}", file=sys.stderr)
         return 2
