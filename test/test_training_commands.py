@@ -119,7 +119,7 @@ def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
     # every step is sorted into one outcome, listed on the episode's row and counted in the summary
     assert sum(summary["step_outcomes"].values()) == int(row[2])
     assert set(summary["step_outcomes"]) == {
-        "progress", "pick_nothing", "pick_other", "primitive_failed", "place_wrong"
+        "progress", "pick_nothing", "pick_other", "primitive_failed", "place_wrong", "push_no_progress"
     }
     listed = lines[1][lines[1].index("[") + 1 : lines[1].index("]")].split()
     assert len(listed) == int(row[2]) and all(summary["step_outcomes"][k] >= 1 for k in listed)

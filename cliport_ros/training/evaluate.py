@@ -22,8 +22,10 @@ FULL_SCORE = 100.0  # the simulator's episode score is 0-100
 # What each step did, so failures can be told apart:
 # progress: the score rose; pick_nothing: the pick was on empty table; pick_other: on an object the task
 # did not need moved (a wrong colour, a bowl, a block already in place); primitive_failed: on a needed
-# object, but the primitive failed; place_wrong: a needed object was moved, the score did not rise.
-STEP_OUTCOMES = ("progress", "pick_nothing", "pick_other", "primitive_failed", "place_wrong")
+# object, but the primitive failed; place_wrong: a needed object was moved, the score did not rise;
+# push_no_progress: a push (separating-piles) that did not raise the score (a push starts on bare table behind
+# the pile, so where it starts says nothing about what went wrong).
+STEP_OUTCOMES = ("progress", "pick_nothing", "pick_other", "primitive_failed", "place_wrong", "push_no_progress")
 
 
 def heatmap_image(prob: np.ndarray) -> np.ndarray:
@@ -75,7 +77,7 @@ def run_episode(
         pick = action.pick.position
         target = env.pick_target(float(pick[0]), float(pick[1]))
         result = env.step(action)
-        outcomes.append(_outcome(target, result))
+        outcomes.append(_outcome(target, result, action.primitive))
         steps += 1
         done = bool(result.done)
         if not result.success:  # the primitive failed (e.g. nothing to pick): the episode goes on
@@ -97,9 +99,11 @@ def run_episode(
     }
 
 
-def _outcome(target: str, result: Any) -> str:
+def _outcome(target: str, result: Any, primitive: str = "pick_place") -> str:
     if result.reward > 1e-9:
         return "progress"
+    if primitive == "push":
+        return "push_no_progress"
     if target == "nothing":
         return "pick_nothing"
     if target == "other":
