@@ -202,3 +202,29 @@ def test_language_reaches_every_semantic_layer_when_asked():
     assert not torch.allclose(red, blue)
     with pytest.raises(ValueError, match="lang_layers must be 1..8"):
         small_cfg(lang_layers=9)
+
+
+def test_a_from_scratch_clip_can_give_each_net_its_own_image_trunk(tmp_path):
+    from cliport_ros.training.train import Trainer, TrainSample
+
+    torch.manual_seed(0)
+    policy = Policy(small_cfg(clip_per_net=True), workspace=WS, device="cpu")
+    model = policy.model
+    trunks = [model.attention.net.visual, model.transport.key.visual, model.transport.query.visual]
+    assert model.clip.clip.visual is None and len({id(t) for t in trunks}) == 3
+    groups = model.parameter_groups()
+    pick_ids, place_ids, clip_ids = ({id(p) for p in groups[k]} for k in ("pick", "place", "clip"))
+    assert {id(p) for p in trunks[0].parameters()} <= pick_ids
+    assert {id(p) for t in trunks[1:] for p in t.parameters()} <= place_ids
+    assert not clip_ids & (pick_ids | place_ids)  # the shared text encoder keeps its own optimiser
+    view = random_view()
+    sample = TrainSample(view.colour, view.height, INSTRUCTION, (10, 12), (30, 20), 0.3)
+    before = [t.conv1.weight.detach().clone() for t in trunks]
+    Trainer(policy, lr=1e-3, augment=False).step(sample)
+    assert all(not torch.equal(b, t.conv1.weight) for b, t in zip(before, trunks))  # each trained by its net
+    policy.save(tmp_path / "ckpt")
+    loaded = Policy.load(tmp_path / "ckpt", device="cpu")
+    a, b = policy.act(view, INSTRUCTION), loaded.act(view, INSTRUCTION)
+    assert np.array_equal(a.pick_heatmap, b.pick_heatmap) and np.array_equal(a.place_heatmap, b.place_heatmap)
+    with pytest.raises(ValueError, match="clip_per_net=True needs clip_weights='none'"):
+        ModelConfig.named("paper", clip_per_net=True)

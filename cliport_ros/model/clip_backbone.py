@@ -105,6 +105,13 @@ def open_clip_model(cfg: ModelConfig) -> nn.Module:
     )
 
 
+def build_vision_trunk(cfg: ModelConfig) -> nn.Module:
+    """A randomly initialised CLIP image trunk of the configured sizes, for a net of its own (``clip_per_net``)."""
+    visual = open_clip_model(cfg).visual
+    visual.attnpool = None
+    return visual
+
+
 def build_open_clip(cfg: ModelConfig) -> nn.Module:
     """An open_clip ``CLIP`` with the configured sizes and weights (attention pooling removed)."""
     import open_clip
@@ -143,6 +150,8 @@ class ClipBackbone(nn.Module):
 
         self.cfg = cfg
         self.clip = build_open_clip(cfg)
+        if cfg.clip_per_net:  # the nets own their image trunks: this one would be dead weight
+            self.clip.visual = None
         self.register_buffer(
             "mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False
         )
@@ -166,9 +175,12 @@ class ClipBackbone(nn.Module):
             self._text_cache.clear()
         return self
 
-    def image_features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
-        """RGB (B, 3, H, W) in 0..255, H and W multiples of 32 -> stage outputs at strides 4, 8, 16, 32."""
-        v = self.clip.visual
+    def image_features(self, rgb: torch.Tensor, visual: nn.Module | None = None) -> list[torch.Tensor]:
+        """RGB (B, 3, H, W) in 0..255, H and W multiples of 32 -> stage outputs at strides 4, 8, 16, 32.
+
+        ``visual``: a net's own image trunk (``clip_per_net``) instead of the shared one.
+        """
+        v = self.clip.visual if visual is None else visual
         x = (rgb - self.mean.to(rgb.dtype)) / self.std.to(rgb.dtype)
         x = x.to(v.conv1.weight.dtype)
         x = v.stem(x)

@@ -46,6 +46,10 @@ class ModelConfig:
     clip_text_layers: int = 12
     clip_context_length: int = 77
     clip_quick_gelu: bool = True
+    # each of the three nets owns its CLIP image trunk (the text encoder stays shared); only for a trunk
+    # trained from scratch: a pretrained trunk is frozen and shared. A shared from-scratch trunk is pulled
+    # between the pick image, the key image and the 36 query crops (gradients and batch-norm statistics).
+    clip_per_net: bool = False
     # --- spatial stream (Transporter ResNet encoder-decoder; bottleneck blocks without batch norm) ---
     spatial_encoder: tuple[int, ...] = (64, 128, 256, 512, 1024)  # strides 1, 2, 4, 8, 16
     spatial_decoder: tuple[int, ...] = (512, 256, 128, 64, 32, 16)  # strides 8, 4, 2, 1, 1, 1 (laterals)
@@ -92,6 +96,11 @@ class ModelConfig:
                 "ModelConfig.clip_trainable=True is allowed only with clip_weights='none' (a pretrained "
                 "CLIP stays "
                 f"frozen); got clip_weights={self.clip_weights!r}"
+            )
+        if self.clip_per_net and self.clip_pretrained:
+            raise ValueError(
+                "ModelConfig.clip_per_net=True needs clip_weights='none' (a CLIP trained from scratch); a "
+                f"pretrained CLIP is frozen and shared by the three nets, got clip_weights={self.clip_weights!r}"
             )
         if self.clip_arch != "custom" and self.clip_arch not in OPENAI_ARCHS:
             raise ValueError(
@@ -165,7 +174,9 @@ class ModelConfig:
                         "use a "
                         f"quarter of the width), got {getattr(self, name)}"
                     )
-        for name in ("clip_trainable", "clip_quick_gelu", "pick_pad_square", "semantic_double_conv"):
+        for name in (
+            "clip_trainable", "clip_quick_gelu", "clip_per_net", "pick_pad_square", "semantic_double_conv"
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
 

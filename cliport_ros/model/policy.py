@@ -283,11 +283,8 @@ class Policy:
         """Rebuild a policy from a checkpoint folder written by ``save`` (no network needed)."""
         cfg, workspace, meta, state = read_checkpoint(path)
         # The weights file holds CLIP too: build it randomly initialised, then load everything.
-        model = CLIPortModel(cfg.replace(clip_weights="none", clip_trainable=False))
+        model = CLIPortModel(cfg.replace(clip_weights="none"))
         model.cfg = cfg
-        model.clip.trainable = cfg.clip_trainable
-        for p in model.clip.parameters():
-            p.requires_grad_(cfg.clip_trainable)
         load_state(model, state, path)
         policy = cls(cfg, workspace, device=device, precision=precision, model=model)
         policy.metadata = meta

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cliport_ros.model.clip_backbone import ClipBackbone
+from cliport_ros.model.clip_backbone import ClipBackbone, build_vision_trunk
 from cliport_ros.model.config import ModelConfig
 
 # Normalisation of the spatial stream's input (Transporter's statistics of simulated top-down images).
@@ -163,6 +163,8 @@ class TwoStreamNet(nn.Module):
         self.spatial = SpatialStream(cfg, out_dim)
         self.semantic = SemanticStream(cfg, out_dim)
         self.fuse = nn.Conv2d(2 * out_dim, out_dim, 1) if fusion == "conv" else None
+        # A from-scratch CLIP may give each net its own image trunk (trained with this net's optimiser).
+        self.visual = build_vision_trunk(cfg) if cfg.clip_per_net else None
         # Shared, not owned: keep the trunk out of this module's parameters and state dict.
         object.__setattr__(self, "_clip", clip)
 
@@ -181,7 +183,7 @@ class TwoStreamNet(nn.Module):
         )
         x = x.contiguous(memory_format=torch.channels_last)
         spatial_out, laterals = self.spatial(x)
-        semantic_out = self.semantic(self._clip.image_features(rgb), text, laterals)
+        semantic_out = self.semantic(self._clip.image_features(rgb, self.visual), text, laterals)
         if self.fuse is None:
             out = spatial_out + semantic_out
         else:
