@@ -1,4 +1,4 @@
-"""The ``cliport`` command: tasks, demos, train, eval, bench, sim.
+"""The ``cliport`` command: tasks, demos, train, merge, eval, bench, sim, snapshot.
 
 Each subcommand lives beside the code it drives (``<room>/commands.py`` exposing ``add_arguments(parser)``
 and ``run(args) -> int``); this module only dispatches, so ``cliport --help`` stays fast and imports
@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("cliport_ros.sim.commands:tasks", "list the simulated tasks and their splits"),
     "demos": ("cliport_ros.sim.commands:demos", "generate oracle demonstrations on disk"),
     "train": ("cliport_ros.training.commands:train", "train a policy on demonstrations"),
+    "merge": (
+        "cliport_ros.training.commands:merge",
+        "join the pick net of one checkpoint and the place nets of another (runs of --nets pick / place)",
+    ),
     "eval": ("cliport_ros.training.commands:evaluate", "evaluate a checkpoint in the simulator"),
     "bench": ("cliport_ros.training.commands:bench", "measure the policy's decision latency"),
     "sim": ("cliport_ros.ros.sim_bringup:command", "run the simulated ROS bringup in one process"),

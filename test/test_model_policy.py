@@ -60,7 +60,7 @@ def test_outputs_are_normalised_heatmaps_and_consistent_poses(policy):
 def test_logit_shapes_for_a_batch(policy):
     image = torch.rand(2, 6, *WS.shape) * 100
     text = policy.model.text([INSTRUCTION, "put the blue blocks in a yellow bowl"])
-    assert text.shape == (2, 64)
+    assert text.pick.shape == (2, 64) and text.place is text.pick  # one shared CLIP: one embedding
     with torch.no_grad():
         assert policy.model.pick_logits(image, text).shape == (2, *WS.shape)
         place = policy.model.place_logits(image, torch.tensor([[3, 4], [40, 20]]), text)
@@ -164,7 +164,7 @@ def test_one_clip_is_shared_and_frozen_text_is_cached():
     assert not any(p.requires_grad for p in model.clip.parameters())
     policy.act(random_view(), INSTRUCTION)
     cached = model.clip._text_cache[INSTRUCTION]
-    assert torch.equal(model.text([INSTRUCTION])[0], cached)
+    assert torch.equal(model.text([INSTRUCTION]).pick[0], cached)
     assert list(model.clip._text_cache) == [INSTRUCTION]
 
 
@@ -216,7 +216,14 @@ def test_a_from_scratch_clip_can_give_each_net_its_own_image_trunk(tmp_path):
     pick_ids, place_ids, clip_ids = ({id(p) for p in groups[k]} for k in ("pick", "place", "clip"))
     assert {id(p) for p in trunks[0].parameters()} <= pick_ids
     assert {id(p) for t in trunks[1:] for p in t.parameters()} <= place_ids
-    assert not clip_ids & (pick_ids | place_ids)  # the shared text encoder keeps its own optimiser
+    assert not clip_ids & (pick_ids | place_ids)  # the text encoders keep their own optimiser
+    # the place half owns a text encoder too: the key and query nets read it, the pick net the other one
+    assert model.place_clip is not None and model.place_clip.clip.visual is None
+    assert model.transport.key._clip is model.transport.query._clip is model.place_clip
+    assert model.attention.net._clip is model.clip
+    text = model.text([INSTRUCTION])
+    assert text.pick.shape == text.place.shape and not torch.allclose(text.pick, text.place)
+    assert model.halves_independent
     view = random_view()
     sample = TrainSample(view.colour, view.height, INSTRUCTION, (10, 12), (30, 20), 0.3)
     before = [t.conv1.weight.detach().clone() for t in trunks]

@@ -26,6 +26,8 @@ def test_bench_prints_one_json_line(capsys):
                 "2",
                 "--warmup",
                 "1",
+                "--model-set",
+                "clip_per_net=true",
             ]
         )
         == 0
@@ -33,6 +35,7 @@ def test_bench_prints_one_json_line(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert result["config"] == "tiny" and result["threads"] == 1 and result["image"] == [320, 160]
+    assert result["model_overrides"] == {"clip_per_net": True}
     assert result["parameters"]["trainable"] > 0 and result["parameters"]["frozen"] == 0
     assert sum(result["parameters_per_net"].values()) == sum(result["parameters"].values())
     for key in ("pick_ms", "place_ms", "decision_ms"):
@@ -52,6 +55,8 @@ def test_command_arguments_are_validated(capsys):
     assert "--model-set takes FIELD=VALUE, got 'lang_layers'" in capsys.readouterr().err
     assert main(args + ["--model-set", "lang_layers=12"]) == 2
     assert "lang_layers must be 1..8" in capsys.readouterr().err
+    assert main(["bench", "--model-set", "lang_layers=0"]) == 2
+    assert "lang_layers must be a positive integer" in capsys.readouterr().err
 
 
 def test_model_set_values_are_json():

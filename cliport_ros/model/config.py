@@ -46,9 +46,10 @@ class ModelConfig:
     clip_text_layers: int = 12
     clip_context_length: int = 77
     clip_quick_gelu: bool = True
-    # each of the three nets owns its CLIP image trunk (the text encoder stays shared); only for a trunk
-    # trained from scratch: a pretrained trunk is frozen and shared. A shared from-scratch trunk is pulled
-    # between the pick image, the key image and the 36 query crops (gradients and batch-norm statistics).
+    # each of the three nets owns its CLIP image trunk, and the pick and place halves each own a text
+    # encoder; only for a CLIP trained from scratch: a pretrained one is frozen and shared. A shared
+    # from-scratch trunk is pulled between the pick image, the key image and the 36 query crops (gradients
+    # and batch-norm statistics); with nothing trainable shared, the two halves can also train apart.
     clip_per_net: bool = False
     # --- spatial stream (Transporter ResNet encoder-decoder; bottleneck blocks without batch norm) ---
     spatial_encoder: tuple[int, ...] = (64, 128, 256, 512, 1024)  # strides 1, 2, 4, 8, 16

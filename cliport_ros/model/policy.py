@@ -38,27 +38,45 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing, foreign, or does not fit the network its config describes."""
 
 
+@dataclass(frozen=True)
+class SentenceEmbeddings:
+    """Embeddings (B, D) of a batch of instructions for the pick net and for the place nets.
+
+    The same tensor twice when the nets share one CLIP; two when each half owns its text encoder
+    (``clip_per_net``).
+    """
+
+    pick: torch.Tensor
+    place: torch.Tensor
+
+
 class CLIPortModel(nn.Module):
-    """One CLIP trunk shared by the pick net and the place (key, query) nets."""
+    """The pick net and the place (key, query) nets over one shared CLIP, or over a CLIP per half."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.clip = ClipBackbone(cfg)
+        # clip_per_net: the place half owns a text encoder too, so that the pick and place halves share no
+        # trainable parameter (they can then train apart, see ``merge_halves``)
+        self.place_clip = ClipBackbone(cfg) if cfg.clip_per_net else None
         self.attention = Attention(cfg, self.clip)
-        self.transport = Transport(cfg, self.clip)
+        self.transport = Transport(cfg, self.place_clip or self.clip)
         self.to(memory_format=torch.channels_last)  # see TwoStreamNet.forward
 
-    def text(self, instructions: Sequence[str]) -> torch.Tensor:
-        return self.clip.text_features(list(instructions), self.attention.net.spatial.stem.weight.device)
+    def text(self, instructions: Sequence[str]) -> SentenceEmbeddings:
+        device = self.attention.net.spatial.stem.weight.device
+        pick = self.clip.text_features(list(instructions), device)
+        place = pick if self.place_clip is None else self.place_clip.text_features(list(instructions), device)
+        return SentenceEmbeddings(pick, place)
 
-    def pick_logits(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """(B, 6, H, W), (B, D) -> (B, H, W)."""
-        return self.attention(image, text)
+    def pick_logits(self, image: torch.Tensor, text: SentenceEmbeddings) -> torch.Tensor:
+        """(B, 6, H, W), B sentences -> (B, H, W)."""
+        return self.attention(image, text.pick)
 
-    def place_logits(self, image: torch.Tensor, pick: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """(B, 6, H, W), pick pixels (B, 2), (B, D) -> (B, R, H, W)."""
-        return self.transport(image, pick, text)
+    def place_logits(self, image: torch.Tensor, pick: torch.Tensor, text: SentenceEmbeddings) -> torch.Tensor:
+        """(B, 6, H, W), pick pixels (B, 2), B sentences -> (B, R, H, W)."""
+        return self.transport(image, pick, text.place)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by optimiser: pick, place, and CLIP (only when trained from scratch)."""
@@ -66,10 +84,30 @@ class CLIPortModel(nn.Module):
             "pick": [p for p in self.attention.parameters() if p.requires_grad],
             "place": [p for p in self.transport.parameters() if p.requires_grad],
         }
-        clip = [p for p in self.clip.parameters() if p.requires_grad]
+        clips = [self.clip] + ([self.place_clip] if self.place_clip is not None else [])
+        clip = [p for c in clips for p in c.parameters() if p.requires_grad]
         if clip:
             groups["clip"] = clip
         return groups
+
+    @property
+    def halves_independent(self) -> bool:
+        """Whether the pick and place halves share no trainable parameter (so they can train apart)."""
+        return self.place_clip is not None or not self.clip.trainable
+
+    def half_keys(self) -> dict[str, list[str]]:
+        """State-dict keys of the pick half and of the place half (only when ``halves_independent``)."""
+        if not self.halves_independent:
+            raise ValueError(
+                "the pick and place nets share a CLIP trained from scratch, so they cannot be split; "
+                "use clip_per_net=true (or a frozen, pretrained CLIP)"
+            )
+        keys = list(self.state_dict())
+        pick = [k for k in keys if k.startswith(("attention.", "clip."))]
+        place = [k for k in keys if k.startswith(("transport.", "place_clip."))]
+        if self.place_clip is None:  # a frozen shared CLIP belongs to both halves: take it with the pick
+            place = [k for k in keys if k.startswith("transport.")]
+        return {"pick": pick, "place": place}
 
 
 def image_tensor(colour: np.ndarray, height: np.ndarray) -> torch.Tensor:
@@ -352,3 +390,52 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str |
             parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}")
         raise CheckpointError(f"weights in {where} do not fit the configured network: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
+
+
+def merge_halves(pick_path: str | Path, place_path: str | Path, out: str | Path) -> Path:
+    """A checkpoint with the pick half of ``pick_path`` and the place half of ``place_path`` (one config).
+
+    The halves must share no trainable parameter (``clip_per_net``, or a frozen CLIP, which must then be the
+    same in both); a checkpoint whose run trained only the other half is refused, since that half is untrained.
+    """
+    sources = {"pick": Path(pick_path), "place": Path(place_path)}
+    read = {half: read_checkpoint(path) for half, path in sources.items()}
+    (cfg, workspace, pick_meta, pick_state), (place_cfg, place_ws, place_meta, place_state) = (
+        read["pick"],
+        read["place"],
+    )
+    if cfg != place_cfg:
+        diff = sorted(k for k, v in cfg.to_dict().items() if place_cfg.to_dict()[k] != v)
+        raise CheckpointError(f"{sources['pick']} and {sources['place']} have different model configs ({diff})")
+    if workspace != place_ws:
+        raise CheckpointError(f"{sources['pick']} and {sources['place']} were trained over different workspaces")
+    for half, meta in (("pick", pick_meta), ("place", place_meta)):
+        other = "place" if half == "pick" else "pick"
+        if meta.get("nets", "all") == other:
+            raise CheckpointError(
+                f"{sources[half]} comes from a run that trained only the {other} net: its {half} net is untrained"
+            )
+    model = CLIPortModel(cfg.replace(clip_weights="none"))
+    model.cfg = cfg
+    keys = model.half_keys()
+    if model.place_clip is None:  # a frozen shared CLIP: both checkpoints must hold the same one
+        differing = [
+            k for k in model.state_dict() if k.startswith("clip.") and not torch.equal(pick_state[k], place_state[k])
+        ]
+        if differing:
+            raise CheckpointError(
+                f"{sources['pick']} and {sources['place']} hold different CLIP weights (e.g. {differing[0]})"
+            )
+    state = {k: pick_state[k] for k in keys["pick"] if k in pick_state}
+    state.update({k: place_state[k] for k in keys["place"] if k in place_state})
+    load_state(model, state, f"{sources['pick']} + {sources['place']}")
+    policy = Policy(cfg, workspace, device="cpu", precision="fp32", model=model)
+    policy.metadata = {
+        "tasks": pick_meta.get("tasks", []),
+        "nets": "all",
+        "merged_from": {
+            half: {"path": str(path), "step": meta.get("step"), "tasks": meta.get("tasks")}
+            for (half, path), meta in zip(sources.items(), (pick_meta, place_meta))
+        },
+    }
+    return policy.save(out)

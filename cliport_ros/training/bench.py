@@ -31,8 +31,10 @@ def run_bench(
     warmup: int = 3,
     precision: str = "auto",
     seed: int = 0,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build the named config with random CLIP weights, warm up, then time ``repeats`` decisions."""
+    """Build the named config (with ``overrides`` of its fields) with random CLIP weights, warm up, then time
+    ``repeats`` decisions."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
     if threads is not None:
@@ -40,7 +42,7 @@ def run_bench(
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    cfg = ModelConfig.named(config)
+    cfg = ModelConfig.named(config, **(overrides or {}))
     # Weights do not change the speed; random CLIP keeps this offline. A pretrained trunk stays frozen.
     cfg = cfg.replace(clip_weights="none", clip_trainable=cfg.clip_trainable)
     t0 = time.perf_counter()
@@ -50,7 +52,9 @@ def run_bench(
     for p in policy.model.parameters():
         params["trainable" if p.requires_grad else "frozen"] += p.numel()
     per_net = {
-        "clip": sum(p.numel() for p in policy.model.clip.parameters()),
+        "clip": sum(
+            p.numel() for c in (policy.model.clip, policy.model.place_clip) if c is not None for p in c.parameters()
+        ),
         "pick": sum(p.numel() for p in policy.model.attention.parameters()),
         "place_key": sum(p.numel() for p in policy.model.transport.key.parameters()),
         "place_query": sum(p.numel() for p in policy.model.transport.query.parameters()),
@@ -76,6 +80,7 @@ def run_bench(
         memory["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated(policy.device) / 2**20, 1)
     return {
         "config": config,
+        "model_overrides": dict(overrides or {}),
         "device": str(policy.device),
         "precision": str(policy.dtype).replace("torch.", ""),
         "threads": torch.get_num_threads(),

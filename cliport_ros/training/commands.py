@@ -1,4 +1,4 @@
-"""`cliport train`, `cliport eval`, `cliport bench`: each prints a final JSON line."""
+"""`cliport train`, `cliport merge`, `cliport eval`, `cliport bench`: each prints a final JSON line."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-every", type=_non_negative_int, default=2000, help="0: no simulator validation")
     p.add_argument("--val-episodes", type=_positive_int, default=10)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--nets",
+        default="all",
+        choices=("all", "pick", "place"),
+        help="train both halves (default), or one half alone, e.g. one process per CPU core, joined by "
+        "`cliport merge` (needs clip_per_net=true for a from-scratch CLIP, and --val-every 0)",
+    )
 
 
 def parse_model_overrides(items: list[str]) -> dict:
@@ -114,6 +121,7 @@ def _train_run(args: argparse.Namespace) -> int:
             val_every=args.val_every,
             val_episodes=args.val_episodes,
             threads=args.threads,
+            nets=args.nets,
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
         summary = train(cfg, validate=validate, progress=not args.no_progress)
@@ -211,13 +219,23 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--repeats", type=_positive_int, default=20)
     p.add_argument("--warmup", type=_non_negative_int, default=3)
+    p.add_argument(
+        "--model-set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one ModelConfig field (repeatable), as for `cliport train`",
+    )
 
 
 def _bench_run(args: argparse.Namespace) -> int:
     from cliport_ros.training.bench import run_bench
 
     try:
-        result = run_bench(args.config, args.device, args.threads, args.repeats, args.warmup, args.precision)
+        overrides = parse_model_overrides(args.model_set)
+        result = run_bench(
+            args.config, args.device, args.threads, args.repeats, args.warmup, args.precision, overrides=overrides
+        )
     except ValueError as exc:
         print(f"cliport bench: {exc}", file=sys.stderr)
         return 2
@@ -225,6 +243,26 @@ def _bench_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- merge
+def _merge_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pick", required=True, help="checkpoint whose pick net to take (e.g. RUN/last of --nets pick)")
+    p.add_argument("--place", required=True, help="checkpoint whose key and query nets to take")
+    p.add_argument("--out", required=True, help="folder of the merged checkpoint")
+
+
+def _merge_run(args: argparse.Namespace) -> int:
+    from cliport_ros.model.policy import merge_halves
+
+    try:
+        out = merge_halves(args.pick, args.place, args.out)
+    except ValueError as exc:
+        print(f"cliport merge: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(out), "pick": args.pick, "place": args.place}))
+    return 0
+
+
 train = Command(add_arguments=_train_arguments, run=_train_run)
+merge = Command(add_arguments=_merge_arguments, run=_merge_run)
 evaluate = Command(add_arguments=_eval_arguments, run=_eval_run)
 bench = Command(add_arguments=_bench_arguments, run=_bench_run)

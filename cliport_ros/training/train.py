@@ -29,6 +29,8 @@ from cliport_ros.model.config import ModelConfig
 from cliport_ros.model.policy import Policy, image_tensor, rotation_bin
 
 LR_SCHEDULES = ("none", "cosine", "step")
+# which nets a run trains: both halves, or one half alone (the halves must share no trainable parameter)
+TRAINED_NETS = ("all", "pick", "place")
 STATE_FILE = "train_state.pt"
 
 
@@ -67,6 +69,7 @@ class TrainConfig:
     val_every: int = 2000  # 0: no validation
     val_episodes: int = 10
     threads: int | None = None
+    nets: str = "all"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -84,7 +87,19 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 < self.lr_final_fraction <= 1:
             raise ValueError(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction!r}")
-        ModelConfig.named(self.model, **self.model_overrides)  # a bad model fails before any data loads
+        if self.nets not in TRAINED_NETS:
+            raise ValueError(f"nets must be one of {TRAINED_NETS}, got {self.nets!r}")
+        if self.nets != "all" and self.val_every:
+            raise ValueError(
+                f"nets={self.nets!r} trains one half of the policy, and validation in the simulator needs both: "
+                "set val_every to 0 and evaluate the merged policy (`cliport merge`, then `cliport eval`)"
+            )
+        model_cfg = ModelConfig.named(self.model, **self.model_overrides)  # a bad model fails before data loads
+        if self.nets != "all" and model_cfg.clip_trainable and not model_cfg.clip_per_net:
+            raise ValueError(
+                f"nets={self.nets!r} needs halves that share no trainable parameter, but this model's pick "
+                "and place nets share a CLIP trained from scratch: add clip_per_net=true to the model"
+            )
 
 
 def lr_factor(schedule: str, step: int, total: int, final_fraction: float) -> float:
@@ -109,7 +124,16 @@ class Trainer:
         schedule: str = "none",
         total_steps: int = 1,
         final_fraction: float = 0.1,
+        nets: str = "all",
     ) -> None:
+        if nets not in TRAINED_NETS:
+            raise ValueError(f"nets must be one of {TRAINED_NETS}, got {nets!r}")
+        if nets != "all" and not policy.model.halves_independent:
+            raise ValueError(
+                f"nets={nets!r}: the pick and place nets share a CLIP trained from scratch, so one half "
+                "cannot train alone; use clip_per_net=true"
+            )
+        self.nets = nets
         self.policy = policy
         self.model = policy.model
         self.augment = augment
@@ -121,8 +145,8 @@ class Trainer:
         }
         self.iteration = 0
 
-    def losses(self, sample: TrainSample) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy of the pick and place maps against the (augmented) labels."""
+    def losses(self, sample: TrainSample) -> dict[str, torch.Tensor]:
+        """Cross-entropy of the pick and place maps (of the trained nets) against the (augmented) labels."""
         colour, height, pick, place = sample.colour, sample.height, sample.pick_pixel, sample.place_pixel
         if self.augment:
             aug = perturb(colour, height, pick, place, self.rng)
@@ -131,31 +155,39 @@ class Trainer:
         image = image_tensor(colour, height).to(device)
         text = self.model.text([sample.instruction])
         h, w = height.shape
-        pick_logits = self.model.pick_logits(image, text).reshape(1, -1)
-        pick_loss = F.cross_entropy(pick_logits, torch.tensor([pick[0] * w + pick[1]], device=device))
-        place_logits = self.model.place_logits(image, torch.tensor([pick], device=device), text).reshape(
-            1, -1
-        )
-        rot = rotation_bin(sample.place_yaw, self.policy.cfg.n_rotations)
-        target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
-        place_loss = F.cross_entropy(place_logits, target)
-        return pick_loss, place_loss
+        out = {}
+        if self.nets in ("all", "pick"):
+            pick_logits = self.model.pick_logits(image, text).reshape(1, -1)
+            out["pick_loss"] = F.cross_entropy(
+                pick_logits, torch.tensor([pick[0] * w + pick[1]], device=device)
+            )
+        if self.nets in ("all", "place"):
+            place_logits = self.model.place_logits(
+                image, torch.tensor([pick], device=device), text
+            ).reshape(1, -1)
+            rot = rotation_bin(sample.place_yaw, self.policy.cfg.n_rotations)
+            target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
+            out["place_loss"] = F.cross_entropy(place_logits, target)
+        return out
 
     def step(self, sample: TrainSample) -> dict[str, float]:
-        """One update; the optimisers own disjoint parameters, so one backward of the sum serves all."""
+        """One update; the optimisers own disjoint parameters, so one backward of the sum serves all.
+
+        With one half trained, the other half's parameters get no gradient, and Adam leaves them as they are.
+        """
         self.model.train()
         factor = lr_factor(self.schedule, self.iteration, self.total_steps, self.final_fraction)
         for opt in self.optimisers.values():
             for group in opt.param_groups:
                 group["lr"] = self.base_lr * factor
             opt.zero_grad(set_to_none=True)
-        pick_loss, place_loss = self.losses(sample)
-        (pick_loss + place_loss).backward()
+        losses = self.losses(sample)
+        sum(losses.values()).backward()
         for opt in self.optimisers.values():
             opt.step()
         self.iteration += 1
         self.model.eval()
-        return {"pick_loss": pick_loss.item(), "place_loss": place_loss.item(), "lr": self.base_lr * factor}
+        return {**{k: v.item() for k, v in losses.items()}, "lr": self.base_lr * factor}
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -262,11 +294,12 @@ def train(
     resumed = (last / STATE_FILE).is_file()
     if resumed:
         policy = Policy.load(last, device=cfg.device, precision="fp32")
-        previous = (policy.cfg.name, tuple(policy.metadata.get("tasks", ())))
-        if previous != (cfg.model, cfg.tasks):
+        previous = (policy.cfg.name, tuple(policy.metadata.get("tasks", ())), policy.metadata.get("nets", "all"))
+        if previous != (cfg.model, cfg.tasks, cfg.nets):
             raise ValueError(
-                f"{out} holds a run of config {previous[0]!r} on {list(previous[1])}, not {cfg.model!r} on "
-                f"{list(cfg.tasks)}; resume it with the same settings or choose another --out"
+                f"{out} holds a run of config {previous[0]!r} on {list(previous[1])} training nets "
+                f"{previous[2]!r}, not {cfg.model!r} on {list(cfg.tasks)} training {cfg.nets!r}; resume it with "
+                "the same settings or choose another --out"
             )
     else:
         model_cfg = ModelConfig.named(cfg.model, **cfg.model_overrides)
@@ -282,6 +315,7 @@ def train(
         schedule=cfg.lr_schedule,
         total_steps=cfg.steps,
         final_fraction=cfg.lr_final_fraction,
+        nets=cfg.nets,
     )
     best = {"score": -1.0, "step": 0}
     if resumed:
@@ -298,7 +332,7 @@ def train(
         metrics.flush()
 
     def meta(**extra: Any) -> dict[str, Any]:
-        return {"tasks": list(cfg.tasks), "n_demos": cfg.n_demos, **extra}
+        return {"tasks": list(cfg.tasks), "n_demos": cfg.n_demos, "nets": cfg.nets, **extra}
 
     def save_last() -> None:
         policy.save(last, metadata=meta(step=trainer.iteration))
@@ -307,7 +341,9 @@ def train(
         torch.save(state, tmp)
         tmp.replace(last / STATE_FILE)
 
-    window: dict[str, list[float]] = {"pick_loss": [], "place_loss": []}
+    window: dict[str, list[float]] = {
+        key: [] for key in ("pick_loss", "place_loss") if cfg.nets in ("all", key.split("_")[0])
+    }
     bar = tqdm(
         total=cfg.steps,
         initial=trainer.iteration,
@@ -327,15 +363,14 @@ def train(
             if it % cfg.log_every == 0 or it == cfg.steps:
                 entry = {
                     "step": it,
-                    "pick_loss": float(np.mean(window["pick_loss"])),
-                    "place_loss": float(np.mean(window["place_loss"])),
+                    **{key: float(np.mean(values)) for key, values in window.items()},
                     "lr": result["lr"],
                     "elapsed_s": round(time.time() - start, 1),
                 }
                 window = {k: [] for k in window}
-                for key in ("pick_loss", "place_loss", "lr"):
+                for key in (*window, "lr"):
                     writer.add_scalar(f"train/{key}", entry[key], it)
-                bar.set_postfix(pick=f"{entry['pick_loss']:.3f}", place=f"{entry['place_loss']:.3f}")
+                bar.set_postfix({k.split("_")[0]: f"{entry[k]:.3f}" for k in window})
                 record(entry)
             if validate is not None and cfg.val_every and (it % cfg.val_every == 0 or it == cfg.steps):
                 val = validate(policy, it)

@@ -1,0 +1,137 @@
+"""Training the pick and place halves apart (``--nets pick|place``) and merging them into one policy."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from cliport_ros.geometry.workspace import Workspace
+from cliport_ros.model import CheckpointError, ModelConfig, Policy
+from cliport_ros.model.policy import image_tensor, merge_halves
+from cliport_ros.training.train import Trainer, TrainConfig, TrainSample
+
+WS = Workspace(pixel_size=0.0125)
+INSTRUCTION = "put the red blocks in a green bowl"
+
+
+def small_cfg(**overrides) -> ModelConfig:
+    return ModelConfig.named("tiny", crop_size=32, n_rotations=12, **overrides)
+
+
+def sample(seed: int = 0) -> TrainSample:
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8)
+    height = (rng.random(WS.shape) * 0.1).astype(np.float32)
+    return TrainSample(colour, height, INSTRUCTION, (10, 12), (30, 20), 0.3)
+
+
+def snapshot(policy: Policy) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in policy.model.state_dict().items()}
+
+
+def changed(before: dict[str, torch.Tensor], policy: Policy) -> set[str]:
+    """The state-dict keys whose tensors differ from ``before``."""
+    now = policy.model.state_dict()
+    return {k for k, v in before.items() if v.is_floating_point() and not torch.equal(v, now[k])}
+
+
+def outputs(policy: Policy, s: TrainSample) -> tuple[torch.Tensor, torch.Tensor]:
+    model = policy.model.eval()
+    with torch.no_grad():
+        image = image_tensor(s.colour, s.height)
+        text = model.text([s.instruction])
+        return model.pick_logits(image, text), model.place_logits(image, torch.tensor([[20, 10]]), text)
+
+
+@pytest.mark.parametrize("half", ["pick", "place"])
+def test_one_half_trains_and_the_other_stays_exactly_as_it_was(half):
+    torch.manual_seed(0)
+    policy = Policy(small_cfg(clip_per_net=True), workspace=WS, device="cpu")
+    keys = policy.model.half_keys()
+    other = "place" if half == "pick" else "pick"
+    before = snapshot(policy)
+    trainer = Trainer(policy, lr=1e-3, augment=False, nets=half)
+    losses = [trainer.step(sample(i)) for i in range(3)]
+    assert all(set(x) == {f"{half}_loss", "lr"} for x in losses)
+    moved = changed(before, policy)
+    assert moved and moved <= set(keys[half])
+    # every part of the half learns: its net, its image trunk and its text encoder
+    prefix = {"pick": ("attention.net.spatial", "attention.net.visual", "clip.clip.transformer"),
+              "place": ("transport.key.", "transport.query.visual", "place_clip.clip.transformer")}[half]
+    assert all(any(k.startswith(p) for k in moved) for p in prefix)
+    assert not moved & set(keys[other])
+
+
+def test_split_training_is_refused_when_the_halves_share_a_trainable_clip():
+    torch.manual_seed(0)
+    policy = Policy(small_cfg(), workspace=WS, device="cpu")  # tiny: one CLIP trained from scratch
+    assert not policy.model.halves_independent
+    with pytest.raises(ValueError, match="use clip_per_net=true"):
+        Trainer(policy, nets="pick")
+    with pytest.raises(ValueError, match="cannot be split"):
+        policy.model.half_keys()
+    with pytest.raises(ValueError, match="nets must be one of"):
+        Trainer(policy, nets="key")
+    with pytest.raises(ValueError, match="add clip_per_net=true"):
+        TrainConfig(tasks=("put-block-in-bowl-seen-colors",), out="x", nets="pick", val_every=0)
+    with pytest.raises(ValueError, match="set val_every to 0"):
+        TrainConfig(
+            tasks=("put-block-in-bowl-seen-colors",), out="x", nets="place",
+            model_overrides={"clip_per_net": True},
+        )
+    # a frozen (pretrained) CLIP is shared but not trained: the halves are independent
+    frozen = Policy(small_cfg(clip_trainable=False), workspace=WS, device="cpu")
+    assert frozen.model.halves_independent
+    assert not any(k.startswith("clip.") for k in frozen.model.half_keys()["place"])
+
+
+def test_merge_takes_the_pick_net_of_one_run_and_the_place_nets_of_another(tmp_path):
+    torch.manual_seed(0)
+    cfg = small_cfg(clip_per_net=True)
+    runs = {}
+    for half in ("pick", "place"):
+        torch.manual_seed(0)  # the same initialisation, as two runs with one seed
+        policy = Policy(cfg, workspace=WS, device="cpu")
+        trainer = Trainer(policy, lr=1e-3, augment=False, nets=half)
+        for i in range(3):
+            trainer.step(sample(i))
+        policy.save(tmp_path / half, metadata={"tasks": ["t"], "nets": half, "step": 3})
+        runs[half] = policy
+    merged_path = merge_halves(tmp_path / "pick", tmp_path / "place", tmp_path / "merged")
+    merged = Policy.load(merged_path, device="cpu")
+    s = sample(7)
+    pick_ref, _ = outputs(runs["pick"], s)
+    _, place_ref = outputs(runs["place"], s)
+    pick, place = outputs(merged, s)
+    assert torch.equal(pick, pick_ref) and torch.equal(place, place_ref)
+    # each run's untrained half is different from the merged one
+    assert not torch.equal(outputs(runs["place"], s)[0], pick)
+    meta = json.loads((merged_path / "config.json").read_text())["metadata"]
+    assert meta["nets"] == "all" and meta["merged_from"]["place"]["step"] == 3
+
+    with pytest.raises(CheckpointError, match="trained only the place net: its pick net is untrained"):
+        merge_halves(tmp_path / "place", tmp_path / "place", tmp_path / "bad")
+    other = Policy(small_cfg(clip_per_net=True, lang_layers=4), workspace=WS, device="cpu")
+    other.save(tmp_path / "other")
+    with pytest.raises(CheckpointError, match=r"different model configs \(\['lang_layers'\]\)"):
+        merge_halves(tmp_path / "pick", tmp_path / "other", tmp_path / "bad")
+    shared = Policy(small_cfg(), workspace=WS, device="cpu")
+    shared.save(tmp_path / "shared")
+    with pytest.raises(ValueError, match="cannot be split"):
+        merge_halves(tmp_path / "shared", tmp_path / "shared", tmp_path / "bad")
+
+
+def test_merge_command_prints_json_and_fails_cleanly(tmp_path, capsys):
+    from cliport_ros.cli import main
+
+    torch.manual_seed(0)
+    policy = Policy(small_cfg(clip_per_net=True), workspace=WS, device="cpu")
+    policy.save(tmp_path / "a")
+    assert main(["merge", "--pick", str(tmp_path / "a"), "--place", str(tmp_path / "a"), "--out",
+                 str(tmp_path / "m")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["out"] == str(tmp_path / "m")
+    assert main(["merge", "--pick", str(tmp_path / "a"), "--place", str(tmp_path / "nope"), "--out",
+                 str(tmp_path / "m2")]) == 2
+    assert "does not exist" in capsys.readouterr().err
