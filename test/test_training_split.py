@@ -135,3 +135,35 @@ def test_merge_command_prints_json_and_fails_cleanly(tmp_path, capsys):
     assert main(["merge", "--pick", str(tmp_path / "a"), "--place", str(tmp_path / "nope"), "--out",
                  str(tmp_path / "m2")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_place_half_can_start_from_a_trained_pick_net(tmp_path):
+    from cliport_ros.training.train import init_place_from_pick
+
+    torch.manual_seed(0)
+    source = Policy(small_cfg(clip_per_net=True), workspace=WS, device="cpu")
+    Trainer(source, lr=1e-3, augment=False, nets="pick").step(sample(0))
+    source.save(tmp_path / "pick")
+    torch.manual_seed(1)
+    policy = Policy(small_cfg(clip_per_net=True), workspace=WS, device="cpu")
+    pick_before = {k: v.clone() for k, v in policy.model.attention.state_dict().items()}
+    copied = init_place_from_pick(policy.model, tmp_path / "pick")
+    src = source.model
+    for net in (policy.model.transport.key, policy.model.transport.query):
+        assert torch.equal(net.spatial.stem.weight, src.attention.net.spatial.stem.weight)
+        assert torch.equal(net.visual.conv1.weight, src.attention.net.visual.conv1.weight)
+        assert torch.equal(net.semantic.lang_proj[0].weight, src.attention.net.semantic.lang_proj[0].weight)
+        # the heads differ in width (3 key/query channels against 1 pick channel): left as initialised
+        assert not torch.equal(net.spatial.head.weight[:1], src.attention.net.spatial.head.weight)
+    place_text = policy.model.place_clip.clip.transformer.resblocks[0].mlp.c_fc.weight
+    assert torch.equal(place_text, src.clip.clip.transformer.resblocks[0].mlp.c_fc.weight)
+    assert all(torch.equal(v, policy.model.attention.state_dict()[k]) for k, v in pick_before.items())
+    # all but, in each of the two nets, the two stream heads and the fusion (weight and bias each)
+    assert copied == len(policy.model.half_keys()["place"]) - 2 * 6
+    with pytest.raises(ValueError, match="clip_per_net=False"):
+        shared = Policy(small_cfg(), workspace=WS, device="cpu")
+        shared.save(tmp_path / "shared")
+        init_place_from_pick(policy.model, tmp_path / "shared")
+    with pytest.raises(ValueError, match="nets='pick' does not train"):
+        TrainConfig(tasks=("t",), out="x", nets="pick", val_every=0, place_init_from="c",
+                    model_overrides={"clip_per_net": True})

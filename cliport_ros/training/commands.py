@@ -69,6 +69,12 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         help="train both halves (default), or one half alone, e.g. one process per CPU core, joined by "
         "`cliport merge` (needs clip_per_net=true for a from-scratch CLIP, and --val-every 0)",
     )
+    p.add_argument(
+        "--place-init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start the key and query nets (and the place text encoder) from this checkpoint's pick net",
+    )
 
 
 def parse_model_overrides(items: list[str]) -> dict:
@@ -122,6 +128,7 @@ def _train_run(args: argparse.Namespace) -> int:
             val_episodes=args.val_episodes,
             threads=args.threads,
             nets=args.nets,
+            place_init_from=args.place_init_from,
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
         summary = train(cfg, validate=validate, progress=not args.no_progress)

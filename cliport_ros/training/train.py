@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from cliport_ros.data.augment import perturb
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.model.config import ModelConfig
-from cliport_ros.model.policy import Policy, image_tensor, rotation_bin
+from cliport_ros.model.policy import CLIPortModel, Policy, image_tensor, rotation_bin
 
 LR_SCHEDULES = ("none", "cosine", "step")
 # which nets a run trains: both halves, or one half alone (the halves must share no trainable parameter)
@@ -70,6 +70,9 @@ class TrainConfig:
     val_episodes: int = 10
     threads: int | None = None
     nets: str = "all"
+    # a checkpoint whose pick half initialises the place half (key and query nets, and the place text
+    # encoder where it has one): every tensor of the same shape; the pick half learns colour words faster
+    place_init_from: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -95,6 +98,8 @@ class TrainConfig:
                 "set val_every to 0 and evaluate the merged policy (`cliport merge`, then `cliport eval`)"
             )
         model_cfg = ModelConfig.named(self.model, **self.model_overrides)  # a bad model fails before data loads
+        if self.place_init_from is not None and self.nets == "pick":
+            raise ValueError("place_init_from initialises the place half, which nets='pick' does not train")
         if self.nets != "all" and model_cfg.clip_trainable and not model_cfg.clip_per_net:
             raise ValueError(
                 f"nets={self.nets!r} needs halves that share no trainable parameter, but this model's pick "
@@ -307,6 +312,9 @@ def train(
         if workspace.shape != shape:
             raise ValueError(f"demos are {shape} pixels but the workspace grid is {workspace.shape}")
         policy = Policy(model_cfg, workspace=workspace, device=cfg.device, precision="fp32")
+        if cfg.place_init_from is not None:
+            copied = init_place_from_pick(policy.model, cfg.place_init_from)
+            policy.metadata["place_init_from"] = {"checkpoint": cfg.place_init_from, "tensors": copied}
     trainer = Trainer(
         policy,
         lr=cfg.lr,
@@ -332,7 +340,8 @@ def train(
         metrics.flush()
 
     def meta(**extra: Any) -> dict[str, Any]:
-        return {"tasks": list(cfg.tasks), "n_demos": cfg.n_demos, "nets": cfg.nets, **extra}
+        init = {k: policy.metadata[k] for k in ("place_init_from",) if k in policy.metadata}
+        return {"tasks": list(cfg.tasks), "n_demos": cfg.n_demos, "nets": cfg.nets, **init, **extra}
 
     def save_last() -> None:
         policy.save(last, metadata=meta(step=trainer.iteration))
@@ -398,6 +407,34 @@ def train(
         "out": str(out),
         "resumed": resumed,
     }
+
+
+def init_place_from_pick(model: CLIPortModel, checkpoint: str | Path) -> int:
+    """Copy a checkpoint's pick net into ``model``'s key and query nets (and its pick text encoder into the
+    place one, with ``clip_per_net``): every tensor whose shape fits; returns how many were copied."""
+    from cliport_ros.model.policy import read_checkpoint
+
+    source_cfg, _, _, state = read_checkpoint(checkpoint)
+    if source_cfg.clip_per_net != model.cfg.clip_per_net:
+        raise ValueError(
+            f"{checkpoint} has clip_per_net={source_cfg.clip_per_net}, this model {model.cfg.clip_per_net}: "
+            "the pick net's CLIP would not map onto the place half's"
+        )
+    own = model.state_dict()
+    update = {}
+    for key, value in own.items():
+        for prefix in ("transport.key.", "transport.query."):
+            if key.startswith(prefix):
+                source = "attention.net." + key[len(prefix):]
+                break
+        else:
+            source = "clip." + key[len("place_clip."):] if key.startswith("place_clip.") else None
+        if source is not None and source in state and state[source].shape == value.shape:
+            update[key] = state[source]
+    if not update:
+        raise ValueError(f"{checkpoint} holds no pick-net tensor that fits this model's place half")
+    model.load_state_dict(update, strict=False)
+    return len(update)
 
 
 def sim_validator(tasks: Sequence[str], n_episodes: int) -> Callable[[Policy, int], dict[str, float]]:
