@@ -167,3 +167,30 @@ def test_the_place_half_can_start_from_a_trained_pick_net(tmp_path):
     with pytest.raises(ValueError, match="nets='pick' does not train"):
         TrainConfig(tasks=("t",), out="x", nets="pick", val_every=0, place_init_from="c",
                     model_overrides={"clip_per_net": True})
+
+
+def test_fp16_weights_halve_the_file_and_load_back_to_fp32(tmp_path):
+    torch.manual_seed(0)
+    policy = Policy(small_cfg(clip_per_net=True), workspace=WS, device="cpu")
+    Trainer(policy, lr=1e-3, augment=False).step(sample(0))  # batch-norm statistics move off their defaults
+    policy.save(tmp_path / "pick", metadata={"nets": "pick"})
+    policy.save(tmp_path / "place", metadata={"nets": "place"})
+    merged = merge_halves(tmp_path / "pick", tmp_path / "place", tmp_path / "half", weights="fp16")
+    full = (tmp_path / "pick" / "model.safetensors").stat().st_size
+    assert (merged / "model.safetensors").stat().st_size < 0.55 * full
+    assert json.loads((merged / "config.json").read_text())["weights"] == "fp16"
+    from safetensors.torch import load_file
+
+    stored = load_file(str(merged / "model.safetensors"))
+    assert stored["attention.net.spatial.stem.weight"].dtype == torch.float16
+    assert stored["clip.clip.positional_embedding"].dtype == torch.float16
+    running = [k for k in stored if k.endswith("running_var")]
+    assert running and all(stored[k].dtype == torch.float32 for k in running)
+    loaded = Policy.load(merged, device="cpu")
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
+    s = sample(3)
+    (pick, place), (pick_ref, place_ref) = outputs(loaded, s), outputs(policy, s)
+    assert torch.allclose(pick, pick_ref, rtol=1e-2, atol=1e-2 * pick_ref.abs().max().item())
+    assert torch.allclose(place, place_ref, rtol=1e-2, atol=1e-2 * place_ref.abs().max().item())
+    with pytest.raises(ValueError, match="weights must be one of"):
+        policy.save(tmp_path / "x", weights="int8")

@@ -32,6 +32,8 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# how a checkpoint stores its parameters
+WEIGHT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 
 class CheckpointError(ValueError):
@@ -290,15 +292,29 @@ class Policy:
             self.act(_Blank(), instruction)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
-        """Write ``model.safetensors`` + ``config.json`` into folder ``path`` (created)."""
+    def save(
+        self, path: str | Path, metadata: Mapping[str, Any] | None = None, weights: str = "fp32"
+    ) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` into folder ``path`` (created).
+
+        ``weights='fp16'`` stores the parameters in half precision (half the file, e.g. to ship a model in
+        the repository); buffers such as batch-norm statistics stay fp32, and loading returns to fp32.
+        """
         from safetensors.torch import save_file
 
+        if weights not in WEIGHT_DTYPES:
+            raise ValueError(f"weights must be one of {sorted(WEIGHT_DTYPES)}, got {weights!r}")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
+        parameters = {k for k, _ in self.model.named_parameters()}
+
+        def stored(key: str, value: torch.Tensor) -> torch.dtype:
+            if not value.is_floating_point():
+                return value.dtype
+            return WEIGHT_DTYPES[weights] if key in parameters else torch.float32
+
         state = {
-            k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
-            for k, v in self.model.state_dict().items()
+            k: v.detach().to("cpu", stored(k, v)).contiguous() for k, v in self.model.state_dict().items()
         }
         meta = {**self.metadata, **(dict(metadata) if metadata else {})}
         config = {
@@ -307,6 +323,7 @@ class Policy:
             "model": self.cfg.to_dict(),
             "workspace": self.workspace.to_dict(),
             "clip_source": self.cfg.clip_weights,
+            "weights": weights,
             "metadata": meta,
         }
         tmp_w, tmp_c = folder / (WEIGHTS_FILE + ".tmp"), folder / (CONFIG_FILE + ".tmp")
@@ -392,7 +409,9 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str |
     model.load_state_dict(state, strict=True)
 
 
-def merge_halves(pick_path: str | Path, place_path: str | Path, out: str | Path) -> Path:
+def merge_halves(
+    pick_path: str | Path, place_path: str | Path, out: str | Path, weights: str = "fp32"
+) -> Path:
     """A checkpoint with the pick half of ``pick_path`` and the place half of ``place_path`` (one config).
 
     The halves must share no trainable parameter (``clip_per_net``, or a frozen CLIP, which must then be the
@@ -438,4 +457,4 @@ def merge_halves(pick_path: str | Path, place_path: str | Path, out: str | Path)
             for (half, path), meta in zip(sources.items(), (pick_meta, place_meta))
         },
     }
-    return policy.save(out)
+    return policy.save(out, weights=weights)

@@ -255,17 +255,23 @@ def _merge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pick", required=True, help="checkpoint whose pick net to take (e.g. RUN/last of --nets pick)")
     p.add_argument("--place", required=True, help="checkpoint whose key and query nets to take")
     p.add_argument("--out", required=True, help="folder of the merged checkpoint")
+    p.add_argument(
+        "--weights",
+        default="fp32",
+        choices=("fp32", "fp16"),
+        help="how to store the parameters: fp16 halves the file (loading returns to fp32)",
+    )
 
 
 def _merge_run(args: argparse.Namespace) -> int:
     from cliport_ros.model.policy import merge_halves
 
     try:
-        out = merge_halves(args.pick, args.place, args.out)
+        out = merge_halves(args.pick, args.place, args.out, weights=args.weights)
     except ValueError as exc:
         print(f"cliport merge: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"out": str(out), "pick": args.pick, "place": args.place}))
+    print(json.dumps({"out": str(out), "pick": args.pick, "place": args.place, "weights": args.weights}))
     return 0
 
 
