@@ -152,3 +152,36 @@ def test_train_command_reads_demos_from_disk(tmp_path, capsys):
     assert policy.workspace == WS and policy.metadata["tasks"] == [task]
     assert main(argv[:5] + ["--n-demos", "3"] + argv[7:]) == 2
     assert "asked for 3 demos" in capsys.readouterr().err
+
+
+def test_split_runs_train_one_half_each_and_merge(tmp_path):
+    from cliport_ros.model.policy import merge_halves
+
+    torch.set_num_threads(1)
+    demos = {"synthetic": [[d] for d in DEMOS]}
+    common = dict(
+        tasks=("synthetic",),
+        model="tiny",
+        model_overrides={"crop_size": 32, "n_rotations": 12, "clip_per_net": True},
+        steps=4,
+        log_every=2,
+        val_every=0,
+        device="cpu",
+        seed=5,
+    )
+    for half in ("pick", "place"):
+        train(TrainConfig(out=str(tmp_path / half), nets=half, **common), demos, progress=False, workspace=WS)
+        lines = [json.loads(x) for x in (tmp_path / half / "metrics.jsonl").read_text().splitlines()]
+        assert [x["step"] for x in lines] == [2, 4]
+        assert all(set(x) == {"step", f"{half}_loss", "lr", "elapsed_s"} for x in lines)
+    with pytest.raises(ValueError, match="training nets 'place', not 'tiny' on \\['synthetic'\\] training 'pick'"):
+        train(TrainConfig(out=str(tmp_path / "place"), nets="pick", **common), demos, progress=False, workspace=WS)
+    merged = Policy.load(
+        merge_halves(tmp_path / "pick" / "last", tmp_path / "place" / "last", tmp_path / "merged"), device="cpu"
+    )
+    pick = Policy.load(tmp_path / "pick" / "last", device="cpu").model.state_dict()
+    place = Policy.load(tmp_path / "place" / "last", device="cpu").model.state_dict()
+    state = merged.model.state_dict()
+    assert all(torch.equal(state[k], pick[k]) for k in state if k.startswith(("attention.", "clip.")))
+    assert all(torch.equal(state[k], place[k]) for k in state if k.startswith(("transport.", "place_clip.")))
+    assert not torch.equal(pick["transport.key.spatial.stem.weight"], place["transport.key.spatial.stem.weight"])
