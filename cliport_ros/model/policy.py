@@ -105,11 +105,12 @@ class CLIPortModel(nn.Module):
                 "use clip_per_net=true (or a frozen, pretrained CLIP)"
             )
         keys = list(self.state_dict())
-        pick = [k for k in keys if k.startswith(("attention.", "clip."))]
-        place = [k for k in keys if k.startswith(("transport.", "place_clip."))]
-        if self.place_clip is None:  # a frozen shared CLIP belongs to both halves: take it with the pick
-            place = [k for k in keys if k.startswith("transport.")]
-        return {"pick": pick, "place": place}
+        # a frozen shared CLIP ("clip.") belongs to both halves: it goes with the pick
+        place_prefixes = ("transport.", "place_clip.") if self.place_clip is not None else ("transport.",)
+        return {
+            "pick": [k for k in keys if k.startswith(("attention.", "clip."))],
+            "place": [k for k in keys if k.startswith(place_prefixes)],
+        }
 
 
 def image_tensor(colour: np.ndarray, height: np.ndarray) -> torch.Tensor:
@@ -337,13 +338,19 @@ class Policy:
     def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto") -> "Policy":
         """Rebuild a policy from a checkpoint folder written by ``save`` (no network needed)."""
         cfg, workspace, meta, state = read_checkpoint(path)
-        # The weights file holds CLIP too: build it randomly initialised, then load everything.
-        model = CLIPortModel(cfg.replace(clip_weights="none"))
-        model.cfg = cfg
+        model = _model_for_stored_weights(cfg)
         load_state(model, state, path)
         policy = cls(cfg, workspace, device=device, precision=precision, model=model)
         policy.metadata = meta
         return policy
+
+
+def _model_for_stored_weights(cfg: ModelConfig) -> CLIPortModel:
+    """The network of ``cfg`` to load a weights file into: the file holds CLIP too, so CLIP is built randomly
+    initialised (never downloaded), and the model keeps the config as saved."""
+    model = CLIPortModel(cfg.replace(clip_weights="none"))
+    model.cfg = cfg
+    return model
 
 
 def read_checkpoint(path: str | Path) -> tuple[ModelConfig, Workspace, dict, dict[str, torch.Tensor]]:
@@ -418,11 +425,8 @@ def merge_halves(
     same in both); a checkpoint whose run trained only the other half is refused, since that half is untrained.
     """
     sources = {"pick": Path(pick_path), "place": Path(place_path)}
-    read = {half: read_checkpoint(path) for half, path in sources.items()}
-    (cfg, workspace, pick_meta, pick_state), (place_cfg, place_ws, place_meta, place_state) = (
-        read["pick"],
-        read["place"],
-    )
+    cfg, workspace, pick_meta, pick_state = read_checkpoint(pick_path)
+    place_cfg, place_ws, place_meta, place_state = read_checkpoint(place_path)
     if cfg != place_cfg:
         diff = sorted(k for k, v in cfg.to_dict().items() if place_cfg.to_dict()[k] != v)
         raise CheckpointError(f"{sources['pick']} and {sources['place']} have different model configs ({diff})")
@@ -434,8 +438,7 @@ def merge_halves(
             raise CheckpointError(
                 f"{sources[half]} comes from a run that trained only the {other} net: its {half} net is untrained"
             )
-    model = CLIPortModel(cfg.replace(clip_weights="none"))
-    model.cfg = cfg
+    model = _model_for_stored_weights(cfg)
     keys = model.half_keys()
     if model.place_clip is None:  # a frozen shared CLIP: both checkpoints must hold the same one
         differing = [
