@@ -75,6 +75,20 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CHECKPOINT",
         help="start the key and query nets (and the place text encoder) from this checkpoint's pick net",
     )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="fine-tune: start from all the weights of this checkpoint (same model config), with a fresh "
+        "optimiser and learning-rate schedule",
+    )
+    p.add_argument(
+        "--place-loss",
+        default="pose",
+        choices=("pose", "position"),
+        help="pose: place cross-entropy over rotation and pixel (paper, default); position: over the pixel "
+        "with the rotations summed out, for tasks whose success ignores the placed yaw (put-block-in-bowl)",
+    )
 
 
 def parse_model_overrides(items: list[str]) -> dict:
@@ -129,6 +143,8 @@ def _train_run(args: argparse.Namespace) -> int:
             threads=args.threads,
             nets=args.nets,
             place_init_from=args.place_init_from,
+            init_from=args.init_from,
+            place_loss=args.place_loss,
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
         summary = train(cfg, validate=validate, progress=not args.no_progress)

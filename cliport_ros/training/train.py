@@ -31,6 +31,9 @@ from cliport_ros.model.policy import CLIPortModel, Policy, image_tensor, rotatio
 LR_SCHEDULES = ("none", "cosine", "step")
 # which nets a run trains: both halves, or one half alone (the halves must share no trainable parameter)
 TRAINED_NETS = ("all", "pick", "place")
+# "pose": cross-entropy over (rotation, row, col), as the paper; "position": over (row, col) with the
+# rotations summed out, for tasks whose success ignores the placed yaw (a block in a round bowl)
+PLACE_LOSSES = ("pose", "position")
 STATE_FILE = "train_state.pt"
 
 
@@ -73,6 +76,10 @@ class TrainConfig:
     # a checkpoint whose pick half initialises the place half (key and query nets, and the place text
     # encoder where it has one): every tensor of the same shape; the pick half learns colour words faster
     place_init_from: str | None = None
+    # a checkpoint of the same model config whose weights start the run (fine-tuning; a fresh optimiser and
+    # learning-rate schedule)
+    init_from: str | None = None
+    place_loss: str = "pose"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -97,6 +104,10 @@ class TrainConfig:
                 f"nets={self.nets!r} trains one half of the policy, and validation in the simulator needs both: "
                 "set val_every to 0 and evaluate the merged policy (`cliport merge`, then `cliport eval`)"
             )
+        if self.place_loss not in PLACE_LOSSES:
+            raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {self.place_loss!r}")
+        if self.init_from is not None and self.place_init_from is not None:
+            raise ValueError("init_from and place_init_from both set the starting weights: give one of them")
         model_cfg = ModelConfig.named(self.model, **self.model_overrides)  # a bad model fails before data loads
         if self.place_init_from is not None and self.nets == "pick":
             raise ValueError("place_init_from initialises the place half, which nets='pick' does not train")
@@ -130,9 +141,13 @@ class Trainer:
         total_steps: int = 1,
         final_fraction: float = 0.1,
         nets: str = "all",
+        place_loss: str = "pose",
     ) -> None:
         if nets not in TRAINED_NETS:
             raise ValueError(f"nets must be one of {TRAINED_NETS}, got {nets!r}")
+        if place_loss not in PLACE_LOSSES:
+            raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {place_loss!r}")
+        self.place_loss = place_loss
         if nets != "all" and not policy.model.halves_independent:
             raise ValueError(
                 f"nets={nets!r}: the pick and place nets share a CLIP trained from scratch, so one half "
@@ -170,9 +185,14 @@ class Trainer:
             place_logits = self.model.place_logits(
                 image, torch.tensor([pick], device=device), text
             ).reshape(1, -1)
-            rot = rotation_bin(sample.place_yaw, self.policy.cfg.n_rotations)
-            target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
-            out["place_loss"] = F.cross_entropy(place_logits, target)
+            if self.place_loss == "position":
+                # -log of the probability summed over rotations at the label pixel
+                log_p = F.log_softmax(place_logits, dim=-1).reshape(self.policy.cfg.n_rotations, h * w)
+                out["place_loss"] = -torch.logsumexp(log_p[:, place[0] * w + place[1]], dim=0)
+            else:
+                rot = rotation_bin(sample.place_yaw, self.policy.cfg.n_rotations)
+                target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
+                out["place_loss"] = F.cross_entropy(place_logits, target)
         return out
 
     def step(self, sample: TrainSample) -> dict[str, float]:
@@ -315,6 +335,8 @@ def train(
         if cfg.place_init_from is not None:
             copied = init_place_from_pick(policy.model, cfg.place_init_from)
             policy.metadata["place_init_from"] = {"checkpoint": cfg.place_init_from, "tensors": copied}
+        if cfg.init_from is not None:
+            policy.metadata["init_from"] = init_from_checkpoint(policy, cfg.init_from)
     trainer = Trainer(
         policy,
         lr=cfg.lr,
@@ -324,6 +346,7 @@ def train(
         total_steps=cfg.steps,
         final_fraction=cfg.lr_final_fraction,
         nets=cfg.nets,
+        place_loss=cfg.place_loss,
     )
     best = {"score": -1.0, "step": 0}
     if resumed:
@@ -340,7 +363,7 @@ def train(
         metrics.flush()
 
     def meta(**extra: Any) -> dict[str, Any]:
-        init = {k: policy.metadata[k] for k in ("place_init_from",) if k in policy.metadata}
+        init = {k: policy.metadata[k] for k in ("place_init_from", "init_from") if k in policy.metadata}
         return {"tasks": list(cfg.tasks), "n_demos": cfg.n_demos, "nets": cfg.nets, **init, **extra}
 
     def save_last() -> None:
@@ -407,6 +430,27 @@ def train(
         "out": str(out),
         "resumed": resumed,
     }
+
+
+def init_from_checkpoint(policy: Policy, checkpoint: str | Path) -> dict[str, Any]:
+    """Load every weight of ``checkpoint`` into ``policy``; its model config and workspace must be the policy's.
+
+    Returns what the run's metadata records of the source (path, and the step and nets it was trained to).
+    """
+    from cliport_ros.model.policy import load_state, read_checkpoint
+
+    source_cfg, source_ws, source_meta, state = read_checkpoint(checkpoint)
+    if source_cfg != policy.cfg:
+        mine = policy.cfg.to_dict()
+        diff = sorted(k for k, v in source_cfg.to_dict().items() if mine.get(k) != v)
+        raise ValueError(
+            f"init_from {checkpoint} has another model config than this run (fields {diff}); fine-tuning "
+            "needs the same config (copy its model fields into --config/--model-set)"
+        )
+    if source_ws != policy.workspace:
+        raise ValueError(f"init_from {checkpoint} was trained over another workspace: {source_ws}")
+    load_state(policy.model, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, checkpoint)
+    return {"checkpoint": str(checkpoint), "step": source_meta.get("step"), "nets": source_meta.get("nets", "all")}
 
 
 def init_place_from_pick(model: CLIPortModel, checkpoint: str | Path) -> int:
