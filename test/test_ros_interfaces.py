@@ -49,7 +49,8 @@ def run_action(executor, client: ActionClient, goal, cancel_after_feedback: bool
     """Send a goal; return (status, result, feedback list). Optionally cancel after the first feedback.
 
     Feedback travels on a topic and the result through a service, so the last feedback may arrive after
-    the result: wait for ``expect_feedback`` messages too."""
+    the result: wait for ``expect_feedback`` messages too. rclpy's ActionClient drops feedback that arrives
+    after it has processed the result, so across processes the tail of the feedback can be missing."""
     # wait_for_server() polls rcl's readiness check, which was seen to stay false for over a minute on a loaded
     # machine for a server that answered goals: wait a while, then let the goal itself show whether it is served.
     client.wait_for_server(timeout_sec=min(timeout, 10.0))
@@ -173,7 +174,9 @@ def test_interfaces_across_two_processes(ros_context, peer_process):
             executor, execute, ExecutePickPlace.Goal(pick_place=sample_pick_place("move it", 5)), expect_feedback=6)
         assert status == GoalStatus.STATUS_SUCCEEDED and result.success
         assert result.message == "executed pick at x=0.450 for 'move it'"
-        assert [f.stage_name for f in feedback] == STAGES
+        # in order, from the first stage; the last one or two may be lost behind the result (see run_action)
+        names = [f.stage_name for f in feedback]
+        assert names == STAGES[: len(names)] and len(names) >= len(STAGES) - 2, names
         status, result, _ = run_action(
             executor, execute, ExecutePickPlace.Goal(pick_place=sample_pick_place("hold")), cancel_after_feedback=True)
         assert status == GoalStatus.STATUS_CANCELED and result.error_code == ExecutePickPlace.Result.CANCELED
