@@ -222,6 +222,11 @@ class ModelConfig:
         data = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
+    def differing_fields(self, other: "ModelConfig") -> list[str]:
+        """The names of the fields whose values differ from ``other``'s, sorted."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k, v in mine.items() if theirs[k] != v)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
         if not isinstance(data, Mapping):

@@ -428,8 +428,9 @@ def merge_halves(
     cfg, workspace, pick_meta, pick_state = read_checkpoint(pick_path)
     place_cfg, place_ws, place_meta, place_state = read_checkpoint(place_path)
     if cfg != place_cfg:
-        diff = sorted(k for k, v in cfg.to_dict().items() if place_cfg.to_dict()[k] != v)
-        raise CheckpointError(f"{sources['pick']} and {sources['place']} have different model configs ({diff})")
+        raise CheckpointError(
+            f"{sources['pick']} and {sources['place']} have different model configs ({cfg.differing_fields(place_cfg)})"
+        )
     if workspace != place_ws:
         raise CheckpointError(f"{sources['pick']} and {sources['place']} were trained over different workspaces")
     for half, meta in (("pick", pick_meta), ("place", place_meta)):

@@ -441,15 +441,14 @@ def init_from_checkpoint(policy: Policy, checkpoint: str | Path) -> dict[str, An
 
     source_cfg, source_ws, source_meta, state = read_checkpoint(checkpoint)
     if source_cfg != policy.cfg:
-        mine = policy.cfg.to_dict()
-        diff = sorted(k for k, v in source_cfg.to_dict().items() if mine.get(k) != v)
         raise ValueError(
-            f"init_from {checkpoint} has another model config than this run (fields {diff}); fine-tuning "
+            f"init_from {checkpoint} has another model config than this run (fields "
+            f"{source_cfg.differing_fields(policy.cfg)}); fine-tuning "
             "needs the same config (copy its model fields into --config/--model-set)"
         )
     if source_ws != policy.workspace:
         raise ValueError(f"init_from {checkpoint} was trained over another workspace: {source_ws}")
-    load_state(policy.model, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, checkpoint)
+    load_state(policy.model, state, checkpoint)  # fp16-stored weights are cast to the model's fp32 on load
     return {"checkpoint": str(checkpoint), "step": source_meta.get("step"), "nets": source_meta.get("nets", "all")}
 
 
