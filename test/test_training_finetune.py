@@ -52,7 +52,7 @@ def test_the_position_loss_sums_the_rotations_out_at_the_label_pixel():
         got = position.losses(s)["place_loss"].item()
         got_pose = pose.losses(s)["place_loss"].item()
         # the same sample with another yaw: the position loss ignores it, the pose loss does not
-        turned = TrainSample(s.colour, s.height, s.instruction, s.pick_pixel, s.place_pixel, s.place_yaw + 1.5)
+        turned = sample(0, yaw=s.place_yaw + 1.5)
         got_turned = position.losses(turned)["place_loss"].item()
         got_pose_turned = pose.losses(turned)["place_loss"].item()
     expected = -math.log(log_p[:, row, col].exp().sum().item())
