@@ -151,3 +151,32 @@ def test_a_foreign_file_under_an_episode_name_stops_the_demo_run(tmp_path):
     proc = _demos(tmp_path, 1)
     stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "not a cliport_ros episode" in stdout
+
+
+def test_recovery_demo_records_the_oracle_putting_a_misplaced_block_right():
+    from cliport_ros.sim import SimEnvironment
+    from cliport_ros.sim.demos import run_oracle_episode
+
+    with SimEnvironment(TASK) as env:
+        plain = run_oracle_episode(env, 2000, "train").episode
+        recovery = run_oracle_episode(env, 2000, "train", mistake=True).episode
+        named = recovery.steps[0].instruction.split()[-2]  # "put the red blocks in a brown bowl"
+        wrong_bowls = [
+            env.workspace.xyz_to_pixel(env.scene.pose(b)[0])
+            for b, o in env.scene.objects.items()
+            if o.kind == "bowl" and o.color != named
+        ]
+    # one block: the mistake is step 0 (unrecorded), the recorded step lifts the block out of a wrong bowl
+    assert len(plain.steps) == len(recovery.steps) == 1 and recovery.score == pytest.approx(100.0)
+    step = recovery.steps[0]
+    assert step.reward == pytest.approx(1.0)
+    assert np.hypot(*np.subtract(step.pick_pixel, plain.steps[0].pick_pixel)) > 10
+    assert min(np.hypot(*np.subtract(step.pick_pixel, b)) for b in wrong_bowls) < 8  # pixels (3.125 mm)
+    assert step.place_pixel == pytest.approx(plain.steps[0].place_pixel, abs=8)
+
+
+def test_recovery_demos_are_refused_for_a_task_with_its_own_oracle(tmp_path):
+    from cliport_ros.sim.demos import generate_demos
+
+    with pytest.raises(ValueError, match="oracle of its own"):
+        generate_demos("separating-piles-seen-colors", "train", 1, tmp_path, mistakes=True, progress=False)

@@ -172,3 +172,25 @@ def test_pick_target_tells_needed_objects_from_others_and_empty_table(envs):
     result = env.step(action)
     assert result.reward > 0
     assert env.pick_target(action.pick.position[0], action.pick.position[1]) != "goal"
+
+
+def test_a_mistake_leaves_the_block_in_a_wrong_bowl_and_the_oracle_puts_it_right(envs):
+    env = envs("put-block-in-bowl-seen-colors")
+    env.reset(seed=2000, split="train")  # one red block, brown bowls
+    named_bowl = BOWL.match(env.instruction).group(2)
+    (block,) = env.task.goals[0].objects
+    result = env.step(env.mistake())
+    assert result.success and result.reward == 0.0 and env.score == 0.0 and not env.done
+    pos, _ = env.scene.pose(block)
+    bowls = [(b, o) for b, o in env.scene.objects.items() if o.kind == "bowl"]
+    under = min(bowls, key=lambda bo: np.hypot(*(env.scene.pose(bo[0])[0][:2] - pos[:2])))
+    assert np.hypot(*(env.scene.pose(under[0])[0][:2] - pos[:2])) < 0.03
+    assert under[1].color != named_bowl
+    recovery = env.oracle()
+    assert np.hypot(recovery.pick.position[0] - pos[0], recovery.pick.position[1] - pos[1]) < 0.02
+    assert env.step(recovery).reward == pytest.approx(1.0) and env.done
+
+
+def test_tasks_with_an_oracle_of_their_own_have_no_mistakes():
+    assert make_task("put-block-in-bowl-seen-colors").supports_mistakes
+    assert not make_task("separating-piles-seen-colors").supports_mistakes

@@ -50,6 +50,12 @@ def _demos_args(parser: argparse.ArgumentParser) -> None:
         "--max-tries", type=int, default=None, help="give up after this many seeds (default 3n+20)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--mistakes",
+        action="store_true",
+        help="recovery demos: each episode places one block wrong at a step drawn from its seed (not "
+        "recorded), then the oracle puts it right; give them seeds of their own (--seed-start)",
+    )
 
 
 def _demos_run(args: argparse.Namespace) -> int:
@@ -67,6 +73,7 @@ def _demos_run(args: argparse.Namespace) -> int:
             renderer=args.renderer,
             max_tries=args.max_tries,
             progress=not args.no_progress,
+            mistakes=args.mistakes,
         )
     except ValueError as exc:
         print(json.dumps({"error": str(exc)}))

@@ -37,12 +37,25 @@ class EpisodeOutcome:
     renderer: str = ""
 
 
-def run_oracle_episode(env, seed: int, split: str) -> EpisodeOutcome:
-    """Roll out the oracle for one seed; the episode's steps hold the observation *before* each action."""
+def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> EpisodeOutcome:
+    """Roll out the oracle for one seed; the episode's steps hold the observation *before* each action.
+
+    With ``mistake``, one step drawn from the seed (one of the first ``max_steps - 1``, so that a step is left
+    to put it right) executes ``env.mistake()`` instead and is not recorded: the demo shows the oracle
+    recovering from a wrong place, a state that plain demos never show.
+    """
     obs = env.reset(seed, split)
     ws = env.workspace
+    mistake_at = -1
+    if mistake:
+        if env.max_steps < 2:
+            raise ValueError(f"{env.task_key}: one step per episode leaves no step to recover from a mistake")
+        mistake_at = int(np.random.default_rng([seed, _MISTAKE_STREAM]).integers(env.max_steps - 1))
     steps: list[Step] = []
     while not env.done:
+        if env.step_count == mistake_at:
+            obs = env.step(env.mistake()).observation
+            continue
         action = env.oracle()
         result = env.step(action)
         steps.append(
@@ -64,6 +77,7 @@ def run_oracle_episode(env, seed: int, split: str) -> EpisodeOutcome:
 
 
 _WORKER_ENV = None
+_MISTAKE_STREAM = 3  # a random stream of its own, so plain demos of a seed are unchanged
 
 
 def _worker_init(task: str, robot: str, renderer: str) -> None:
@@ -73,8 +87,8 @@ def _worker_init(task: str, robot: str, renderer: str) -> None:
     _WORKER_ENV = SimEnvironment(task, robot=robot, renderer=renderer)
 
 
-def _worker_run(seed: int, split: str) -> EpisodeOutcome:
-    return run_oracle_episode(_WORKER_ENV, seed, split)
+def _worker_run(seed: int, split: str, mistake: bool) -> EpisodeOutcome:
+    return run_oracle_episode(_WORKER_ENV, seed, split, mistake)
 
 
 def _check_existing(path: Path, task: str, split: str) -> None:
@@ -121,12 +135,19 @@ def generate_demos(
     renderer: str = "auto",
     max_tries: int | None = None,
     progress: bool = True,
+    mistakes: bool = False,
 ) -> dict:
-    """Write ``n`` full-score oracle episodes of ``task``/``split`` into ``out``; returns the summary."""
+    """Write ``n`` full-score oracle episodes of ``task``/``split`` into ``out``; returns the summary.
+
+    ``mistakes``: recovery demos, one wrong place per episode (see :func:`run_oracle_episode`).
+    """
     from cliport_ros.data.episodes import write_episode
     from cliport_ros.sim.tasks import SPLITS, make_task
 
-    key = make_task(task).key
+    made = make_task(task)
+    key = made.key
+    if mistakes and not made.supports_mistakes:
+        raise ValueError(f"{key} has an oracle of its own, so no recovery demos (--mistakes); drop the flag")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
     if n < 0:
@@ -197,7 +218,7 @@ def generate_demos(
                     from cliport_ros.sim.environment import SimEnvironment
 
                     env = SimEnvironment(key, robot=robot, renderer=renderer)
-                consume(run_oracle_episode(env, seed, split))
+                consume(run_oracle_episode(env, seed, split, mistakes))
         finally:
             if env is not None:
                 env.close()
@@ -222,7 +243,7 @@ def generate_demos(
                         if bar is not None:
                             bar.update(1)
                         continue
-                    pending.append((seed, pool.submit(_worker_run, seed, split)))
+                    pending.append((seed, pool.submit(_worker_run, seed, split, mistakes)))
                 if not pending:
                     break
                 _, future = pending.pop(0)
@@ -244,6 +265,7 @@ def generate_demos(
         "seconds": round(time.perf_counter() - t0, 3),
         "out": str(out),
         "robot": robot,
+        "mistakes": mistakes,
         "renderer": ",".join(sorted(used_renderers)) or renderer,
         "failed_seeds": failures,
     }

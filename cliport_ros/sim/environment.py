@@ -224,6 +224,11 @@ class SimEnvironment:
         self._require_reset()
         return self.task.oracle(self.scene, self._oracle_rng)
 
+    def mistake(self) -> PickPlace:
+        """The oracle's next pick placed wrong (see ``Task.mistake``), for recovery demos."""
+        self._require_reset()
+        return self.task.mistake(self.scene, self._oracle_rng)
+
     # --- sensing -----------------------------------------------------------------------------------------
     def render(self) -> tuple[CameraImage, ...]:
         self._require_reset()

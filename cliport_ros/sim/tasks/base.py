@@ -142,6 +142,41 @@ class Task(ABC):
     # --- the oracle -----------------------------------------------------------------------------------------
     def oracle(self, scene: Scene, rng: np.random.Generator) -> PickPlace:
         """Privileged expert: move the unmatched object farthest from a free target onto it."""
+        obj, tpos, tyaw = self._oracle_choice(scene)
+        return self._oracle_action(scene, rng, obj, tpos, tyaw)
+
+    @property
+    def supports_mistakes(self) -> bool:
+        """Whether :meth:`mistake` applies: the family uses the goal-driven oracle above."""
+        return type(self).oracle is Task.oracle
+
+    def mistake(self, scene: Scene, rng: np.random.Generator) -> PickPlace:
+        """The oracle's pick, placed wrong: onto another object that is no target (a bowl of another colour),
+        or onto free table when there is none. Recovery demos execute it unrecorded, then show the oracle
+        putting things right, so the policy sees the states its own mistakes lead to (as DAgger does)."""
+        if not self.supports_mistakes:
+            raise NotImplementedError(f"{self.key}: its oracle is its own, so it has no mistake() to go with it")
+        obj, tpos, _ = self._oracle_choice(scene)
+        targets = [t for goal in self.active_goals() for t, _ in goal.targets]
+        tolerance = max((goal.position_tolerance for goal in self.active_goals()), default=0.0)
+        wrong = []
+        for body in sorted(scene.objects):
+            if body == obj or scene.is_pickable(body):
+                continue
+            pos, _ = scene.pose(body)
+            if all(math.hypot(pos[0] - t[0], pos[1] - t[1]) > tolerance for t in targets):
+                wrong.append((float(pos[0]), float(pos[1])))
+        if wrong:
+            xy = wrong[int(rng.integers(len(wrong)))]
+        else:
+            free = scene.sample_free_xy(rng, max(scene.objects[obj].size[:2]) / 2)
+            if free is None:
+                raise RuntimeError(f"{self.key}: no wrong place for a mistake (no other object, no free table)")
+            xy = free
+        return self._oracle_action(scene, rng, obj, (xy[0], xy[1], tpos[2]), float(rng.uniform(0, 2 * math.pi)))
+
+    def _oracle_choice(self, scene: Scene) -> tuple[int, tuple[float, float, float], float]:
+        """The object the oracle moves next and its target (position, yaw)."""
         choices = []
         for goal in self.active_goals():
             matched = self._matches(scene, goal)
@@ -161,7 +196,7 @@ class Task(ABC):
             raise RuntimeError(f"{self.key}: the oracle has nothing left to do (all goals met)")
         choices.sort(key=lambda c: (-c[0], c[1]))
         _, obj, (tpos, tyaw) = choices[0]
-        return self._oracle_action(scene, rng, obj, tpos, tyaw)
+        return obj, tpos, tyaw
 
     def _oracle_action(
         self, scene: Scene, rng: np.random.Generator, obj: int, tpos: tuple[float, float, float], tyaw: float
