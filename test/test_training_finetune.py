@@ -1,4 +1,5 @@
-"""Fine-tuning from a checkpoint (``init_from``) and the rotation-free place loss (``place_loss="position"``)."""
+"""Fine-tuning from a checkpoint (``init_from``), the rotation-free place loss (``place_loss="position"``) and
+the CLIP learning-rate scale."""
 
 import json
 import math
@@ -130,3 +131,24 @@ def test_fine_tuning_refuses_another_config_and_a_second_source(tmp_path):
               progress=False, workspace=WS)
     with pytest.raises(ValueError, match="init_from and place_init_from both set the starting weights"):
         TrainConfig(out="x", init_from="a", place_init_from="b", **_common())
+
+
+def test_the_clip_learning_rate_scale_moves_the_text_encoder_that_much_faster():
+    s = sample(0)
+    text_before = {}
+    steps = {}
+    for scale in (1.0, 10.0):
+        policy = small_policy(clip_per_net=True)
+        trainer = Trainer(policy, lr=1e-4, augment=False, nets="pick", clip_lr_scale=scale)
+        text_params = dict(policy.model.clip.named_parameters())
+        text_before[scale] = {k: p.detach().clone() for k, p in text_params.items()}
+        trainer.step(s)
+        assert trainer.optimisers["clip"].param_groups[0]["lr"] == pytest.approx(1e-4 * scale)
+        assert trainer.optimisers["pick"].param_groups[0]["lr"] == pytest.approx(1e-4)
+        # Adam's first step moves every parameter with a gradient by about lr
+        moved = [(p.detach() - text_before[scale][k]).abs().max().item() for k, p in text_params.items()]
+        steps[scale] = max(moved)
+    assert steps[1.0] == pytest.approx(1e-4, rel=0.05)
+    assert steps[10.0] == pytest.approx(1e-3, rel=0.05)
+    with pytest.raises(ValueError, match=r"clip_lr_scale must be a number in \(0, 1000\]"):
+        TrainConfig(tasks=("synthetic",), out="x", clip_lr_scale=0)

@@ -89,6 +89,12 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         help="pose: place cross-entropy over rotation and pixel (paper, default); position: over the pixel "
         "with the rotations summed out, for tasks whose success ignores the placed yaw (put-block-in-bowl)",
     )
+    p.add_argument(
+        "--clip-lr-scale",
+        type=float,
+        default=1.0,
+        help="learning rate of a from-scratch CLIP (its text encoder) as a multiple of --lr (default 1)",
+    )
 
 
 def parse_model_overrides(items: list[str]) -> dict:
@@ -145,6 +151,7 @@ def _train_run(args: argparse.Namespace) -> int:
             place_init_from=args.place_init_from,
             init_from=args.init_from,
             place_loss=args.place_loss,
+            clip_lr_scale=args.clip_lr_scale,
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
         summary = train(cfg, validate=validate, progress=not args.no_progress)

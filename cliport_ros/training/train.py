@@ -80,6 +80,9 @@ class TrainConfig:
     # learning-rate schedule)
     init_from: str | None = None
     place_loss: str = "pose"
+    # the from-scratch CLIP's learning rate as a multiple of ``lr`` (its text encoder can lag behind the nets:
+    # colour words it maps almost alike are words the policy cannot tell apart)
+    clip_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -106,6 +109,8 @@ class TrainConfig:
             )
         if self.place_loss not in PLACE_LOSSES:
             raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {self.place_loss!r}")
+        if not (isinstance(self.clip_lr_scale, (int, float)) and 0 < self.clip_lr_scale <= 1000):
+            raise ValueError(f"clip_lr_scale must be a number in (0, 1000], got {self.clip_lr_scale!r}")
         if self.init_from is not None and self.place_init_from is not None:
             raise ValueError("init_from and place_init_from both set the starting weights: give one of them")
         model_cfg = ModelConfig.named(self.model, **self.model_overrides)  # a bad model fails before data loads
@@ -142,6 +147,7 @@ class Trainer:
         final_fraction: float = 0.1,
         nets: str = "all",
         place_loss: str = "pose",
+        clip_lr_scale: float = 1.0,
     ) -> None:
         if nets not in TRAINED_NETS:
             raise ValueError(f"nets must be one of {TRAINED_NETS}, got {nets!r}")
@@ -160,8 +166,11 @@ class Trainer:
         self.rng = np.random.default_rng(seed)
         self.base_lr = lr
         self.schedule, self.total_steps, self.final_fraction = schedule, total_steps, final_fraction
+        groups = self.model.parameter_groups()
+        self.lr_scales = {name: (clip_lr_scale if name == "clip" else 1.0) for name in groups}
         self.optimisers = {
-            name: torch.optim.Adam(params, lr=lr) for name, params in self.model.parameter_groups().items()
+            name: torch.optim.Adam(params, lr=lr * self.lr_scales[name])
+            for name, params in groups.items()
         }
         self.iteration = 0
 
@@ -202,9 +211,9 @@ class Trainer:
         """
         self.model.train()
         factor = lr_factor(self.schedule, self.iteration, self.total_steps, self.final_fraction)
-        for opt in self.optimisers.values():
+        for name, opt in self.optimisers.items():
             for group in opt.param_groups:
-                group["lr"] = self.base_lr * factor
+                group["lr"] = self.base_lr * factor * self.lr_scales[name]
             opt.zero_grad(set_to_none=True)
         losses = self.losses(sample)
         sum(losses.values()).backward()
@@ -347,6 +356,7 @@ def train(
         final_fraction=cfg.lr_final_fraction,
         nets=cfg.nets,
         place_loss=cfg.place_loss,
+        clip_lr_scale=cfg.clip_lr_scale,
     )
     best = {"score": -1.0, "step": 0}
     if resumed:
