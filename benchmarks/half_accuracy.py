@@ -51,22 +51,34 @@ def main() -> None:
     demos, _ = load_samples(args.data, args.task, args.n_demos, split=args.split)
     samples = [s for ep in demos for s in ep]
     picks = places = 0
+    # per colour word: [right, judged], by the block colour for picks and the bowl colour for places
+    pick_words: dict[str, list[int]] = {}
+    place_words: dict[str, list[int]] = {}
     with torch.inference_mode():
         for s in samples:
             image = image_tensor(s.colour, s.height)
             text = model.text([s.instruction])
             width = s.height.shape[1]
             row, col = divmod(int(model.pick_logits(image, text)[0].reshape(-1).argmax()), width)
-            picks += pick_is_right(s, (row, col))
+            pick_right = pick_is_right(s, (row, col))
             place = model.place_logits(image, torch.tensor([s.pick_pixel]), text)[0]
             _, rem = divmod(int(place.reshape(-1).argmax()), place.shape[1] * place.shape[2])
-            places += place_is_right(s, divmod(rem, place.shape[2]))
+            place_right = place_is_right(s, divmod(rem, place.shape[2]))
+            picks += pick_right
+            places += place_right
+            words = s.instruction.split()  # "put the {block} blocks in a {bowl} bowl"
+            for tally, word, right in ((pick_words, words[2], pick_right), (place_words, words[-2], place_right)):
+                tally.setdefault(word, [0, 0])
+                tally[word][0] += int(right)
+                tally[word][1] += 1
     print(json.dumps({
         "checkpoint": args.checkpoint,
         "step": policy.metadata.get("step"),
         "steps_judged": len(samples),
         "pick_accuracy": round(picks / len(samples), 3),
         "place_accuracy_given_oracle_pick": round(places / len(samples), 3),
+        "pick_right_by_block_colour": {w: f"{r}/{n}" for w, (r, n) in sorted(pick_words.items())},
+        "place_right_by_bowl_colour": {w: f"{r}/{n}" for w, (r, n) in sorted(place_words.items())},
     }))
 
 
