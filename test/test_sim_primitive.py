@@ -87,6 +87,20 @@ def test_unreachable_targets_fail_with_a_reason_not_an_exception(env):
     assert env.suction.held is None
 
 
+def test_a_tool_yaw_half_a_turn_away_is_reached(env):
+    # From the joints after a reset, pybullet's IK alone stalls 5.5 mm short of this pose (tool yaw 3 rad);
+    # starting again with the last joint turned reaches it.
+    env.reset(303, "val")
+    robot = env.robot
+    before = robot.joints()
+    for yaw in (0.0, 1.0, 2.0, 3.0, -3.0):
+        solution, reason = robot.solve_ik((0.398, -0.048, 0.005), tool_orientation(yaw))
+        assert solution is not None, reason
+        np.testing.assert_allclose(robot.joints(), before)  # solving moves nothing
+    solution, reason = robot.solve_ik((0.74, -0.49, 0.02), tool_orientation(0.0))  # 0.89 m out: past reach
+    assert solution is None and reason.startswith("unreachable: IK error")
+
+
 def test_cancel_between_motion_steps(env):
     env.reset(0)
     action = env.oracle()

@@ -24,6 +24,11 @@ SUPPORT_NORMAL_Z = 0.7
 TOOL_DOWN = (1.0, 0.0, 0.0, 0.0)
 
 
+# Turns (rad) of the last arm joint from the current joints at which the IK starts, in order, until one
+# reaches the pose within MotionLimits' tolerances.
+IK_LAST_JOINT_STARTS = (0.0, math.pi, math.pi / 2, -math.pi / 2)
+
+
 def tool_orientation(yaw: float) -> tuple[float, float, float, float]:
     """Tool pointing down, turned by ``yaw`` about the base z axis."""
     return quaternion_multiply(yaw_to_quaternion(yaw), TOOL_DOWN)
@@ -156,33 +161,26 @@ class Robot:
         """Joint angles reaching the tool-tip pose, or (None, reason) when the IK error is too large."""
         saved = [self.client.getJointState(self.body, j)[:2] for j in self._movable]
         current = self.joints()
-        solution = current
+        best = None
         try:
-            for _ in range(4):
-                full = self.client.calculateInverseKinematics(
-                    self.body,
-                    self.tip_link,
-                    list(position),
-                    list(orientation),
-                    lowerLimits=self._ik_lower,
-                    upperLimits=self._ik_upper,
-                    jointRanges=self._ik_ranges,
-                    restPoses=self._full(self.home),
-                    maxNumIterations=100,
-                    residualThreshold=1e-6,
-                )
-                solution = np.clip(np.array(full)[self._arm_in_movable], self.lower, self.upper)
-                for j, q in zip(self.joint_indices, solution):
+            # pybullet's damped least squares, started from the current joints, can stall short of a tool
+            # yaw about half a turn away (the last joint turns the tool about its axis): then start again
+            # with that joint turned a quarter or half turn.
+            for offset in IK_LAST_JOINT_STARTS:
+                start = current.copy()
+                start[-1] += offset
+                for j, q in zip(self.joint_indices, np.clip(start, self.lower, self.upper)):
                     self.client.resetJointState(self.body, j, float(q))
-                pos, orn = self.tip_pose()
-                pos_err = float(np.linalg.norm(pos - np.asarray(position)))
-                dot = abs(float(np.dot(orn, np.asarray(orientation) / np.linalg.norm(orientation))))
-                orn_err = 2.0 * math.acos(min(1.0, dot))
-                if pos_err < 5e-4 and orn_err < 5e-3:
+                found = self._refine_ik(position, orientation)
+                if best is None or found[1] < best[1]:
+                    best = found
+                limits = self.limits
+                if found[1] <= limits.ik_position_tolerance and found[2] <= limits.ik_orientation_tolerance:
                     break
         finally:
             for j, (q, dq) in zip(self._movable, saved):
                 self.client.resetJointState(self.body, j, q, dq)
+        solution, pos_err, orn_err = best
         if pos_err > self.limits.ik_position_tolerance or orn_err > self.limits.ik_orientation_tolerance:
             return None, (
                 f"unreachable: IK error {pos_err * 1000:.1f} mm / {math.degrees(orn_err):.1f} deg at "
@@ -192,6 +190,32 @@ class Robot:
         wrapped = current + (solution - current + math.pi) % (2 * math.pi) - math.pi
         inside = (wrapped >= self.lower) & (wrapped <= self.upper)
         return np.where(inside, wrapped, solution), ""
+
+    def _refine_ik(self, position, orientation) -> tuple[np.ndarray, float, float]:
+        """Up to four IK rounds from the joints as they are set; (solution, position error m, angle error rad)."""
+        for _ in range(4):
+            full = self.client.calculateInverseKinematics(
+                self.body,
+                self.tip_link,
+                list(position),
+                list(orientation),
+                lowerLimits=self._ik_lower,
+                upperLimits=self._ik_upper,
+                jointRanges=self._ik_ranges,
+                restPoses=self._full(self.home),
+                maxNumIterations=100,
+                residualThreshold=1e-6,
+            )
+            solution = np.clip(np.array(full)[self._arm_in_movable], self.lower, self.upper)
+            for j, q in zip(self.joint_indices, solution):
+                self.client.resetJointState(self.body, j, float(q))
+            pos, orn = self.tip_pose()
+            pos_err = float(np.linalg.norm(pos - np.asarray(position)))
+            dot = abs(float(np.dot(orn, np.asarray(orientation) / np.linalg.norm(orientation))))
+            orn_err = 2.0 * math.acos(min(1.0, dot))
+            if pos_err < 5e-4 and orn_err < 5e-3:
+                break
+        return solution, pos_err, orn_err
 
     def _full(self, arm_values: np.ndarray) -> list[float]:
         """Arm values spread over all movable joints (others at their lower limit, e.g. closed fingers)."""
