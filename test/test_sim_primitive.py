@@ -87,7 +87,7 @@ def test_unreachable_targets_fail_with_a_reason_not_an_exception(env):
     assert env.suction.held is None
 
 
-def test_a_tool_yaw_half_a_turn_away_is_reached(env):
+def test_poses_the_ik_stalled_short_of_are_reached(env):
     # From the joints after a reset, pybullet's IK alone stalls 5.5 mm short of this pose (tool yaw 3 rad);
     # starting again with the last joint turned reaches it.
     env.reset(303, "val")
@@ -97,6 +97,14 @@ def test_a_tool_yaw_half_a_turn_away_is_reached(env):
         solution, reason = robot.solve_ik((0.398, -0.048, 0.005), tool_orientation(yaw))
         assert solution is not None, reason
         np.testing.assert_allclose(robot.joints(), before)  # solving moves nothing
+    # The joints an episode of the shipped policy left the arm in (last joint wound past a turn), from which
+    # the IK alone stalled 5.5 mm short of that episode's place.
+    wound = [2.71, -2.15, 1.79, -1.21, -1.57, 4.28]
+    for j, q in zip(robot.joint_indices, wound):
+        env.client.resetJointState(robot.body, j, q)
+    solution, reason = robot.solve_ik((0.402, 0.067, 0.005), tool_orientation(-1.4))
+    assert solution is not None, reason
+    np.testing.assert_allclose(robot.joints(), wound)
     solution, reason = robot.solve_ik((0.74, -0.49, 0.02), tool_orientation(0.0))  # 0.89 m out: past reach
     assert solution is None and reason.startswith("unreachable: IK error")
 

@@ -24,9 +24,9 @@ SUPPORT_NORMAL_Z = 0.7
 TOOL_DOWN = (1.0, 0.0, 0.0, 0.0)
 
 
-# Turns (rad) of the last arm joint from the current joints at which the IK starts, in order, until one
-# reaches the pose within MotionLimits' tolerances.
-IK_LAST_JOINT_STARTS = (0.0, math.pi, math.pi / 2, -math.pi / 2)
+# Turns (rad) of the unwound last arm joint that the IK starts from when the current joints do not reach a
+# pose within MotionLimits' tolerances (see Robot._ik_starts).
+IK_LAST_JOINT_TURNS = (0.0, math.pi, math.pi / 2, -math.pi / 2)
 
 
 def tool_orientation(yaw: float) -> tuple[float, float, float, float]:
@@ -163,12 +163,7 @@ class Robot:
         current = self.joints()
         best = None
         try:
-            # pybullet's damped least squares, started from the current joints, can stall short of a tool
-            # yaw about half a turn away (the last joint turns the tool about its axis): then start again
-            # with that joint turned a quarter or half turn.
-            for offset in IK_LAST_JOINT_STARTS:
-                start = current.copy()
-                start[-1] += offset
+            for start in self._ik_starts(current):
                 for j, q in zip(self.joint_indices, np.clip(start, self.lower, self.upper)):
                     self.client.resetJointState(self.body, j, float(q))
                 found = self._refine_ik(position, orientation)
@@ -190,6 +185,20 @@ class Robot:
         wrapped = current + (solution - current + math.pi) % (2 * math.pi) - math.pi
         inside = (wrapped >= self.lower) & (wrapped <= self.upper)
         return np.where(inside, wrapped, solution), ""
+
+    def _ik_starts(self, current: np.ndarray):
+        """Joints to start the IK from, in order. pybullet's damped least squares with joint limits, started
+        from the current joints, can stall a few mm short of a tool yaw about half a turn away, or when the
+        last joint (which turns the tool about its axis) has wound past a turn: then it starts again from that
+        joint unwound, turned a half or quarter turn, and last from the home pose."""
+        yield current
+        unwound = current.copy()
+        unwound[-1] = (unwound[-1] + math.pi) % (2 * math.pi) - math.pi
+        for offset in IK_LAST_JOINT_TURNS:
+            start = unwound.copy()
+            start[-1] += offset
+            yield start
+        yield np.asarray(self.home, dtype=np.float64)
 
     def _refine_ik(self, position, orientation) -> tuple[np.ndarray, float, float]:
         """Up to four IK rounds from the joints as they are set; (solution, position error m, angle error rad)."""
