@@ -19,6 +19,10 @@ from cliport_ros.model.config import ModelConfig
 from cliport_ros.model.streams import TwoStreamNet
 
 
+# Rotations whose spectra ``correlate_fft`` holds at once on a CPU (spectra of a few MB stay in reused memory).
+CORRELATION_CHUNK = 2
+
+
 def correlate_direct(key: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Reference: key (B, C, Hp, Wp), kernels (B, R, C, k, k) -> (B, R, Hp-k+1, Wp-k+1) by grouped conv2d."""
     b, c, hp, wp = key.shape
@@ -30,25 +34,37 @@ def correlate_direct(key: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 def correlate_fft(key: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Same as ``correlate_direct`` through the FFT (exact up to rounding), computed in at least float32."""
     b, c, hp, wp = key.shape
-    k = kernels.shape[-1]
+    r, k = kernels.shape[1], kernels.shape[-1]
+    chunk = r if key.device.type == "cuda" else CORRELATION_CHUNK  # a GPU takes all of them in one go
     dtype = torch.promote_types(key.dtype, torch.float32)
     device_type = key.device.type if key.device.type in ("cuda", "cpu") else "cpu"
     with torch.autocast(device_type=device_type, enabled=False):
         # Spectra kept transposed, (..., frequency along x, along y), so that every FFT runs along the last,
         # contiguous axis (several times faster on CPU than along a strided one).
         kf = torch.fft.rfft2(key.to(dtype).contiguous(), s=(hp, wp)).transpose(-1, -2)  # (b, c, wf, hp)
-        # The kernels are k x k inside an hp x wp frame: transform their k rows along x first, then the
-        # zero-padded columns along y (same result as rfft2 with s=(hp, wp), a fraction of the work).
-        q1 = torch.fft.rfft(kernels.to(dtype).contiguous(), n=wp, dim=-1)  # (b, r, c, k, wf)
-        qf = torch.fft.fft(q1.transpose(-1, -2).contiguous(), n=hp, dim=-1)  # (b, r, c, wf, hp)
-        # Circular cross-correlation sum_c K_c conj(Q_rc) in real arithmetic on contiguous real and imaginary
-        # parts (several times faster than complex products on CPU).
         kr, ki = kf.real.contiguous().unsqueeze(1), kf.imag.contiguous().unsqueeze(1)
-        qr, qi = qf.real.contiguous(), qf.imag.contiguous()
-        prod = torch.complex((kr * qr + ki * qi).sum(2), (ki * qr - kr * qi).sum(2))  # (b, r, wf, hp)
-        # Inverse along y, keeping only the rows that never wrap around (u <= hp - k), then along x.
-        rows = torch.fft.ifft(prod, n=hp, dim=-1)[..., : hp - k + 1]
-        out = torch.fft.irfft(rows.transpose(-1, -2).contiguous(), n=wp, dim=-1)
+        kernels = kernels.to(dtype).contiguous()
+        # A few rotations at a time: all 36 at once make spectra of ~40 MB, which the allocator maps fresh
+        # (and the kernel zero-fills page by page) on every call; that alone tripled the time on some runs.
+        out = [_correlate_spectra(kr, ki, kernels[:, i : i + chunk], hp, wp, k) for i in range(0, r, chunk)]
+    return torch.cat(out, dim=1)
+
+
+def _correlate_spectra(
+    kr: torch.Tensor, ki: torch.Tensor, kernels: torch.Tensor, hp: int, wp: int, k: int
+) -> torch.Tensor:
+    """``correlate_fft`` for some rotations, given the key's spectrum (real and imaginary parts)."""
+    # The kernels are k x k inside an hp x wp frame: transform their k rows along x first, then the
+    # zero-padded columns along y (same result as rfft2 with s=(hp, wp), a fraction of the work).
+    q1 = torch.fft.rfft(kernels, n=wp, dim=-1)  # (b, r, c, k, wf)
+    qf = torch.fft.fft(q1.transpose(-1, -2).contiguous(), n=hp, dim=-1)  # (b, r, c, wf, hp)
+    # Circular cross-correlation sum_c K_c conj(Q_rc) in real arithmetic on contiguous real and imaginary
+    # parts (several times faster than complex products on CPU).
+    qr, qi = qf.real.contiguous(), qf.imag.contiguous()
+    prod = torch.complex((kr * qr + ki * qi).sum(2), (ki * qr - kr * qi).sum(2))  # (b, r, wf, hp)
+    # Inverse along y, keeping only the rows that never wrap around (u <= hp - k), then along x.
+    rows = torch.fft.ifft(prod, n=hp, dim=-1)[..., : hp - k + 1]
+    out = torch.fft.irfft(rows.transpose(-1, -2).contiguous(), n=wp, dim=-1)
     return out[..., : wp - k + 1]
 
 
