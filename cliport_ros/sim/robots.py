@@ -163,9 +163,10 @@ class Robot:
         current = self.joints()
         best = None
         try:
-            for start in self._ik_starts(current):
-                for j, q in zip(self.joint_indices, np.clip(start, self.lower, self.upper)):
-                    self.client.resetJointState(self.body, j, float(q))
+            for n, start in enumerate(self._ik_starts(current)):
+                if n:  # the first start is the arm as it is (resetting it, velocities and all, changes the IK)
+                    for j, q in zip(self.joint_indices, np.clip(start, self.lower, self.upper)):
+                        self.client.resetJointState(self.body, j, float(q))
                 found = self._refine_ik(position, orientation)
                 if best is None or found[1] < best[1]:
                     best = found
