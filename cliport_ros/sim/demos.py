@@ -71,7 +71,7 @@ def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> Epi
             )
         )
         obs = result.observation
-    full = env.score >= 100.0 - 1e-6
+    full = env.score >= 100.0 - 1e-6 and bool(steps)  # a mistake that happened to finish the task shows nothing
     episode = Episode(env.task_key, split, seed, env.score, tuple(steps), ws) if full else None
     return EpisodeOutcome(seed, env.score, episode, env.renderer)
 
