@@ -170,14 +170,13 @@ class Robot:
                 found = self._refine_ik(position, orientation)
                 if best is None or found[1] < best[1]:
                     best = found
-                limits = self.limits
-                if found[1] <= limits.ik_position_tolerance and found[2] <= limits.ik_orientation_tolerance:
+                if self._within_ik_tolerance(found[1], found[2]):
                     break
         finally:
             for j, (q, dq) in zip(self._movable, saved):
                 self.client.resetJointState(self.body, j, q, dq)
         solution, pos_err, orn_err = best
-        if pos_err > self.limits.ik_position_tolerance or orn_err > self.limits.ik_orientation_tolerance:
+        if not self._within_ik_tolerance(pos_err, orn_err):
             return None, (
                 f"unreachable: IK error {pos_err * 1000:.1f} mm / {math.degrees(orn_err):.1f} deg at "
                 f"({position[0]:.3f}, {position[1]:.3f}, {position[2]:.3f})"
@@ -186,6 +185,9 @@ class Robot:
         wrapped = current + (solution - current + math.pi) % (2 * math.pi) - math.pi
         inside = (wrapped >= self.lower) & (wrapped <= self.upper)
         return np.where(inside, wrapped, solution), ""
+
+    def _within_ik_tolerance(self, pos_err: float, orn_err: float) -> bool:
+        return pos_err <= self.limits.ik_position_tolerance and orn_err <= self.limits.ik_orientation_tolerance
 
     def _ik_starts(self, current: np.ndarray):
         """Joints to start the IK from, in order. pybullet's damped least squares with joint limits, started
