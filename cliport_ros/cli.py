@@ -1,4 +1,4 @@
-"""The ``cliport`` command: tasks, demos, train, merge, eval, bench, sim, snapshot.
+"""The ``cliport`` command: tasks, demos, train, merge, eval, bench, import, predict, sim, snapshot.
 
 Each subcommand lives beside the code it drives (``<room>/commands.py`` exposing ``add_arguments(parser)``
 and ``run(args) -> int``); this module only dispatches, so ``cliport --help`` stays fast and imports
@@ -33,6 +33,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("cliport_ros.training.commands:evaluate", "evaluate a checkpoint in the simulator"),
     "bench": ("cliport_ros.training.commands:bench", "measure the policy's decision latency"),
+    "import": (
+        "cliport_ros.model.commands:import_checkpoint",
+        "convert a checkpoint of the reference implementation's 'cliport' agent into a checkpoint folder",
+    ),
+    "predict": ("cliport_ros.model.commands:predict_command", "make one decision on a saved top-down view"),
     "sim": ("cliport_ros.ros.sim_bringup:command", "run the simulated ROS bringup in one process"),
     "snapshot": ("cliport_ros.ros.snapshot:command", "save the cameras' live top-down view as a PNG (calibration check)"),
 }

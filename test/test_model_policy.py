@@ -233,5 +233,5 @@ def test_a_from_scratch_clip_can_give_each_net_its_own_image_trunk(tmp_path):
     loaded = Policy.load(tmp_path / "ckpt", device="cpu")
     a, b = policy.act(view, INSTRUCTION), loaded.act(view, INSTRUCTION)
     assert np.array_equal(a.pick_heatmap, b.pick_heatmap) and np.array_equal(a.place_heatmap, b.place_heatmap)
-    with pytest.raises(ValueError, match="clip_per_net=True needs clip_weights='none'"):
-        ModelConfig.named("paper", clip_per_net=True)
+    with pytest.raises(ValueError, match="clip_per_net=True with the compact layout needs clip_weights='none'"):
+        ModelConfig.named("paper", layout="compact", clip_per_net=True)

@@ -150,7 +150,7 @@ class ClipBackbone(nn.Module):
 
         self.cfg = cfg
         self.clip = build_open_clip(cfg)
-        if cfg.clip_per_net:  # the nets own their image trunks: this one would be dead weight
+        if cfg.clip_per_net and cfg.layout == "compact":  # the nets own their image trunks: dead weight here
             self.clip.visual = None
         self.register_buffer(
             "mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False
@@ -180,8 +180,12 @@ class ClipBackbone(nn.Module):
 
         ``visual``: a net's own image trunk (``clip_per_net``) instead of the shared one.
         """
-        v = self.clip.visual if visual is None else visual
         x = (rgb - self.mean.to(rgb.dtype)) / self.std.to(rgb.dtype)
+        return self.image_stages(x, visual)
+
+    def image_stages(self, x: torch.Tensor, visual: nn.Module | None = None) -> list[torch.Tensor]:
+        """Normalised RGB (B, 3, H, W) -> the four stage outputs (strides 4, 8, 16, 32)."""
+        v = self.clip.visual if visual is None else visual
         x = x.to(v.conv1.weight.dtype)
         x = v.stem(x)
         feats = []

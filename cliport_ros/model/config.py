@@ -12,6 +12,16 @@ from typing import Any, Mapping
 
 # The two named configurations; other code asks for them by name through ``ModelConfig.named``.
 NAMES = ("paper", "tiny")
+# The two network layouts. ``reference``: module for module the reference implementation's network (github
+# cliport/cliport, the ``cliport`` agent), so that its released checkpoints load 1:1 (``cliport import``).
+# ``compact``: this package's earlier layout (pre-upsampling decoder, 1x1 heads, no U-Net batch norm), kept
+# for the small ``tiny`` models such as the shipped one; checkpoints without the field are ``compact``.
+LAYOUTS = ("reference", "compact")
+# How the batch norms of the reference decoder's three U-Net up blocks normalise outside training:
+# ``running``: with their running statistics (``agent.eval()``, the usual inference convention);
+# ``batch``: with the statistics of each forward (for the query net, of its 36 crops together), as the
+# reference's eval.py ran, which never calls ``agent.eval()``: this reproduces the paper's tables.
+UP_BATCHNORM_STATS = ("running", "batch")
 # Where the frozen CLIP weights come from: open_clip's download, random initialisation, or a file path.
 CLIP_WEIGHT_SOURCES = ("openai", "none")
 # open_clip architectures whose ``openai`` weights can be downloaded, with the sizes they imply.
@@ -34,6 +44,7 @@ class ModelConfig:
     """Sizes of the three two-stream nets (pick, key, query) and of the shared CLIP trunk."""
 
     name: str = "paper"
+    layout: str = "reference"  # one of LAYOUTS
     # --- CLIP (one frozen trunk shared by the three nets) ---
     clip_arch: str = "RN50"  # an open_clip architecture name, or "custom" for the sizes below
     clip_weights: str = "openai"  # "openai" | "none" | path to a local open_clip state dict file
@@ -73,6 +84,13 @@ class ModelConfig:
     crop_size: int = 64  # query crop side; the image is padded by crop_size // 2 for the place
     pick_pad_square: bool = True  # pad the pick input to a square, as the paper does
     key_query_dim: int = 3  # output channels of the key and query nets
+    # --- reference layout only ---
+    up_batchnorm_stats: str = "running"  # one of UP_BATCHNORM_STATS
+    # the reference's output-changing resampling in the place net: its crops are rotated with kornia
+    # 0.4.1's warp_affine (sample positions 0.16-0.98 px off a rotation about the pick pixel) and its
+    # 385x225 correlation is bilinearly resized to 384x224 before the crop (a 0.08-0.92 px shift).
+    # Imported checkpoints switch it on, so that they compute what they computed when trained and evaluated.
+    reference_resampling: bool = False
 
     def __post_init__(self) -> None:
         # Tuples survive a JSON round trip as lists: normalise first so equality and hashing work.
@@ -85,6 +103,13 @@ class ModelConfig:
         for name, n in lengths.items():
             if len(getattr(self, name)) != n:
                 raise ValueError(f"ModelConfig.{name} must have {n} entries, got {len(getattr(self, name))}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"ModelConfig.layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.up_batchnorm_stats not in UP_BATCHNORM_STATS:
+            raise ValueError(
+                f"ModelConfig.up_batchnorm_stats must be one of {UP_BATCHNORM_STATS}, got "
+                f"{self.up_batchnorm_stats!r}"
+            )
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("ModelConfig.name must be a non-empty string")
         if not isinstance(self.clip_weights, str) or not self.clip_weights:
@@ -98,10 +123,12 @@ class ModelConfig:
                 "CLIP stays "
                 f"frozen); got clip_weights={self.clip_weights!r}"
             )
-        if self.clip_per_net and self.clip_pretrained:
+        if self.clip_per_net and self.clip_pretrained and self.layout != "reference":
             raise ValueError(
-                "ModelConfig.clip_per_net=True needs clip_weights='none' (a CLIP trained from scratch); a "
-                f"pretrained CLIP is frozen and shared by the three nets, got clip_weights={self.clip_weights!r}"
+                "ModelConfig.clip_per_net=True with the compact layout needs clip_weights='none' (a CLIP "
+                "trained from scratch); a pretrained CLIP is frozen and shared by the three nets, got "
+                f"clip_weights={self.clip_weights!r} (the reference layout allows it: imported checkpoints "
+                "may hold three CLIPs whose batch-norm statistics differ)"
             )
         if self.clip_arch != "custom" and self.clip_arch not in OPENAI_ARCHS:
             raise ValueError(
@@ -176,10 +203,43 @@ class ModelConfig:
                         f"quarter of the width), got {getattr(self, name)}"
                     )
         for name in (
-            "clip_trainable", "clip_quick_gelu", "clip_per_net", "pick_pad_square", "semantic_double_conv"
+            "clip_trainable",
+            "clip_quick_gelu",
+            "clip_per_net",
+            "pick_pad_square",
+            "semantic_double_conv",
+            "reference_resampling",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
+
+        if self.layout == "reference":
+            self._check_reference_layout()
+        elif self.up_batchnorm_stats != "running" or self.reference_resampling:
+            raise ValueError(
+                "ModelConfig.up_batchnorm_stats and reference_resampling belong to the reference layout; the "
+                "compact layout has no up-block batch norm and samples exactly (leave them 'running' / false)"
+            )
+
+    def _check_reference_layout(self) -> None:
+        """The widths the reference network ties together (its code fixes them; here they are checked)."""
+        needs = {
+            "bottleneck_divisor": (1, "its residual blocks keep the full width in the 3x3 convolution"),
+            "semantic_double_conv": (True, "its U-Net up blocks are two 3x3 convolutions"),
+            "lang_layers": (3, "the sentence multiplies the decoder at strides 32, 16 and 8"),
+            "pick_pad_square": (True, "the pick input is padded to a square"),
+        }
+        for name, (value, why) in needs.items():
+            if getattr(self, name) != value:
+                raise ValueError(
+                    f"ModelConfig.{name} must be {value!r} with layout='reference' ({why}), got "
+                    f"{getattr(self, name)!r}; use layout='compact' for other values"
+                )
+        if self.semantic_decoder[7] != self.semantic_decoder[6]:
+            raise ValueError(
+                "ModelConfig.semantic_decoder[7] must equal semantic_decoder[6] with layout='reference' (its "
+                f"1x1 head reads the last residual stage), got {self.semantic_decoder}"
+            )
 
     # ----------------------------------------------------------------------------------------------
     @property
@@ -245,10 +305,11 @@ def _is_int(value: Any) -> bool:
 
 _PRESETS: dict[str, dict[str, Any]] = {
     # The paper's sizes: CLIP RN50 (frozen, pretrained), Transporter-width streams.
-    "paper": dict(name="paper", bottleneck_divisor=1, semantic_double_conv=True),
+    "paper": dict(name="paper", layout="reference", bottleneck_divisor=1, semantic_double_conv=True),
     # The same code path with small widths, CLIP from scratch: trains on 2 CPU cores in hours.
     "tiny": dict(
         name="tiny",
+        layout="compact",
         clip_arch="custom",
         clip_weights="none",
         clip_trainable=True,

@@ -42,35 +42,89 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class SentenceEmbeddings:
-    """Embeddings (B, D) of a batch of instructions for the pick net and for the place nets.
+    """Embeddings (B, D) of a batch of instructions for the pick net, the place (key) net and the query net.
 
-    The same tensor twice when the nets share one CLIP; two when each half owns its text encoder
-    (``clip_per_net``).
+    One tensor for all when the nets share one CLIP; the compact layout's ``clip_per_net`` gives the pick and
+    place halves a text encoder each, the reference layout's gives each of the three nets its own.
     """
 
     pick: torch.Tensor
     place: torch.Tensor
+    query: torch.Tensor | None = None  # None: the query net reads ``place``
+
+    @property
+    def place_query(self) -> torch.Tensor:
+        return self.place if self.query is None else self.query
 
 
 class CLIPortModel(nn.Module):
-    """The pick net and the place (key, query) nets over one shared CLIP, or over a CLIP per half."""
+    """The pick net and the place (key, query) nets over one shared CLIP, or over a CLIP per net or half."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.clip = ClipBackbone(cfg)
-        # clip_per_net: the place half owns a text encoder too, so that the pick and place halves share no
-        # trainable parameter (they can then train apart, see ``merge_halves``)
-        self.place_clip = ClipBackbone(cfg) if cfg.clip_per_net else None
-        self.attention = Attention(cfg, self.clip)
-        self.transport = Transport(cfg, self.place_clip or self.clip)
+        self.place_clip: ClipBackbone | None = None
+        self.attention: nn.Module
+        self.transport: nn.Module
+        if cfg.layout == "reference":
+            from cliport_ros.model.reference import ReferenceAttention, ReferenceTransport
+
+            # shared: one trunk here, lent to the three nets; per net: each net's semantic stream owns one
+            shared = None if cfg.clip_per_net else ClipBackbone(cfg)
+            self.attention = ReferenceAttention(cfg, shared)
+            self.transport = ReferenceTransport(cfg, (shared, shared))
+            if shared is not None:
+                self.clip = shared
+            else:  # the pick net's, not registered twice
+                object.__setattr__(self, "clip", self.attention.attn_stream_two.clip)
+            self.set_up_batchnorm_stats(cfg.up_batchnorm_stats)
+        else:
+            self.clip = ClipBackbone(cfg)
+            # clip_per_net: the place half owns a text encoder too, so that the pick and place halves share no
+            # trainable parameter (they can then train apart, see ``merge_halves``)
+            self.place_clip = ClipBackbone(cfg) if cfg.clip_per_net else None
+            self.attention = Attention(cfg, self.clip)
+            self.transport = Transport(cfg, self.place_clip or self.clip)
         self.to(memory_format=torch.channels_last)  # see TwoStreamNet.forward
 
+    def set_up_batchnorm_stats(self, stats: str) -> None:
+        """Reference layout: how the up blocks' batch norms normalise outside training (UP_BATCHNORM_STATS)."""
+        from cliport_ros.model.config import UP_BATCHNORM_STATS
+        from cliport_ros.model.reference import UpBatchNorm
+
+        if stats not in UP_BATCHNORM_STATS:
+            raise ValueError(f"up_batchnorm_stats must be one of {UP_BATCHNORM_STATS}, got {stats!r}")
+        if self.cfg.layout != "reference":
+            raise ValueError("up_batchnorm_stats belongs to the reference layout; this model is compact")
+        for m in self.modules():
+            if isinstance(m, UpBatchNorm):
+                m.batch_stats = stats == "batch"
+
+    def text_encoders(self) -> dict[str, ClipBackbone]:
+        """The CLIP whose text encoder each net reads: pick, place (key) and query."""
+        if self.cfg.layout == "reference":
+            return {
+                "pick": self.attention.attn_stream_two.clip,
+                "place": self.transport.key_stream_two.clip,
+                "query": self.transport.query_stream_two.clip,
+            }
+        place = self.place_clip or self.clip
+        return {"pick": self.clip, "place": place, "query": place}
+
+    def clips(self) -> list[ClipBackbone]:
+        """Every distinct CLIP of the model."""
+        return list({id(c): c for c in self.text_encoders().values()}.values())
+
     def text(self, instructions: Sequence[str]) -> SentenceEmbeddings:
-        device = self.attention.net.spatial.stem.weight.device
-        pick = self.clip.text_features(list(instructions), device)
-        place = pick if self.place_clip is None else self.place_clip.text_features(list(instructions), device)
-        return SentenceEmbeddings(pick, place)
+        device = next(self.attention.parameters()).device
+        computed: dict[int, torch.Tensor] = {}
+        out = {}
+        for net, clip in self.text_encoders().items():
+            if id(clip) not in computed:
+                computed[id(clip)] = clip.text_features(list(instructions), device)
+            out[net] = computed[id(clip)]
+        query = None if out["query"] is out["place"] else out["query"]
+        return SentenceEmbeddings(out["pick"], out["place"], query)
 
     def pick_logits(self, image: torch.Tensor, text: SentenceEmbeddings) -> torch.Tensor:
         """(B, 6, H, W), B sentences -> (B, H, W)."""
@@ -78,16 +132,38 @@ class CLIPortModel(nn.Module):
 
     def place_logits(self, image: torch.Tensor, pick: torch.Tensor, text: SentenceEmbeddings) -> torch.Tensor:
         """(B, 6, H, W), pick pixels (B, 2), B sentences -> (B, R, H, W)."""
+        if self.cfg.layout == "reference":
+            return self.transport(image, pick, text.place, text.place_query)
         return self.transport(image, pick, text.place)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters of each CLIP copy together, and of the pick, key and query nets without CLIP."""
+        clip_ids = {id(p) for c in self.clips() for p in c.parameters()}
+
+        def count(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters() if id(p) not in clip_ids)
+
+        if self.cfg.layout == "reference":
+            t = self.transport
+            key = count(t.key_stream_one) + count(t.key_stream_two) + count(t.fusion_key)
+            query = count(t.query_stream_one) + count(t.query_stream_two) + count(t.fusion_query)
+        else:
+            key, query = count(self.transport.key), count(self.transport.query)
+        return {
+            "clip": sum(p.numel() for c in self.clips() for p in c.parameters()),
+            "pick": count(self.attention),
+            "place_key": key,
+            "place_query": query,
+        }
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by optimiser: pick, place, and CLIP (only when trained from scratch)."""
+        clip_ids = {id(p) for c in self.clips() for p in c.parameters()}
         groups = {
-            "pick": [p for p in self.attention.parameters() if p.requires_grad],
-            "place": [p for p in self.transport.parameters() if p.requires_grad],
+            "pick": [p for p in self.attention.parameters() if p.requires_grad and id(p) not in clip_ids],
+            "place": [p for p in self.transport.parameters() if p.requires_grad and id(p) not in clip_ids],
         }
-        clips = [self.clip] + ([self.place_clip] if self.place_clip is not None else [])
-        clip = [p for c in clips for p in c.parameters() if p.requires_grad]
+        clip = [p for c in self.clips() for p in c.parameters() if p.requires_grad]
         if clip:
             groups["clip"] = clip
         return groups
@@ -95,6 +171,8 @@ class CLIPortModel(nn.Module):
     @property
     def halves_independent(self) -> bool:
         """Whether the pick and place halves share no trainable parameter (so they can train apart)."""
+        if self.cfg.layout == "reference":
+            return self.cfg.clip_per_net or not self.clip.trainable
         return self.place_clip is not None or not self.clip.trainable
 
     def half_keys(self) -> dict[str, list[str]]:
@@ -151,6 +229,9 @@ class PolicyOutput:
     place_rotation: float  # place yaw relative to the pick (rad) = -theta of the argmax rotation bin
     place_rotation_bin: int
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds
+    # with ``act(..., keep_logits=True)``: the raw logits, pick (rows, cols) and place (R, rows, cols)
+    pick_logits: np.ndarray | None = None
+    place_logits: np.ndarray | None = None
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -216,14 +297,32 @@ class Policy:
                 f"workspace grid is {self.workspace.shape}"
             )
 
-    def act(self, view: Any, instruction: str) -> PolicyOutput:
-        """One pick and place from a top-down view (with ``colour`` and ``height``) and an instruction."""
+    def act(
+        self,
+        view: Any,
+        instruction: str,
+        pick_pixel: tuple[int, int] | None = None,
+        keep_logits: bool = False,
+    ) -> PolicyOutput:
+        """One pick and place from a top-down view (with ``colour`` and ``height``) and an instruction.
+
+        ``pick_pixel`` (row, col) fixes the pick that the place map is computed for (the pick net still runs);
+        ``keep_logits`` returns the raw pick and place logits too.
+        """
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError(
                 "instruction must be a non-empty string, e.g. 'put the red blocks in a green bowl'"
             )
         colour, height = view.colour, view.height
         self._check_view(colour, height)
+        if pick_pixel is not None:
+            rows, cols = self.workspace.shape
+            if (
+                len(pick_pixel) != 2
+                or not all(isinstance(v, (int, np.integer)) for v in pick_pixel)
+                or not (0 <= pick_pixel[0] < rows and 0 <= pick_pixel[1] < cols)
+            ):
+                raise ValueError(f"pick_pixel must be (row, col) inside {rows} x {cols}, got {pick_pixel!r}")
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         t0 = time.perf_counter()
         with torch.inference_mode(), self._autocast():
@@ -232,7 +331,7 @@ class Policy:
             pick_logits = self.model.pick_logits(image, text).float()
             pick_prob = torch.softmax(pick_logits.flatten(), 0).reshape(pick_logits.shape[1:])
             idx = int(torch.argmax(pick_prob))
-            pick_px = divmod(idx, pick_prob.shape[1])
+            pick_px = divmod(idx, pick_prob.shape[1]) if pick_pixel is None else tuple(int(v) for v in pick_pixel)
             sync()
             t1 = time.perf_counter()
             pick_t = torch.tensor([pick_px], device=self.device)
@@ -266,6 +365,8 @@ class Policy:
             place_rotation=place_yaw,
             place_rotation_bin=int(rot),
             timings={"pick_ms": (t1 - t0) * 1e3, "place_ms": (t2 - t1) * 1e3, "total_ms": (t2 - t0) * 1e3},
+            pick_logits=pick_logits[0].cpu().numpy() if keep_logits else None,
+            place_logits=place_logits.cpu().numpy() if keep_logits else None,
         )
 
     def act_from_images(
@@ -383,7 +484,10 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, Workspace, dict, dic
             f"{CHECKPOINT_VERSION})"
         )
     try:
-        cfg = ModelConfig.from_dict(config["model"])
+        model_fields = dict(config["model"])
+        # checkpoints written before the reference layout existed are of the compact layout
+        model_fields.setdefault("layout", "compact")
+        cfg = ModelConfig.from_dict(model_fields)
         workspace = Workspace.from_dict(config.get("workspace", {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE} holds an invalid configuration: {exc}") from exc

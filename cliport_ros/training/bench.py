@@ -51,14 +51,7 @@ def run_bench(
     params = {"trainable": 0, "frozen": 0}
     for p in policy.model.parameters():
         params["trainable" if p.requires_grad else "frozen"] += p.numel()
-    per_net = {
-        "clip": sum(
-            p.numel() for c in (policy.model.clip, policy.model.place_clip) if c is not None for p in c.parameters()
-        ),
-        "pick": sum(p.numel() for p in policy.model.attention.parameters()),
-        "place_key": sum(p.numel() for p in policy.model.transport.key.parameters()),
-        "place_query": sum(p.numel() for p in policy.model.transport.query.parameters()),
-    }
+    per_net = policy.model.parameter_counts()
     rng = np.random.default_rng(seed)
     views = []
     for _ in range(2):
