@@ -182,3 +182,49 @@ def test_per_net_clips_each_encode_the_text():
     shared = CLIPortModel(small_reference(n_rotations=4, crop_size=32))
     assert len({id(c) for c in shared.text_encoders().values()}) == 1
     assert shared.text([INSTRUCTION]).query is None
+
+
+def test_inference_fast_paths_compute_the_same_function():
+    """Outside training: 3x3 convolutions on tiny maps as a matrix product, lateral fusions without the
+    concatenation (their inputs are ReLU outputs), the stream fusions rectified in place."""
+    from cliport_ros.model.reference import Conv3x3, FusionConv
+
+    torch.manual_seed(0)
+    conv = Conv3x3(8, 5)
+    for size in ((2, 2), (1, 1), (1, 2), (4, 4)):
+        x = torch.randn(3, 8, *size)
+        with torch.no_grad():
+            fast = conv(x)
+        assert torch.allclose(fast, F.conv2d(x, conv.weight, conv.bias, padding=1), atol=1e-5), size
+    lateral = FusionConv(12, 4, non_negative=True)
+    x, y = torch.rand(2, 5, 6, 6), torch.rand(2, 7, 6, 6)  # non-negative, as ReLU outputs are
+    expected = lateral(x, y)  # grad enabled: the reference's ReLU(cat) -> conv
+    with torch.no_grad():
+        assert torch.allclose(lateral(x, y), expected, atol=1e-6)
+    streams = FusionConv(6, 3)
+    a, b = torch.randn(2, 3, 6, 6), torch.randn(2, 3, 6, 6)
+    expected = streams(a, b)
+    with torch.no_grad():
+        assert torch.allclose(streams(a.clone(), b.clone()), expected, atol=1e-6)
+
+
+def test_freed_host_memory_is_reused_without_page_faults():
+    """After Policy applies keep_freed_host_memory, a freed 256 MB buffer comes back without faulting its
+    pages in again (a fresh mapping would fault every one of its 65536 pages)."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, torch
+from cliport_ros.model.host_memory import keep_freed_host_memory
+assert keep_freed_host_memory()
+def faults(n):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
+        t = torch.empty(64 << 20); t.fill_(1.0); del t
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults(2)  # the first two take fresh pages (heap growth); after that the heap is warm
+print(faults(3))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert int(out.strip()) < 2000  # three reuses of a warm buffer; fresh mappings would take ~196,000

@@ -267,7 +267,10 @@ class Policy:
         device: str | torch.device = "auto",
         precision: str = "auto",
         model: CLIPortModel | None = None,
+        reuse_host_memory: bool = True,
     ) -> None:
+        """``reuse_host_memory``: on a CPU, keep freed host memory for reuse (``host_memory``; ~15 % faster
+        decisions of the paper network, at the price of the process keeping its peak memory)."""
         if not isinstance(cfg, ModelConfig):
             raise ValueError(
                 f"Policy needs a ModelConfig (e.g. ModelConfig.named('tiny')), got {type(cfg).__name__}"
@@ -276,6 +279,10 @@ class Policy:
         self.workspace = workspace if workspace is not None else Workspace()
         self.device = _resolve_device(device)
         self.dtype = _resolve_precision(precision, self.device)
+        if reuse_host_memory and self.device.type == "cpu":
+            from cliport_ros.model.host_memory import keep_freed_host_memory
+
+            keep_freed_host_memory()
         self.model = (model if model is not None else CLIPortModel(cfg)).to(self.device)
         self.model.eval()
         self.metadata: dict[str, Any] = {}

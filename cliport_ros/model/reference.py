@@ -81,14 +81,15 @@ class ConvBlock(nn.Module):
         self.final_relu = final_relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.conv1(x))
-        y = F.relu(self.conv2(y))
+        # in place on fresh convolution outputs: a new buffer per ReLU or sum costs more than the op itself
+        y = self.conv1(x).relu_()
+        y = self.conv2(y).relu_()
         y = self.conv3(y)
         # The strided 1x1 shortcut as subsampling + 1x1 convolution (the same function): torch 2.14's oneDNN
         # backward of a strided 1x1 convolution in channels_last crashes on CPU.
         skip = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
-        y = y + self.shortcut(skip)
-        return F.relu(y) if self.final_relu else y
+        y += self.shortcut(skip)
+        return y.relu_() if self.final_relu else y
 
 
 class IdentityBlock(nn.Module):
@@ -103,10 +104,11 @@ class IdentityBlock(nn.Module):
         self.final_relu = final_relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.conv1(x))
-        y = F.relu(self.conv2(y))
-        y = self.conv3(y) + x
-        return F.relu(y) if self.final_relu else y
+        y = self.conv1(x).relu_()
+        y = self.conv2(y).relu_()
+        y = self.conv3(y)
+        y += x
+        return y.relu_() if self.final_relu else y
 
 
 class Upsample2(nn.Module):
@@ -160,6 +162,24 @@ class SpatialStream(nn.Module):
         return _halve(x, size), laterals
 
 
+class Conv3x3(nn.Conv2d):
+    """3x3 convolution (padding 1); outside training, on maps of at most 2x2 pixels (the query crops' deepest
+    features) computed as one matrix product over the unfolded input, about twice as fast on a CPU there."""
+
+    def __init__(self, c_in: int, c_out: int, bias: bool = True) -> None:
+        super().__init__(c_in, c_out, 3, padding=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if torch.is_grad_enabled() or h * w > 4 or x.device.type != "cpu":
+            return super().forward(x)
+        cols = F.unfold(x, 3, padding=1).transpose(1, 2).reshape(n * h * w, c * 9)
+        out = cols @ self.weight.reshape(self.out_channels, -1).t()
+        if self.bias is not None:
+            out += self.bias
+        return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
+
+
 class UpBatchNorm(nn.BatchNorm2d):
     """The up blocks' batch norm; outside training it may normalise with each forward's own statistics."""
 
@@ -178,10 +198,10 @@ class DoubleConv(nn.Module):
     def __init__(self, c_in: int, c_out: int, mid: int) -> None:
         super().__init__()
         self.double_conv = nn.Sequential(
-            nn.Conv2d(c_in, mid, 3, padding=1),
+            Conv3x3(c_in, mid),
             UpBatchNorm(mid),
             nn.ReLU(inplace=True),
-            nn.Conv2d(mid, c_out, 3, padding=1),
+            Conv3x3(mid, c_out),
             UpBatchNorm(c_out),
             nn.ReLU(inplace=True),
         )
@@ -206,14 +226,27 @@ class Up(nn.Module):
 
 
 class FusionConv(nn.Module):
-    """ReLU(cat([x, y])) -> bias-free 1x1 conv (the reference's FusionConv / FusionConvLat)."""
+    """ReLU(cat([x, y])) -> bias-free 1x1 conv (the reference's FusionConv / FusionConvLat).
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    ``non_negative``: both inputs are outputs of ReLUs (or their bilinear upsampling), so the ReLU is the
+    identity there; outside training the concatenation is then skipped: W [x; y] = W_x x + W_y y, the same
+    function without writing and reading the concatenated maps (up to 40 % of the block's time).
+    """
+
+    def __init__(self, c_in: int, c_out: int, non_negative: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, 1, bias=False))
+        self.conv = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(c_in, c_out, 1, bias=False))
+        self.non_negative = non_negative
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([x, y.to(x.dtype)], dim=1))
+        if torch.is_grad_enabled():
+            return self.conv(torch.cat([x, y.to(x.dtype)], dim=1))
+        weight, cx = self.conv[1].weight, x.shape[1]
+        if not self.non_negative:  # fresh stream outputs, read nowhere else: rectified in place
+            x, y = x.relu_(), y.relu_()
+        out = F.conv2d(x, weight[:, :cx])
+        out += F.conv2d(y.to(x.dtype), weight[:, cx:])
+        return out
 
 
 class SemanticStream(nn.Module):
@@ -230,19 +263,19 @@ class SemanticStream(nn.Module):
         self.lang_proj1 = nn.Linear(cfg.clip_embed_dim, c[0])
         self.lang_proj2 = nn.Linear(cfg.clip_embed_dim, c[1])
         self.lang_proj3 = nn.Linear(cfg.clip_embed_dim, c[2])
-        self.conv1 = nn.Sequential(nn.Conv2d(s32, c[0], 3, padding=1, bias=False), nn.ReLU(inplace=True))
+        self.conv1 = nn.Sequential(Conv3x3(s32, c[0], bias=False), nn.ReLU(inplace=True))
         self.up1 = Up(c[0] + s16, c[1])
-        self.lat_fusion1 = FusionConv(c[1] + enc[4], c[1])
+        self.lat_fusion1 = FusionConv(c[1] + enc[4], c[1], non_negative=True)
         self.up2 = Up(c[1] + s8, c[2])
-        self.lat_fusion2 = FusionConv(c[2] + dec[0], c[2])
+        self.lat_fusion2 = FusionConv(c[2] + dec[0], c[2], non_negative=True)
         self.up3 = Up(c[2] + s4, c[3])
-        self.lat_fusion3 = FusionConv(c[3] + dec[1], c[3])
+        self.lat_fusion3 = FusionConv(c[3] + dec[1], c[3], non_negative=True)
         self.layer1 = _stage(c[3], c[4], n, upsample=True)
-        self.lat_fusion4 = FusionConv(c[4] + dec[2], c[4])
+        self.lat_fusion4 = FusionConv(c[4] + dec[2], c[4], non_negative=True)
         self.layer2 = _stage(c[4], c[5], n, upsample=True)
-        self.lat_fusion5 = FusionConv(c[5] + dec[3], c[5])
+        self.lat_fusion5 = FusionConv(c[5] + dec[3], c[5], non_negative=True)
         self.layer3 = _stage(c[5], c[6], n, upsample=True)
-        self.lat_fusion6 = FusionConv(c[6] + dec[4], c[6])
+        self.lat_fusion6 = FusionConv(c[6] + dec[4], c[6], non_negative=True)
         self.conv2 = nn.Sequential(nn.Conv2d(c[6], out_dim, 1))
 
     @property
@@ -362,23 +395,27 @@ def sample_crops(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -
     return out.reshape(b, r, c, k, k)
 
 
-def _resize_matrix(n_out: int, n_in: int, pad: int, device: torch.device) -> torch.Tensor:
-    """(n_out, n_in) bilinear weights of the reference's resize of the padded correlation.
+def _resize_weights(n_out: int, n_in: int, pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source index and weight of the reference's resize of the padded correlation, along one axis.
 
-    The reference correlates with padding ``pad`` (n_in + 2 pad - 2 pad + 1 = full + 1 outputs), resizes the
-    full map (length n_out + 2 pad + 1) to n_out + 2 pad with align_corners=False, then drops ``pad`` on each
-    side; our correlation holds only the rows that survive, offset by ``pad``.
+    The reference correlates with padding ``pad`` (giving n_out + 2 pad + 1 outputs), resizes that map to
+    n_out + 2 pad with bilinear, align_corners=False, then drops ``pad`` on each side; our correlation holds
+    only the n_in rows that survive, offset by ``pad``. Output i = (1 - w_i) src[lo_i] + w_i src[lo_i + 1].
     """
     full_in, full_out = n_out + 2 * pad + 1, n_out + 2 * pad
     y = torch.arange(pad, pad + n_out, dtype=torch.float64)
     src = ((y + 0.5) * full_in / full_out - 0.5).clamp(min=0) - pad
-    lo = src.floor().long().clamp(max=n_in - 1)
-    hi = (lo + 1).clamp(max=n_in - 1)
-    frac = src - lo
-    m = torch.zeros(n_out, n_in, dtype=torch.float64)
-    m[torch.arange(n_out), lo] += 1 - frac
-    m[torch.arange(n_out), hi] += frac
-    return m.to(device, torch.float32)
+    lo = src.floor().long().clamp(max=n_in - 2)
+    return lo.to(device), (src - lo).to(device, torch.float32)
+
+
+def reference_resize(out: torch.Tensor, rows: int, cols: int, pad: int) -> torch.Tensor:
+    """(B, R, rows + 1, cols + 1) correlation -> (B, R, rows, cols) as the reference's resize computes it."""
+    lo, w = _resize_weights(rows, out.shape[-2], pad, out.device)
+    out = out.float()
+    out = torch.lerp(out[..., lo, :], out[..., lo + 1, :], w[:, None])
+    lo, w = _resize_weights(cols, out.shape[-1], pad, out.device)
+    return torch.lerp(out[..., lo], out[..., lo + 1], w)
 
 
 class ReferenceTransport(nn.Module):
@@ -452,6 +489,4 @@ class ReferenceTransport(nn.Module):
         out = self.correlate(key, query)  # (B, R, h + 1, w + 1): every window inside the padded key
         if not self.reference_resampling:
             return out[:, :, :h, :w]
-        rows = _resize_matrix(h, out.shape[-2], self.pad, out.device)
-        cols = _resize_matrix(w, out.shape[-1], self.pad, out.device)
-        return torch.einsum("ui,brij,vj->bruv", rows, out.float(), cols)
+        return reference_resize(out, h, w, self.pad)

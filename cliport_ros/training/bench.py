@@ -1,4 +1,11 @@
-"""Latency, parameter and memory figures of a policy at batch 1 (random weights: the speed is the same)."""
+"""Latency, parameter, memory and efficiency figures of a policy at batch 1 (random weights: same speed).
+
+The efficiency compares the latency with the compute bound of the decision: its floating-point work (the
+network's convolutions and linear layers, counted by torch's FlopCounterMode, plus the place correlation as
+the reference computes it, a direct convolution) at the machine's sustained fp32 rate, measured in the same
+run on the two kernels that do the network's work: a large matrix product and a 3x3 convolution. The faster
+of the two is taken, so the bound is the strictest of the two.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,58 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {
         "p50": round(float(np.percentile(values, 50)), 2),
         "p95": round(float(np.percentile(values, 95)), 2),
+    }
+
+
+def sustained_gflops(device: torch.device, seconds: float = 1.0) -> dict[str, float]:
+    """The machine's sustained fp32 rate (GFLOP/s) on a 2048^3 matrix product and a 3x3 convolution."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 2048, device=device)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, memory_format=torch.channels_last)
+    x = torch.randn(1, 256, 80, 80, device=device).contiguous(memory_format=torch.channels_last)
+    kernels = {
+        "gemm": (lambda: a @ b, 2 * 2048**3),
+        "conv3x3": (lambda: conv(x), 2 * 256 * 256 * 9 * 80 * 80),
+    }
+    rates = {}
+    with torch.inference_mode():
+        for name, (fn, flops) in kernels.items():
+            for _ in range(3):
+                fn()
+            sync()
+            n, t0 = 0, time.perf_counter()
+            while True:
+                fn()
+                n += 1
+                sync()
+                elapsed = time.perf_counter() - t0
+                if elapsed >= seconds and n >= 5:
+                    break
+            rates[name] = round(flops * n / elapsed / 1e9, 1)
+    rates["rate"] = max(rates["gemm"], rates["conv3x3"])
+    return rates
+
+
+def decision_gflop(policy: Policy, view: Any, instruction: str) -> dict[str, float]:
+    """The floating-point work of one decision (GFLOP): the network's, and the place correlation's as a
+    direct convolution (what the reference computes; this package does it through the FFT, with less)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        policy.act(view, instruction)
+    cfg = policy.cfg
+    rows, cols = policy.workspace.shape
+    k, pad = cfg.crop_size, cfg.pad
+    # F.conv2d(key (C, rows + 2 pad, cols + 2 pad), kernels (R, C, k, k), padding=pad), as the reference
+    out = (rows + 2 * pad + 2 * pad - k + 1) * (cols + 2 * pad + 2 * pad - k + 1)
+    correlation = 2 * cfg.n_rotations * cfg.key_query_dim * k * k * out
+    network = counter.get_total_flops()
+    return {
+        "network": round(network / 1e9, 1),
+        "correlation_direct": round(correlation / 1e9, 1),
+        "decision": round((network + correlation) / 1e9, 1),
     }
 
 
@@ -69,6 +128,18 @@ def run_bench(
         for key in timings:
             timings[key].append(out.timings[key])
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+    work = decision_gflop(policy, views[0], INSTRUCTIONS[0])
+    rates = sustained_gflops(policy.device)
+    decision_p50 = float(np.percentile(timings["total_ms"], 50))
+    bound_ms = work["decision"] / rates["rate"] * 1e3
+    efficiency = {
+        "gflop_per_decision": work,
+        "sustained_gflops": rates,
+        "compute_bound_ms": round(bound_ms, 1),
+        # compute bound / measured latency (p50): 1.0 = the decision's work at the machine's best rate
+        "efficiency": round(bound_ms / decision_p50, 3),
+        "achieved_gflops": round(work["network"] / decision_p50 * 1e3, 1),
+    }
     if policy.device.type == "cuda":
         memory["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated(policy.device) / 2**20, 1)
     return {
@@ -88,4 +159,5 @@ def run_bench(
         "pick_ms": _percentiles(timings["pick_ms"]),
         "place_ms": _percentiles(timings["place_ms"]),
         "decision_ms": _percentiles(timings["total_ms"]),
+        **efficiency,
     }
