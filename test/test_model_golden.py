@@ -233,3 +233,36 @@ def test_cliport_predict_writes_the_fixture_layout(imported, golden, tmp_path, c
     assert main(argv[:-4]) == 2
     assert "NaN" in capsys.readouterr().err
     os.remove(height)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_gpu_decisions_match_the_reference(imported, golden, precision):
+    """On a GPU: fp32 (TF32 off) within the fp16-CLIP tolerance of the reference; bf16 autocast picks and
+    places where the reference's logits are within 1.0 of their maximum (bf16 keeps ~3 significant digits)."""
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        policy = Policy.load(imported.out, device="cuda", precision=precision)
+        policy.model.set_up_batchnorm_stats("running")
+        pick_fixed = tuple(int(v) for v in golden.data["pick_fixed"])
+        for i in (0, 1):
+            out = policy.act(view(golden), lang(golden, i), pick_pixel=pick_fixed, keep_logits=True)
+            pick_ref = golden.data[f"pick_logits_clip32_{i}"]
+            r = int(golden.data[f"place_argmax_fixed_clip32_{i}"][0])
+            place_ref = golden.data[f"place_rbest_fixed_clip32_{i}"]
+            pick_err = float(np.abs(out.pick_logits - pick_ref).max())
+            place_err = float(np.abs(out.place_logits[r] - place_ref).max())
+            print(f"cuda {precision} instruction {i}: max |pick - ref| {pick_err:.2e}, |place - ref| {place_err:.2e}")
+            pick_arg = np.unravel_index(int(out.pick_logits.argmax()), out.pick_logits.shape)
+            place_arg = np.unravel_index(int(out.place_logits.argmax()), out.place_logits.shape)
+            if precision == "fp32":
+                assert pick_err <= TOL_FP16_CLIP and place_err <= TOL_FP16_CLIP
+                assert tuple(int(v) for v in pick_arg) == tuple(int(v) for v in golden.data[f"pick_argmax_{i}"])
+                _assert_place_argmax(place_arg, golden.data[f"place_argmax_fixed_clip32_{i}"])
+            else:
+                assert pick_ref[pick_arg] >= pick_ref.max() - 1.0
+                if int(place_arg[0]) == r:
+                    assert place_ref[place_arg[1], place_arg[2]] >= place_ref.max() - 1.0
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32

@@ -389,10 +389,10 @@ def sample_crops(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -
     b, c, hp, wp = padded.shape
     r, k = rows.shape[1], rows.shape[-1]
     grid = torch.stack([cols / (wp - 1) * 2 - 1, rows / (hp - 1) * 2 - 1], dim=-1)
-    grid = grid.to(padded.device, padded.dtype).reshape(b * r, k, k, 2)
-    src = padded[:, None].expand(b, r, c, hp, wp).reshape(b * r, c, hp, wp)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    return out.reshape(b, r, c, k, k)
+    # the R crops of a sample as one tall grid over its image: no copy of the image per rotation
+    grid = grid.to(padded.device, padded.dtype).reshape(b, r * k, k, 2)
+    out = F.grid_sample(padded, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.reshape(b, c, r, k, k).transpose(1, 2)
 
 
 def _resize_weights(n_out: int, n_in: int, pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
