@@ -25,7 +25,6 @@ forward's statistics, as the reference's eval.py (and so the paper's tables) did
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -34,6 +33,7 @@ from torch import nn
 
 from cliport_ros.model.clip_backbone import ClipBackbone
 from cliport_ros.model.config import ModelConfig
+from cliport_ros.model.transport import correlate_fft, rotation_angles
 
 # The reference's input statistics (utils.preprocess), as float32 constants: the spatial streams'
 # ('transporter') and CLIP's ('clip'); both normalise the height channels with the transporter's.
@@ -434,13 +434,7 @@ class ReferenceTransport(nn.Module):
         self.fusion_query = FusionConv(2 * k, k)
         self.n_rotations, self.crop, self.pad = cfg.n_rotations, cfg.crop_size, cfg.pad
         self.reference_resampling = cfg.reference_resampling
-        self.register_buffer(
-            "angles",
-            torch.arange(cfg.n_rotations, dtype=torch.float32) * (2 * math.pi / cfg.n_rotations),
-            persistent=False,
-        )
-        from cliport_ros.model.transport import correlate_fft
-
+        self.register_buffer("angles", rotation_angles(cfg.n_rotations), persistent=False)
         self.correlate = correlate_fft
 
     def crops(self, image: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,11 @@ from cliport_ros.model.streams import TwoStreamNet
 CORRELATION_CHUNK = 2
 
 
+def rotation_angles(n_rotations: int) -> torch.Tensor:
+    """The place rotations theta_r = r * 2 pi / n_rotations (radians, float32)."""
+    return torch.arange(n_rotations, dtype=torch.float32) * (2 * math.pi / n_rotations)
+
+
 def correlate_direct(key: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Reference: key (B, C, Hp, Wp), kernels (B, R, C, k, k) -> (B, R, Hp-k+1, Wp-k+1) by grouped conv2d."""
     b, c, hp, wp = key.shape
@@ -109,11 +114,7 @@ class Transport(nn.Module):
         self.pad = cfg.pad
         self.key = TwoStreamNet(cfg, clip, out_dim=cfg.key_query_dim, fusion="conv")
         self.query = TwoStreamNet(cfg, clip, out_dim=cfg.key_query_dim, fusion="conv")
-        self.register_buffer(
-            "angles",
-            torch.arange(cfg.n_rotations, dtype=torch.float32) * (2 * math.pi / cfg.n_rotations),
-            persistent=False,
-        )
+        self.register_buffer("angles", rotation_angles(cfg.n_rotations), persistent=False)
         self.correlate = correlate_fft
 
     def crops(self, image: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
