@@ -82,6 +82,131 @@ def test_corrupt_truncated_and_foreign_files_get_clear_errors(tmp_path):
     assert issubclass(EpisodeFormatError, ValueError)
 
 
+
+def _rewritten(path: Path, out: Path, **changes) -> Path:
+    """A copy of episode file ``path`` with some arrays replaced (``None``: removed)."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    np.savez(out, **arrays)
+    return out
+
+
+ROWS, COLS = WS.shape  # 320 x 160
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        # what was found and what was expected, for the field named
+        (
+            lambda a: {"colour": a["colour"][:, :10]},
+            rf"field 'colour' is uint8 \(2, 10, {COLS}, 3\), expected uint8 \(T, {ROWS}, {COLS}, 3\)",
+        ),
+        (
+            lambda a: {"colour": a["colour"].astype(np.float32)},
+            rf"field 'colour' is float32 \(2, {ROWS}, {COLS}, 3\), expected uint8",
+        ),
+        (
+            lambda a: {"height": a["height"].astype(np.float64)},
+            rf"field 'height' is float64 \(2, {ROWS}, {COLS}\), expected float32 \(T, {ROWS}, {COLS}\)",
+        ),
+        (
+            lambda a: {"height": a["height"][0]},
+            rf"field 'height' is float32 \({ROWS}, {COLS}\), expected float32",
+        ),
+        (lambda a: {"instruction": np.arange(2)}, r"field 'instruction' is int64 \(2,\), expected str \(T,\)"),
+        (
+            lambda a: {"instruction": np.array(["a", "b", "c"])},
+            r"field 'instruction' has 3 steps, expected 2 \(the steps of colour, height",
+        ),
+        (lambda a: {"pick": a["pick"][:, :6]}, r"field 'pick' is float64 \(2, 6\), expected float64 \(T, 7\)"),
+        (
+            lambda a: {"pick_pixel": a["pick_pixel"][:, 0]},
+            r"field 'pick_pixel' is int64 \(2,\), expected int64 \(T, 2\)",
+        ),
+        (
+            lambda a: {"place_pixel": a["place_pixel"].astype(np.float64)},
+            r"field 'place_pixel' is float64 \(2, 2\), expected int64",
+        ),
+        (
+            lambda a: {"place_pixel": np.array([[96, 48], [ROWS, 3]])},
+            rf"field 'place_pixel' holds \[{ROWS}, 3\] at step 1, expected a \(row, column\) inside the "
+            rf"{ROWS} x {COLS} grid",
+        ),
+        (
+            lambda a: {"reward": a["reward"][:, None]},
+            r"field 'reward' is float64 \(2, 1\), expected float64 \(T,\)",
+        ),
+        (
+            lambda a: {"pick": np.where(np.arange(7) == 0, np.nan, a["pick"])},
+            r"field 'pick' holds a non-finite value at step 0",
+        ),
+        (lambda a: {"place": np.zeros((2, 7))}, r"field 'place' at step 0: Pose.orientation must be a non-zero"),
+        (lambda a: {"version": np.array([1, 1])}, r"field 'version' is int64 \(2,\), expected an integer \(\)"),
+        (lambda a: {"meta": np.array("[1, 2]")}, r"field 'meta' is a JSON list, expected a JSON object"),
+        (
+            lambda a: {"meta": np.array(json.dumps({**json.loads(str(a["meta"])), "workspace": 5}))},
+            r"field 'meta' is invalid: 'workspace' must be a JSON object of Workspace fields, got 5",
+        ),
+        (lambda a: {"colour": None}, r"field 'colour' is missing"),
+        (
+            lambda a: {k: a[k][:0] for k in ("colour", "height", "instruction", "pick", "place", "reward")}
+            | {"pick_pixel": a["pick_pixel"][:0], "place_pixel": a["place_pixel"][:0]},
+            r"holds no steps, expected at least one",
+        ),
+    ],
+    ids=[
+        "colour-shape",
+        "colour-dtype",
+        "height-dtype",
+        "height-ndim",
+        "instruction-dtype",
+        "instruction-length",
+        "pick-shape",
+        "pick_pixel-shape",
+        "place_pixel-dtype",
+        "place_pixel-outside-grid",
+        "reward-shape",
+        "pick-nan",
+        "place-zero-quaternion",
+        "version-shape",
+        "meta-not-object",
+        "meta-workspace",
+        "colour-missing",
+        "no-steps",
+    ],
+)
+def test_arrays_of_the_wrong_shape_or_dtype_are_named_on_load(tmp_path, changes, message):
+    path = write_episode(_episode(), tmp_path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    bad = _rewritten(path, tmp_path / "bad.npz", **changes(arrays))
+    with pytest.raises(EpisodeFormatError, match=f"^{bad}: .*{message}"):
+        load_episode(bad)
+
+
+class _RunsCodeWhenUnpickled:
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_loading_never_unpickles(tmp_path):
+    path = write_episode(_episode(), tmp_path)
+    marker = tmp_path / "code-ran"
+    crafted = np.array([_RunsCodeWhenUnpickled(marker)] * 2, dtype=object)
+    bad = _rewritten(path, tmp_path / "pickled.npz", instruction=crafted)
+    with pytest.raises(EpisodeFormatError, match=f"^{bad}: corrupt or truncated .*allow_pickle=False"):
+        load_episode(bad)
+    assert not marker.exists()
+
 def test_writer_leaves_no_temporary_files_and_rejects_bad_steps(tmp_path):
     write_episode(_episode(6), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{TASK}-train-000006.npz"]

@@ -64,6 +64,8 @@ def test_contains_and_margin():
         ({"pixel_size": 0.003}, "not a whole number of pixels"),
         ({"z_max": float("nan")}, "z_max must be a finite number"),
         ({"frame_id": " "}, "frame_id must be a non-empty frame name"),
+        ({"x_max": 1000.25}, "Workspace grid must be at most 4096 x 4096 pixels, got 320 x 320000"),
+        ({"y_min": -100.5, "pixel_size": 0.0005}, "got 202000 x 1000"),
     ],
 )
 def test_workspace_validation_messages(kwargs, message):

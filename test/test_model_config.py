@@ -72,3 +72,42 @@ def test_paper_size_matches_the_paper():
     assert 270e6 < trainable < 285e6
     # CLIP RN50 without its attention pool: image trunk ~23.5 M + text encoder ~63.7 M, stored once
     assert frozen == sum(p.numel() for p in model.clip.parameters()) and 85e6 < frozen < 90e6
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"clip_embed_dim": 1 << 20}, "clip_embed_dim must be in 1..4096, got 1048576"),
+        ({"clip_vision_width": 1 << 16}, "clip_vision_width must be in 1..256, got 65536"),
+        ({"clip_text_width": 1 << 16, "clip_text_heads": 8}, "clip_text_width must be in 1..2048"),
+        ({"clip_text_heads": 128, "clip_text_width": 1024}, "clip_text_heads must be in 1..64"),
+        ({"clip_text_layers": 1000}, "clip_text_layers must be in 1..48"),
+        ({"clip_context_length": 10**6}, "clip_context_length must be in 8..512"),
+        ({"clip_vision_layers": (3, 4, 1000, 3)}, "clip_vision_layers entries must be in 1..48, got (3, 4, 1000, 3)"),
+        ({"spatial_encoder": (64, 128, 256, 512, 1 << 20)}, "spatial_encoder entries must be in 4..2048"),
+        ({"spatial_decoder": (1 << 16, 256, 128, 64, 32, 16)}, "spatial_decoder entries must be in 4..2048"),
+        ({"semantic_decoder": (1 << 20, 512, 256, 128, 64, 32, 16, 16)}, "semantic_decoder entries must be in 4..2048"),
+        ({"spatial_blocks": 500}, "spatial_blocks must be in 1..8"),
+        ({"bottleneck_divisor": 64}, "bottleneck_divisor must be in 1..16"),
+        ({"n_rotations": 720}, "n_rotations must be in 1..360"),
+        ({"crop_size": 32 * 1000}, "crop_size must be in 32..256"),
+        ({"key_query_dim": 10**5}, "key_query_dim must be in 1..64"),
+    ],
+)
+def test_sizes_are_bounded(overrides, message):
+    """A size beyond its bound is refused by the config itself, before any network is built."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ModelConfig.named("tiny", clip_arch="custom", layout="compact", **overrides)
+
+
+def test_size_bounds_admit_the_named_configs_with_room():
+    from cliport_ros.model.config import SIZE_LIMITS
+
+    for name in ("paper", "tiny"):
+        cfg = ModelConfig.named(name)
+        for field, (low, high) in SIZE_LIMITS.items():
+            value = getattr(cfg, field)
+            values = value if isinstance(value, tuple) else (value,)
+            assert all(low <= v for v in values), (name, field)
+            # at least twice the largest size in use (the rotation count is bounded by its divisibility of 360)
+            assert all(2 * v <= high for v in values) or field == "n_rotations", (name, field)

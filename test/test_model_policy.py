@@ -119,6 +119,33 @@ def test_bad_checkpoints_give_clear_errors(policy, tmp_path):
         Policy.load(folder)
 
 
+
+@pytest.mark.parametrize(
+    "section, changes, message",
+    [
+        ("model", {"spatial_encoder": [8, 16, 32, 64, 1 << 22]}, "spatial_encoder entries must be in 4..2048"),
+        ("model", {"crop_size": 32 << 15}, "crop_size must be in 32..256"),
+        ("model", {"clip_text_layers": 10**9}, "clip_text_layers must be in 1..48"),
+        ("workspace", {"x_max": 1000.25}, "Workspace grid must be at most 4096 x 4096 pixels"),
+    ],
+)
+def test_a_config_with_absurd_sizes_fails_before_any_network_is_built(
+    policy, tmp_path, monkeypatch, section, changes, message
+):
+    import cliport_ros.model.policy as policy_module
+
+    folder = policy.save(tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+    config[section].update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network was built from an out-of-bounds configuration")
+
+    monkeypatch.setattr(policy_module, "CLIPortModel", no_network)
+    with pytest.raises(CheckpointError, match=f"config.json holds an invalid configuration: .*{message}"):
+        Policy.load(folder, device="cpu")
+
 def test_offline_openai_weights_fail_fast_naming_the_alternatives(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # .invalid never resolves
@@ -167,6 +194,32 @@ def test_one_clip_is_shared_and_frozen_text_is_cached():
     assert torch.equal(model.text([INSTRUCTION]).pick[0], cached)
     assert list(model.clip._text_cache) == [INSTRUCTION]
 
+
+
+def test_the_text_cache_keeps_the_most_recent_instructions_only():
+    from cliport_ros.model.clip_backbone import TEXT_CACHE_SIZE
+
+    model = Policy(small_cfg(clip_trainable=False), workspace=WS, device="cpu").model
+    cache = model.clip._text_cache
+    n = TEXT_CACHE_SIZE + 100
+    instructions = [f"put the block {k} in the bowl" for k in range(n)]
+    first = model.text(instructions[:1]).pick
+    for start in range(1, n, 64):
+        model.text(instructions[start : start + 64])
+        model.text(instructions[:1])  # kept recently used: it must survive the evictions
+    assert len(cache) == TEXT_CACHE_SIZE
+    assert instructions[0] in cache and instructions[1] not in cache  # least recently used went first
+    assert list(cache)[-2] == instructions[-1]
+    # recent instructions hit the cache: nothing is encoded again
+    encoded = []
+    encode = model.clip._encode
+    model.clip._encode = lambda batch, device: encoded.extend(batch) or encode(batch, device)
+    again = model.text([instructions[0], instructions[-1]])
+    assert encoded == [] and torch.equal(again.pick[0], first[0])
+    # a batch larger than the cache is answered whole, and leaves the cache at its bound
+    many = [f"stack block {k}" for k in range(TEXT_CACHE_SIZE + 10)]
+    assert model.text(many).pick.shape == (len(many), model.cfg.clip_embed_dim)
+    assert len(cache) == TEXT_CACHE_SIZE and list(cache)[-1] == many[-1]
 
 def test_act_from_simulated_camera_images_matches_act_on_the_fused_view():
     from cliport_ros.sim import SimEnvironment

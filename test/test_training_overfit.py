@@ -185,3 +185,52 @@ def test_split_runs_train_one_half_each_and_merge(tmp_path):
     assert all(torch.equal(state[k], pick[k]) for k in state if k.startswith(("attention.", "clip.")))
     assert all(torch.equal(state[k], place[k]) for k in state if k.startswith(("transport.", "place_clip.")))
     assert not torch.equal(pick["transport.key.spatial.stem.weight"], place["transport.key.spatial.stem.weight"])
+
+
+class _RunsCodeWhenUnpickled:
+    """A pickled object whose ``__reduce__`` makes the unpickler call ``os.mkdir(marker)``."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.marker,))
+
+
+def test_a_crafted_train_state_is_refused_and_runs_nothing(tmp_path):
+    from cliport_ros.training.train import STATE_FILE
+
+    torch.set_num_threads(1)
+    demos = {"synthetic": [[DEMOS[0]]]}
+    common = dict(
+        tasks=("synthetic",),
+        model="tiny",
+        model_overrides={"crop_size": 32, "n_rotations": 12},
+        log_every=1,
+        save_every=1,
+        val_every=0,
+        device="cpu",
+    )
+    out = tmp_path / "run"
+    train(TrainConfig(out=str(out), steps=1, **common), demos, progress=False, workspace=WS)
+    state_path = out / "last" / STATE_FILE
+    # what the trainer saves is plain values and tensors: it loads without unpickling any object
+    state = torch.load(state_path, weights_only=True)
+    assert set(state) == {"trainer", "source_rng", "best"}
+    assert state["best"] == {"score": -1.0, "step": 0}
+    # a crafted state file: the same state with an object that runs code when unpickled
+    marker = tmp_path / "code-ran"
+    torch.save({**state, "best": _RunsCodeWhenUnpickled(marker)}, state_path)
+    with pytest.raises(ValueError, match=f"{STATE_FILE}: .*refused.*only tensors and plain values"):
+        train(TrainConfig(out=str(out), steps=2, **common), demos, progress=False, workspace=WS)
+    assert not marker.exists()
+    # a state file of another shape is named, not a KeyError deep in the trainer
+    torch.save({"trainer": state["trainer"]}, state_path)
+    with pytest.raises(ValueError, match=f"{STATE_FILE}: .*missing \\['best', 'source_rng'\\]"):
+        train(TrainConfig(out=str(out), steps=2, **common), demos, progress=False, workspace=WS)
+    # the genuine state resumes
+    torch.save(state, state_path)
+    resumed = train(TrainConfig(out=str(out), steps=2, **common), demos, progress=False, workspace=WS)
+    assert resumed["resumed"] and resumed["steps"] == 2

@@ -133,8 +133,119 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
     return path
 
 
+# The per-step arrays: dtype ("str": any numpy unicode string) and the shape of one step, where "rows" and
+# "cols" stand for the workspace grid recorded in ``meta``. Checked on load, so that a damaged or crafted file
+# is refused naming the field instead of failing later as an IndexError/TypeError inside training.
+_STEP_FIELDS: dict[str, tuple[str, tuple[int | str, ...]]] = {
+    "colour": ("uint8", ("rows", "cols", 3)),
+    "height": ("float32", ("rows", "cols")),
+    "instruction": ("str", ()),
+    "pick": ("float64", (7,)),
+    "place": ("float64", (7,)),
+    "pick_pixel": ("int64", (2,)),
+    "place_pixel": ("int64", (2,)),
+    "reward": ("float64", ()),
+}
+_FIELDS = ("format", "version", "meta", *_STEP_FIELDS)
+
+
+def _describe(array: np.ndarray) -> str:
+    kind = "str" if array.dtype.kind == "U" else str(array.dtype)
+    return f"{kind} {tuple(array.shape)}"
+
+
+def _dtype_is(array: np.ndarray, dtype: str) -> bool:
+    if dtype == "str":
+        return array.dtype.kind == "U"
+    expected = np.dtype(dtype)
+    # kind and size, so that a file written on a machine of the other byte order still reads
+    return array.dtype.kind == expected.kind and array.dtype.itemsize == expected.itemsize
+
+
+def _scalar_string(path: Path, name: str, array: np.ndarray) -> str:
+    if array.shape != () or array.dtype.kind != "U":
+        raise EpisodeFormatError(f"{path}: field {name!r} is {_describe(array)}, expected str ()")
+    return str(array)
+
+
+def _read_meta(path: Path, array: np.ndarray) -> tuple[dict[str, Any], Workspace]:
+    """The JSON of field ``meta``, its fields checked, and the workspace it records."""
+    text = _scalar_string(path, "meta", array)
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EpisodeFormatError(f"{path}: field 'meta' is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise EpisodeFormatError(
+            f"{path}: field 'meta' is a JSON {type(meta).__name__}, expected a JSON object"
+        )
+    types = {"task": (str,), "split": (str,), "seed": (int,), "score": (int, float), "workspace": (dict,)}
+    for key, allowed in types.items():
+        value = meta.get(key)
+        if not isinstance(value, allowed) or isinstance(value, bool):
+            what = "a JSON object of Workspace fields" if key == "workspace" else " or ".join(
+                t.__name__ for t in allowed
+            )
+            raise EpisodeFormatError(f"{path}: field 'meta' is invalid: {key!r} must be {what}, got {value!r}")
+    try:
+        workspace = Workspace.from_dict(meta["workspace"])
+    except (TypeError, ValueError) as exc:
+        raise EpisodeFormatError(f"{path}: field 'meta' is invalid: workspace: {exc}") from exc
+    return meta, workspace
+
+
+def _check_step_arrays(path: Path, arrays: dict[str, np.ndarray], workspace: Workspace) -> int:
+    """Dtype and shape of every per-step array against the format table; returns the number of steps."""
+    rows, cols = workspace.shape
+    sizes = {"rows": rows, "cols": cols}
+    for name, (dtype, step_shape) in _STEP_FIELDS.items():
+        array = arrays[name]
+        shape = tuple(sizes.get(d, d) for d in step_shape)
+        if not _dtype_is(array, dtype) or array.ndim != 1 + len(shape) or tuple(array.shape[1:]) != shape:
+            expected = ", ".join(["T", *(str(d) for d in shape)]) + ("," if not shape else "")
+            raise EpisodeFormatError(
+                f"{path}: field {name!r} is {_describe(array)}, expected {dtype} ({expected}) with T the "
+                "number of steps"
+            )
+    lengths = {name: len(arrays[name]) for name in _STEP_FIELDS}
+    counts = list(lengths.values())
+    n = max(set(counts), key=counts.count)  # the count most fields agree on; the odd ones are named
+    for name, length in lengths.items():
+        if length != n:
+            agree = ", ".join(k for k, v in lengths.items() if v == n)
+            raise EpisodeFormatError(
+                f"{path}: field {name!r} has {length} steps, expected {n} (the steps of {agree})"
+            )
+    if n == 0:
+        raise EpisodeFormatError(f"{path}: the episode holds no steps, expected at least one")
+    for name in ("pick", "place", "reward"):
+        bad = np.flatnonzero(~np.isfinite(arrays[name]).reshape(n, -1).all(axis=1))
+        if bad.size:
+            raise EpisodeFormatError(f"{path}: field {name!r} holds a non-finite value at step {bad[0]}")
+    for name in ("pick_pixel", "place_pixel"):
+        pixels = arrays[name]
+        outside = np.flatnonzero(
+            (pixels[:, 0] < 0) | (pixels[:, 0] >= rows) | (pixels[:, 1] < 0) | (pixels[:, 1] >= cols)
+        )
+        if outside.size:
+            k = int(outside[0])
+            raise EpisodeFormatError(
+                f"{path}: field {name!r} holds {pixels[k].tolist()} at step {k}, expected a (row, column) "
+                f"inside the {rows} x {cols} grid"
+            )
+    return n
+
+
+def _pose(path: Path, name: str, k: int, row: np.ndarray) -> Pose:
+    try:
+        return Pose(tuple(row[:3]), tuple(row[3:]))
+    except ValueError as exc:
+        raise EpisodeFormatError(f"{path}: field {name!r} at step {k}: {exc}") from exc
+
+
 def load_episode(path: str | Path) -> Episode:
-    """Read an episode; ``EpisodeFormatError`` for corrupt, truncated or foreign files."""
+    """Read an episode; ``EpisodeFormatError`` (a ``ValueError``) for corrupt, truncated or foreign files,
+    naming the field, what it holds and what the format expects. Never unpickles (``allow_pickle=False``)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -143,32 +254,37 @@ def load_episode(path: str | Path) -> Episode:
                 raise EpisodeFormatError(
                     f"{path}: not a cliport_ros episode (no '{FORMAT_MARKER}' format marker)"
                 )
-            version = int(data["version"]) if "version" in names else -1
-            if version != FORMAT_VERSION:
+            missing = [name for name in _FIELDS if name not in names]
+            if missing:
                 raise EpisodeFormatError(
-                    f"{path}: episode format version {version}, this code reads version {FORMAT_VERSION}"
+                    f"{path}: field {missing[0]!r} is missing (an episode holds {', '.join(_FIELDS)})"
                 )
-            meta = json.loads(str(data["meta"]))
-            workspace = Workspace.from_dict(meta["workspace"])
-            colour, height = data["colour"], data["height"]
-            instruction, pick, place = data["instruction"], data["pick"], data["place"]
-            pick_pixel, place_pixel, reward = data["pick_pixel"], data["place_pixel"], data["reward"]
+            arrays = {name: data[name] for name in _FIELDS}
     except EpisodeFormatError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise EpisodeFormatError(
             f"{path}: corrupt or truncated episode file ({type(exc).__name__}: {exc})"
         ) from exc
-    n = len(reward)
-    if not (len(colour) == len(height) == len(instruction) == len(pick) == len(place) == n):
-        raise EpisodeFormatError(f"{path}: per-step arrays disagree on the number of steps")
+    version = arrays["version"]
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise EpisodeFormatError(f"{path}: field 'version' is {_describe(version)}, expected an integer ()")
+    if int(version) != FORMAT_VERSION:
+        raise EpisodeFormatError(
+            f"{path}: episode format version {int(version)}, this code reads version {FORMAT_VERSION}"
+        )
+    meta, workspace = _read_meta(path, arrays["meta"])
+    n = _check_step_arrays(path, arrays, workspace)
+    colour, height, instruction = arrays["colour"], arrays["height"], arrays["instruction"]
+    pick, place, reward = arrays["pick"], arrays["place"], arrays["reward"]
+    pick_pixel, place_pixel = arrays["pick_pixel"], arrays["place_pixel"]
     steps = tuple(
         Step(
             colour[k],
             height[k],
             str(instruction[k]),
-            Pose(tuple(pick[k, :3]), tuple(pick[k, 3:])),
-            Pose(tuple(place[k, :3]), tuple(place[k, 3:])),
+            _pose(path, "pick", k, pick[k]),
+            _pose(path, "place", k, place[k]),
             (int(pick_pixel[k, 0]), int(pick_pixel[k, 1])),
             (int(place_pixel[k, 0]), int(place_pixel[k, 1])),
             float(reward[k]),

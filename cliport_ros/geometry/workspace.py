@@ -18,6 +18,13 @@ from typing import Any, Mapping
 import numpy as np
 
 
+# Most pixels along each side of the grid. Checkpoints and configs carry a workspace, and the policy
+# allocates images of its grid (``Policy.warm_up`` at start-up); this refuses a crafted or mistyped extent
+# (a grid of millions of pixels a side) up front. CLIPort's grid is 320 x 160; 4096 is 2 m at the finest
+# allowed pixel (0.5 mm) and 12.8 m at CLIPort's.
+MAX_GRID_SIDE = 4096
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Axis-aligned workspace box in ``frame_id`` and its top-down grid."""
@@ -49,6 +56,12 @@ class Workspace:
                 raise ValueError(
                     f"Workspace {axis} extent {extent} m is not a whole number of pixels of {self.pixel_size} m"
                 )
+        if max(self.rows, self.cols) > MAX_GRID_SIDE:
+            raise ValueError(
+                f"Workspace grid must be at most {MAX_GRID_SIDE} x {MAX_GRID_SIDE} pixels, got {self.rows} x "
+                f"{self.cols} ({self.y_max - self.y_min:g} x {self.x_max - self.x_min:g} m of "
+                f"{self.pixel_size} m pixels)"
+            )
         if not isinstance(self.frame_id, str) or not self.frame_id.strip():
             raise ValueError("Workspace.frame_id must be a non-empty frame name such as 'base_link'")
 

@@ -2,7 +2,7 @@
 
 Built with open_clip from the sizes in ``ModelConfig``; weights come from open_clip's ``openai`` download, a
 local state-dict file, or random initialisation (``none``). A pretrained trunk is frozen; sentence embeddings
-of a frozen trunk are cached per instruction.
+of a frozen trunk are cached per instruction (the ``TEXT_CACHE_SIZE`` most recently used).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,6 +21,10 @@ from cliport_ros.model.config import ModelConfig
 
 # How long the reachability probe of the weights hub may take before we call it offline.
 HUB_PROBE_TIMEOUT_S = 5.0
+# Sentence embeddings kept per CLIP, least recently used dropped first. A robot repeats a handful of
+# instructions, but a long-running node may be sent ever new ones: without a bound the cache grows for as
+# long as it runs (an entry is embed_dim floats, 4 KiB for RN50, plus the tensor's overhead).
+TEXT_CACHE_SIZE = 256
 
 
 class ClipWeightsUnavailable(RuntimeError):
@@ -159,7 +164,7 @@ class ClipBackbone(nn.Module):
             "std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1) * 255.0, persistent=False
         )
         self._tokenizer = open_clip.get_tokenizer("RN50", context_length=cfg.clip_context_length)
-        self._text_cache: dict[str, torch.Tensor] = {}
+        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # least recently used first
         self.trainable = cfg.clip_trainable
         for p in self.clip.parameters():
             p.requires_grad_(self.trainable)
@@ -199,13 +204,27 @@ class ClipBackbone(nn.Module):
         cacheable = not self.trainable or not (torch.is_grad_enabled() and self.training)
         if not cacheable:
             return self._encode(instructions, device)
-        missing = [s for s in dict.fromkeys(instructions) if s not in self._text_cache]
+        # this call's embeddings, gathered apart from the cache: a batch of more distinct instructions than
+        # the cache holds evicts some of its own before they are stacked
+        found: dict[str, torch.Tensor] = {}
+        for s in dict.fromkeys(instructions):
+            cached = self._text_cache.get(s)  # one lookup: another thread may evict between two
+            if cached is not None:
+                found[s] = cached
+                try:
+                    self._text_cache.move_to_end(s)
+                except KeyError:  # evicted meanwhile: this call still has it
+                    pass
+        missing = [s for s in dict.fromkeys(instructions) if s not in found]
         if missing:
             with torch.no_grad():
                 emb = self._encode(missing, device)
             for s, e in zip(missing, emb):
-                self._text_cache[s] = e.detach()
-        return torch.stack([self._text_cache[s].to(device) for s in instructions])
+                # a copy: a row view would keep the whole batch's storage alive after its neighbours go
+                found[s] = self._text_cache[s] = e.detach().clone()
+            while len(self._text_cache) > TEXT_CACHE_SIZE:
+                self._text_cache.popitem(last=False)
+        return torch.stack([found[s].to(device) for s in instructions])
 
     def _encode(self, instructions: list[str], device: torch.device) -> torch.Tensor:
         tokens = self._tokenizer(instructions).to(device)

@@ -38,6 +38,29 @@ OPENAI_ARCHS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# Inclusive bounds of every size (for the tuple fields, of each entry). A checkpoint's config.json is read
+# before its network is allocated, so a crafted or corrupted size (a million channels, a crop of 2^20 pixels)
+# must be refused here rather than take gigabytes; the maxima leave at least twice the room of the largest
+# configuration in use (``paper``, the reference layout with CLIP RN50). ``lang_layers`` is bounded by the
+# semantic decoder's length, ``n_rotations`` also by dividing 360.
+SIZE_LIMITS: dict[str, tuple[int, int]] = {
+    "clip_embed_dim": (1, 4096),  # paper 1024
+    "clip_vision_layers": (1, 48),  # residual blocks per CLIP stage; paper (3, 4, 6, 3)
+    "clip_vision_width": (1, 256),  # paper 64 (stage outputs up to 32x that)
+    "clip_text_width": (1, 2048),  # paper 512
+    "clip_text_heads": (1, 64),  # paper 8
+    "clip_text_layers": (1, 48),  # paper 12
+    "clip_context_length": (8, 512),  # tokens; paper 77
+    "spatial_encoder": (4, 2048),  # channels; paper up to 1024
+    "spatial_decoder": (4, 2048),  # channels; paper up to 512
+    "semantic_decoder": (4, 2048),  # channels; paper up to 1024
+    "spatial_blocks": (1, 8),  # paper 2
+    "bottleneck_divisor": (1, 16),  # paper 1, compact 4
+    "n_rotations": (1, 360),  # paper 36
+    "crop_size": (32, 256),  # pixels; paper 64
+    "key_query_dim": (1, 64),  # paper 3
+}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -166,6 +189,7 @@ class ModelConfig:
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        self._check_size_limits()
         if self.clip_vision_width % 2:
             raise ValueError(
                 "ModelConfig.clip_vision_width must be even (the stem halves it), got "
@@ -220,6 +244,16 @@ class ModelConfig:
                 "ModelConfig.up_batchnorm_stats and reference_resampling belong to the reference layout; the "
                 "compact layout has no up-block batch norm and samples exactly (leave them 'running' / false)"
             )
+
+    def _check_size_limits(self) -> None:
+        """Every size within ``SIZE_LIMITS`` (the types are checked before this)."""
+        for name, (low, high) in SIZE_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                if not all(low <= v <= high for v in value):
+                    raise ValueError(f"ModelConfig.{name} entries must be in {low}..{high}, got {value}")
+            elif not low <= value <= high:
+                raise ValueError(f"ModelConfig.{name} must be in {low}..{high}, got {value}")
 
     def _check_reference_layout(self) -> None:
         """The widths the reference network ties together (its code fixes them; here they are checked)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -297,6 +298,44 @@ class SampleSource:
 
 
 # ---------------------------------------------------------------------------------------------- run
+def read_train_state(path: Path) -> dict[str, Any]:
+    """The resume state ``save_last`` wrote, read without unpickling objects (``ValueError`` otherwise).
+
+    A run folder may come from elsewhere; ``weights_only=True`` admits tensors and plain Python values only,
+    so a crafted file cannot run code while it loads. Everything the trainer saves is of those types: the
+    optimiser state dicts, numpy's bit generator state (a dict of str and int) and the ``best`` dict.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path}: refused: a training state holds only tensors and plain values, this file holds other "
+            f"objects, and unpickling them could run code; choose another --out, or delete {path.parent.parent} "
+            f"to start the run afresh ({str(exc).splitlines()[0]})"
+        ) from exc
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise ValueError(
+            f"{path}: not a readable training state ({type(exc).__name__}: {exc}); choose another --out, or "
+            f"delete {path.parent.parent} to start the run afresh"
+        ) from exc
+    expected = {"trainer", "source_rng", "best"}
+    if not isinstance(state, dict) or not expected <= set(state):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        missing = sorted(expected - set(state)) if isinstance(state, dict) else sorted(expected)
+        raise ValueError(
+            f"{path}: not a training state of this trainer: missing {missing} (found {found}, expected the "
+            f"keys {sorted(expected)})"
+        )
+    best = state["best"]
+    if (
+        not isinstance(best, dict)
+        or not isinstance(best.get("score"), float)
+        or not isinstance(best.get("step"), int)
+    ):
+        raise ValueError(f"{path}: 'best' must be {{'score': float, 'step': int}}, got {best!r}")
+    return state
+
+
 def train(
     cfg: TrainConfig,
     demos: dict[str, list[list[TrainSample]]] | None = None,
@@ -360,7 +399,7 @@ def train(
     )
     best = {"score": -1.0, "step": 0}
     if resumed:
-        state = torch.load(last / STATE_FILE, weights_only=False)
+        state = read_train_state(last / STATE_FILE)
         trainer.load_state_dict(state["trainer"])
         source.rng.bit_generator.state = state["source_rng"]
         best = state["best"]
@@ -378,7 +417,12 @@ def train(
 
     def save_last() -> None:
         policy.save(last, metadata=meta(step=trainer.iteration))
-        state = {"trainer": trainer.state_dict(), "source_rng": source.rng.bit_generator.state, "best": best}
+        # plain values and tensors only, so that resuming can load the file with weights_only=True
+        state = {
+            "trainer": trainer.state_dict(),
+            "source_rng": source.rng.bit_generator.state,
+            "best": {"score": float(best["score"]), "step": int(best["step"])},
+        }
         tmp = last / (STATE_FILE + ".tmp")
         torch.save(state, tmp)
         tmp.replace(last / STATE_FILE)
