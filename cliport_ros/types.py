@@ -27,7 +27,7 @@ class Pose:
             raise ValueError(f"Pose.position must be 3 finite numbers, got {self.position!r}")
         if len(self.orientation) != 4 or not all(math.isfinite(float(c)) for c in self.orientation):
             raise ValueError(f"Pose.orientation must be 4 finite numbers (x, y, z, w), got {self.orientation!r}")
-        norm = math.sqrt(sum(float(c) ** 2 for c in self.orientation))
+        norm = math.hypot(*(float(c) for c in self.orientation))  # no overflow for huge components
         if norm < 1e-6:
             raise ValueError("Pose.orientation must be a non-zero quaternion")
         object.__setattr__(self, "position", tuple(float(c) for c in self.position))

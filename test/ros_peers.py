@@ -44,6 +44,7 @@ class PeerNode(Node):
         super().__init__(name, context=context)
         group = ReentrantCallbackGroup()
         self.cancel_seen = threading.Event()
+        self.executions: list[str] = []  # the instruction of every ExecutePickPlace goal that ran
         self.execute_server = ActionServer(
             self, ExecutePickPlace, "peer/execute_pick_place", self._execute,
             goal_callback=lambda goal: GoalResponse.ACCEPT,
@@ -69,6 +70,7 @@ class PeerNode(Node):
 
     def _execute(self, goal_handle):
         decision = goal_handle.request.pick_place
+        self.executions.append(decision.instruction)
         result = ExecutePickPlace.Result()
         for index, name in enumerate(STAGES, start=1):
             time.sleep(STAGE_SECONDS)

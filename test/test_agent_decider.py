@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cliport_ros.agent import AgentConfig, CameraFrame, Decider, DecisionCode, DecisionError, validate_instruction
+from cliport_ros.agent import (AgentConfig, CameraFrame, Decider, DecisionCode, DecisionError, quote_text,
+                               validate_instruction)
 from cliport_ros.geometry import Workspace
 from cliport_ros.types import PickPlace, Pose
 from scenes import overhead_camera, overhead_frame
@@ -31,11 +32,14 @@ def frames(stamp=100.0, boxes=((0.45, -0.1, 0.02, 0.04, (255, 0, 0)),)):
 
 @pytest.mark.parametrize("text, message", [
     ("", "empty or whitespace only"),
-    ("   \t\n", "empty or whitespace only"),
+    ("   ", "empty or whitespace only"),
+    ("   \t\n", "control or format characters"),
     (42, "instruction must be text, got int"),
     ("x" * 1001, "1001 characters long; the limit is 1000"),
     ("!!! ???", "must be words"),
-    ("put the\x00 block", "must be words"),
+    ("put the\x00 block", "control or format characters"),
+    ("put it\n[ERROR] arm collided", "control or format characters"),
+    ("put the \u202eblock", "control or format characters"),
 ])
 def test_bad_instructions_are_refused_with_reasons(text, message):
     with pytest.raises(DecisionError, match=message) as info:
@@ -43,8 +47,16 @@ def test_bad_instructions_are_refused_with_reasons(text, message):
     assert info.value.code == DecisionCode.INVALID_INSTRUCTION
 
 
+def test_control_characters_are_named_escaped():
+    with pytest.raises(DecisionError) as info:
+        validate_instruction("put it\n[ERROR] arm collided\u202e")
+    assert "(\\x0a\\u202e)" in info.value.message and "\n" not in info.value.message
+    assert quote_text("a\nb\x1b[31m\u202e") == "a\\x0ab\\x1b[31m\\u202e"
+    assert quote_text("x" * 100, limit=10) == "x" * 10 + "..."
+
+
 def test_instruction_whitespace_is_normalised():
-    assert validate_instruction("  put the red  block\nin the bowl ") == "put the red block in the bowl"
+    assert validate_instruction("  put the red  block   in the bowl ") == "put the red block in the bowl"
 
 
 def test_decision_goes_through_with_fused_view_and_base_frame():

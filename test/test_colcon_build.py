@@ -42,4 +42,4 @@ def test_colcon_build_installs_interfaces_package_nodes_and_data(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split()
     assert lines[0] == str(site / "cliport_ros" / "__init__.py")
-    assert lines[1:] == ["pick_place", "7"]
+    assert lines[1:] == ["pick_place", "8"]

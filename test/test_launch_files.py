@@ -234,3 +234,20 @@ def test_every_executor_parameter_is_documented_with_its_default():
         else:
             shown = f"`{default}`"
         assert shown in rows[0], rows[0]
+
+
+def test_cliport_node_yaml_shows_the_nodes_own_defaults(ros_context):
+    """config/cliport_node.yaml lists real parameters with the defaults the node declares."""
+    from cliport_ros.ros.cliport_node import CliportNode
+
+    node = CliportNode(context=ros_context)
+    try:
+        shown = yaml.safe_load((REPO / "config" / "cliport_node.yaml").read_text())["cliport_node"]["ros__parameters"]
+        declared = {name: node.get_parameter(name).value for name in node._parameters
+                    if name not in ("use_sim_time", "start_type_description_service")}  # rclpy's own
+        assert set(shown) <= set(declared), set(shown) - set(declared)
+        assert {k: shown[k] for k in shown} == {k: declared[k] for k in shown}
+        undocumented = {k for k in declared if not k.startswith("workspace.")} - set(shown)
+        assert not undocumented, f"parameters missing from config/cliport_node.yaml: {sorted(undocumented)}"
+    finally:
+        node.destroy_node()

@@ -6,6 +6,9 @@ ExecutePickPlace server (test/ros_peers.py).
 
 from __future__ import annotations
 
+import re
+import time
+
 import numpy as np
 import pytest
 import yaml
@@ -49,6 +52,9 @@ class CameraPublisher(Node):
         self.send_info = True
         self.stamp_offset = 0.0
         self.stamps = []
+        # Streams like a camera driver (the node decides only on images taken after the instruction arrived).
+        self.streaming = True
+        self.create_timer(0.05, lambda: self.streaming and self.publish())
 
     def publish(self):
         now = self.get_clock().now()
@@ -173,21 +179,25 @@ def test_bad_instructions_fail_the_goal_and_the_node_stays_up(rig, instruction, 
 
 
 def test_no_images_stale_images_and_missing_camera_info(rig):
-    node = rig.start(max_image_age=0.5)
+    rig.cams.streaming = False
+    node = rig.start(max_image_age=0.5, image_wait_timeout=0.5)
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
     assert result.error_code == FollowInstruction.Result.NO_OBSERVATION
-    assert "no synchronised colour/depth images yet from camera 'top'" in result.message
+    assert "no synchronised colour/depth images from camera 'top'" in result.message and "within 0.5 s" in result.message
 
-    rig.cams.send_info = False
+    rig.cams.send_info, rig.cams.streaming = False, True
     feed_images(rig, node)
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
     assert "no camera_info yet on /top/color/camera_info" in result.message
 
+    # Images stamped 5 s ago never qualify: none was taken after the instruction.
     rig.cams.send_info, rig.cams.stamp_offset = True, 5.0
     feed_images(rig, node)
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
     assert result.error_code == FollowInstruction.Result.NO_OBSERVATION
-    assert "s old (max_image_age is 0.50 s)" in result.message
+    assert "no image from camera 'top' taken after the instruction within 0.5 s" in result.message
+    behind = float(re.search(r"its newest is ([0-9.]+) s older", result.message).group(1))
+    assert 4.0 < behind <= 5.0, result.message  # 5 s minus the time between its publication and the goal
 
 
 def test_wrong_encoding_and_nan_depth(rig):
@@ -210,7 +220,8 @@ def test_arm_controller_absent_fails_with_a_reason(rig):
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1, execute=True)
     assert status == GoalStatus.STATUS_ABORTED
     assert result.error_code == FollowInstruction.Result.EXECUTION_FAILED
-    assert "arm controller action 'no_such_arm' is not available" in result.message
+    assert "arm controller action 'no_such_arm' did not answer the goal within server_wait_timeout (1.0 s)" \
+        in result.message
     assert result.steps_taken == 1  # the decision was made, and is reported, but not executed
 
 
@@ -221,7 +232,7 @@ def test_a_failing_arm_fails_the_goal_with_the_arms_reason(rig):
     status, result, _ = follow(rig, "fail", max_steps=3, execute=True)  # the test arm fails "fail" at the grasp
     assert status == GoalStatus.STATUS_ABORTED
     assert result.error_code == FollowInstruction.Result.EXECUTION_FAILED
-    assert result.message == "step 1: arm failed (code 5): suction found nothing to pick"
+    assert result.message == "step 1: arm failed (code 6): suction found nothing to pick"
     assert result.steps_taken == 1
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1, execute=True)
     assert status == GoalStatus.STATUS_SUCCEEDED  # still up
@@ -270,3 +281,157 @@ def test_parameter_errors_name_the_parameter(ros_context, policy):
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert "parameter on_busy must be 'queue' or 'reject'" in node.last_error
     node.destroy_node()
+
+
+# ----- the ROS loop: freshness, responsiveness, lifecycle, bad input ---------------------------------------------
+
+def publish_instruction(rig, text):
+    if not hasattr(rig, "instruction_pub"):
+        rig.instruction_pub = rig.client.create_publisher(String, "/cliport/instruction", 10)
+    assert spin_until(rig.executor, lambda: rig.instruction_pub.get_subscription_count() > 0, 10)
+    rig.instruction_pub.publish(String(data=text))
+
+
+def test_decides_only_on_images_taken_after_the_instruction(rig):
+    rig.cams.streaming = False
+    node = rig.start(image_wait_timeout=10.0)
+    feed_images(rig, node)  # a pair from before the instruction: it must not be used
+    old = rig.cams.stamps[-1]
+    if not hasattr(rig, "follow_client"):
+        rig.follow_client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
+    rig.follow_client.wait_for_server(timeout_sec=10)
+    future = rig.follow_client.send_goal_async(FollowInstruction.Goal(instruction="put the red block in the bowl",
+                                                                      max_steps=1))
+    assert spin_until(rig.executor, future.done, 30) and future.result().accepted
+    result_future = future.result().get_result_async()
+    spin_until(rig.executor, lambda: False, 0.5)
+    assert not result_future.done(), "decided without waiting for an image taken after the instruction"
+    fresh = rig.cams.publish()
+    assert spin_until(rig.executor, result_future.done, 30)
+    result = result_future.result().result
+    assert result.success, result.message
+    stamp = result.steps[0].header.stamp
+    assert (stamp.sec, stamp.nanosec) == (fresh.sec, fresh.nanosec) != old
+
+
+def test_images_stamped_in_the_future_are_refused(rig):
+    node = rig.start(image_wait_timeout=1.0)
+    rig.cams.stamp_offset = -1000.0
+    feed_images(rig, node)
+    status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
+    assert result.error_code == FollowInstruction.Result.NO_OBSERVATION
+    assert "in the future (max_stamp_lead is 0.50 s)" in result.message
+
+
+def test_many_queued_goals_leave_the_node_responsive(rig):
+    """Each queued goal once held an executor thread: with four, the node stopped taking images and answers."""
+    node = rig.start(execute=True, max_queue=20)
+    peer = PeerNode(context=rig.context)
+    rig.executor.add_node(peer)
+    feed_images(rig, node)
+    client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
+    client.wait_for_server(timeout_sec=10)
+    goals = [client.send_goal_async(FollowInstruction.Goal(instruction=f"put block {k} in the bowl", max_steps=1,
+                                                           execute=True)) for k in range(8)]
+    assert spin_until(rig.executor, lambda: all(g.done() for g in goals), 60)
+    results = [g.result().get_result_async() for g in goals]
+    assert spin_until(rig.executor, lambda: all(r.done() for r in results), 120)
+    messages = [r.result().result.message for r in results]
+    assert all(r.result().status == GoalStatus.STATUS_SUCCEEDED for r in results), messages
+    assert sorted(peer.executions) == sorted(f"put block {k} in the bowl" for k in range(8))
+
+
+def test_deactivate_and_activate_again_acts_once_per_instruction(rig):
+    node = rig.start(execute=True)
+    peer = PeerNode(context=rig.context)
+    rig.executor.add_node(peer)
+    for _ in range(2):
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    feed_images(rig, node)
+    publish_instruction(rig, "put the red block in the green bowl")
+    assert spin_until(rig.executor, lambda: any("1 step(s)" in s for s in rig.status), 60), rig.status
+    spin_until(rig.executor, lambda: False, 1.0)  # time for a second execution, if there were one
+    assert peer.executions == ["put the red block in the green bowl"]
+    assert len(rig.received) == 1
+
+
+def test_an_inactive_node_refuses_work_with_a_reason(rig):
+    node = rig.start()
+    feed_images(rig, node)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
+    assert status == GoalStatus.STATUS_ABORTED and result.error_code == FollowInstruction.Result.INACTIVE
+    assert "not active" in result.message
+    publish_instruction(rig, "put the red block in the green bowl")
+    assert spin_until(rig.executor, lambda: any("refused: the node is not active" in s for s in rig.status), 10)
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+
+
+def test_deactivate_during_execution_stops_the_arm_and_ends_the_goal(rig):
+    node = rig.start(execute=True)
+    peer = PeerNode(context=rig.context)
+    rig.executor.add_node(peer)
+    feed_images(rig, node)
+    client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
+    client.wait_for_server(timeout_sec=10)
+    running = client.send_goal_async(FollowInstruction.Goal(instruction="hold", max_steps=1, execute=True))
+    queued = client.send_goal_async(FollowInstruction.Goal(instruction="put it in the bowl", max_steps=1, execute=True))
+    assert spin_until(rig.executor, lambda: running.done() and queued.done(), 30)
+    assert spin_until(rig.executor, lambda: peer.executions == ["hold"], 30)
+    t0 = time.monotonic()
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert time.monotonic() - t0 < 5.0
+    results = [running.result().get_result_async(), queued.result().get_result_async()]
+    assert spin_until(rig.executor, lambda: all(r.done() for r in results), 30)
+    codes = [r.result().result.error_code for r in results]
+    assert codes == [FollowInstruction.Result.INACTIVE] * 2, [r.result().result.message for r in results]
+    assert peer.cancel_seen.is_set()  # the arm was told to stop
+    assert peer.executions == ["hold"]
+
+
+def test_the_goal_is_sent_even_when_the_readiness_poll_says_no(rig):
+    """wait_for_server() readiness flickers while other processes make same-named servers: the answer decides."""
+    node = rig.start(execute=True)
+    rig.executor.add_node(PeerNode(context=rig.context))
+    node.execute_client.server_is_ready = lambda: False  # double: the poll as it flickers
+    node.execute_client.wait_for_server = lambda timeout_sec=None: False
+    feed_images(rig, node)
+    status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1, execute=True)
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+
+
+@pytest.mark.parametrize("text", ["put it\n[ERROR] [cliport_node]: arm collided", "put it\x7f", "put it\x85 now",
+                                  "put the \u202eblock", "put it\x1b[31m"])
+def test_control_and_bidi_characters_are_refused_and_never_logged_raw(rig, text):
+    node = rig.start()
+    feed_images(rig, node)
+    publish_instruction(rig, text)
+    assert spin_until(rig.executor, lambda: any("control or format characters" in s for s in rig.status), 10)
+    assert not any(ch in s for s in rig.status for ch in "\n\x7f\x85\u202e\x1b"), rig.status
+    status, result, _ = follow(rig, text, max_steps=1)
+    assert result.error_code == FollowInstruction.Result.INVALID_INSTRUCTION
+    assert not any(ch in result.message for ch in "\n\x7f\x85\u202e\x1b"), result.message
+
+
+def test_a_burst_of_instructions_is_answered_one_by_one(rig):
+    node = rig.start(max_queue=10)
+    feed_images(rig, node)
+    for k in range(50):
+        publish_instruction(rig, f"put block {k} in the bowl")
+    answered = lambda: [s for s in rig.status if "step(s) for" in s or "queue full" in s]  # noqa: E731
+    assert spin_until(rig.executor, lambda: len(answered()) >= 50, 120), len(answered())
+    spin_until(rig.executor, lambda: False, 0.5)
+    assert len(answered()) == 50
+    assert sum("queue full" in s for s in answered()) >= 1 and sum("step(s) for" in s for s in answered()) >= 11
+
+
+def test_a_queued_instruction_expires(rig):
+    rig.cams.streaming = False
+    node = rig.start(image_wait_timeout=1.5, max_queue_age=0.5)
+    publish_instruction(rig, "put the red block in the green bowl")  # waits 1.5 s for images, then fails
+    publish_instruction(rig, "put the blue block in the green bowl")
+    assert spin_until(rig.executor, lambda: any("expired" in s for s in rig.status), 10), rig.status
+    assert any("instruction expired: it waited" in s and "max_queue_age is 0.5 s" in s for s in rig.status)

@@ -71,6 +71,17 @@ def test_camera_info_round_trip_and_uncalibrated():
         camera_info_intrinsics(CameraInfo())
 
 
+@pytest.mark.parametrize("fx, fy, cx, cy, message", [
+    (1e-300, 450.0, 320.0, 240.0, "fx=1e-300 px gives a 180 degree field of view"),
+    (450.0, 1e9, 320.0, 240.0, "fy=1e\\+09 px gives a 2.75e-05 degree field of view"),
+    (450.0, 450.0, 5000.0, 240.0, "principal point \\(5000, 240\\) lies outside the 640x480 image"),
+])
+def test_camera_info_that_no_camera_has_is_refused(fx, fy, cx, cy, message):
+    info = CameraInfo(width=640, height=480, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+    with pytest.raises(ImageError, match=message):
+        camera_info_intrinsics(info)
+
+
 def test_array_to_image_checks_dtype():
     with pytest.raises(ImageError, match="rgb8 needs a uint8 array with 3 channel"):
         array_to_image(np.zeros((2, 2, 3), np.float32), "rgb8")

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 
 import pytest
 from rclpy.executors import SingleThreadedExecutor
@@ -31,31 +30,19 @@ NAMED_BLOCK_SEED, NAMED_BLOCK_INSTRUCTION = 10009, "put the brown blocks in a ye
 
 
 def run_cli(*args, timeout=240):
-    """Run ``cliport ARGS`` as a user does; returns (CompletedProcess, the JSON lines of its stdout).
-
-    A fresh-clone CI run twice saw one `cliport sim` never finish (cause not found; reruns pass). So a run that
-    outlives ``timeout`` (a normal one takes under a minute) is sent SIGABRT, which makes Python's faulthandler
-    print every thread's stack, and is tried once more with a warning that carries those stacks; a second hang
-    fails the test with them.
-    """
+    """Run ``cliport ARGS`` as a user does; returns (CompletedProcess, the JSON lines of its stdout)."""
     command = [sys.executable, "-X", "faulthandler", "-m", "cliport_ros.cli", *args]
-    for attempt in (1, 2):
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ))
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack: the report says where it hung
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-            break
+            stdout, stderr = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)
-            try:
-                stdout, stderr = proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                stdout, stderr = proc.communicate()
-            report = f"cliport {' '.join(args)} hung for {timeout} s (attempt {attempt}); its stacks:\n{stderr[-6000:]}"
-            if attempt == 2:
-                pytest.fail(report)
-            warnings.warn(report)
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"cliport {' '.join(args)} hung for {timeout} s; its stacks:\n{stderr[-6000:]}")
     done = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     return done, lines

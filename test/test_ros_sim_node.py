@@ -124,3 +124,87 @@ def test_reset_service(bridge):
     assert node.env.task_key == TASK  # still usable
     future = service.call_async(ResetEpisode.Request(task=TASK, split="test", seed=10003))
     assert spin_until(executor, future.done, 60) and future.result().success
+
+
+def test_goals_outside_the_workspace_are_refused_and_nothing_moves(bridge, environment):
+    node, client, executor = bridge
+    action = ActionClient(client, ExecutePickPlace, "execute_pick_place")
+    joints = node.status().step, environment.joint_state()[1]
+    msg = pick_place_to_msg(environment.oracle())
+    msg.pick.position.y = -0.65
+    status, result, feedback = run_action(executor, action, ExecutePickPlace.Goal(pick_place=msg), expect_feedback=0)
+    assert status == GoalStatus.STATUS_ABORTED and result.error_code == ExecutePickPlace.Result.OUT_OF_WORKSPACE
+    assert result.message.startswith("pick at (") and "is outside the workspace" in result.message
+    assert environment.joint_state()[1] == pytest.approx(joints[1], abs=1e-6)
+
+
+def test_huge_quaternions_are_normalised_not_an_empty_result(bridge, environment):
+    node, client, executor = bridge
+    action = ActionClient(client, ExecutePickPlace, "execute_pick_place")
+    msg = pick_place_to_msg(environment.oracle())
+    q = msg.pick.orientation
+    q.x, q.y, q.z, q.w = 1e200, 0.0, 0.0, 1e200
+    status, result, _ = run_action(executor, action, ExecutePickPlace.Goal(pick_place=msg), timeout=120,
+                                   expect_feedback=0)
+    assert result.error_code != ExecutePickPlace.Result.UNKNOWN and result.message, result
+    assert (status == GoalStatus.STATUS_SUCCEEDED) == result.success == (result.error_code == ExecutePickPlace.Result.SUCCESS)
+
+
+def test_an_error_inside_the_bridge_is_an_internal_error_never_an_empty_result(bridge, environment):
+    node, client, executor = bridge
+    action = ActionClient(client, ExecutePickPlace, "execute_pick_place")
+
+    def broken_refresh():  # double: the renderer failing after the motion
+        raise OSError("EGL context lost")
+
+    node.refresh_cameras = broken_refresh
+    goal = ExecutePickPlace.Goal(pick_place=pick_place_to_msg(environment.oracle()))
+    status, result, _ = run_action(executor, action, goal, timeout=120, expect_feedback=0)
+    assert status == GoalStatus.STATUS_ABORTED and not result.success
+    assert result.error_code == ExecutePickPlace.Result.INTERNAL_ERROR
+    assert "OSError: EGL context lost" in result.message
+    assert not node.executing.is_set()  # the bridge takes the next goal
+
+
+def test_a_call_on_a_stopped_simulator_fails_at_once():
+    import threading
+    import time
+
+    from cliport_ros.ros.sim_node import SimThread, SimulatorStopped
+
+    sim = SimThread()
+    assert sim.call(lambda: 41 + 1) == 42
+    release = threading.Event()
+    outcome = []
+
+    def waiting_caller():
+        try:
+            sim.call(lambda: release.wait(30))  # a call under way when stop() comes
+            outcome.append("returned")
+        except SimulatorStopped as exc:
+            outcome.append(str(exc))
+
+    caller = threading.Thread(target=waiting_caller)
+    caller.start()
+    queued = []
+    second = threading.Thread(target=lambda: queued.append(_call_or_error(sim)))
+    second.start()
+    time.sleep(0.2)
+    stopper = threading.Thread(target=lambda: sim.stop(timeout=0.5))
+    stopper.start()
+    stopper.join(5)
+    release.set()
+    caller.join(5)
+    second.join(5)
+    assert not second.is_alive() and queued and "stopped" in queued[0]
+    with pytest.raises(SimulatorStopped, match="the simulator is stopped"):
+        sim.call(lambda: 1)
+
+
+def _call_or_error(sim):
+    from cliport_ros.ros.sim_node import SimulatorStopped
+
+    try:
+        return sim.call(lambda: "ran")
+    except SimulatorStopped as exc:
+        return str(exc)

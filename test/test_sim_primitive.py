@@ -75,15 +75,32 @@ def test_missing_the_object_is_a_reported_failure(env):
         assert np.allclose(env.scene.pose(b)[0], before[b], atol=1e-3)
 
 
-def test_unreachable_targets_fail_with_a_reason_not_an_exception(env):
+def test_targets_outside_the_workspace_are_refused_before_any_motion(env):
     env.reset(0)
     action = env.oracle()
-    far = PickPlace(Pose((1.6, 0.0, 0.02)), action.place)
-    result = env.step(far)
-    assert not result.success and result.message.startswith("pick pose unreachable")
-    far_place = PickPlace(action.pick, Pose((0.0, 1.5, 0.02)))
-    result = env.step(far_place)
-    assert not result.success and result.message.startswith("place pose unreachable")
+    joints = env.joint_state()[1]
+    for far, name in ((PickPlace(Pose((0.5, -0.65, 0.02)), action.place), "pick at (0.500, -0.650)"),
+                      (PickPlace(action.pick, Pose((0.5, 0.7, 0.02))), "place at (0.500, 0.700)")):
+        result = env.step(far)
+        assert not result.success and result.message.startswith(name), result.message
+        assert "is outside the workspace x [0.25, 0.75], y [-0.5, 0.5]: nothing moved" in result.message
+        assert np.allclose(env.joint_state()[1], joints, atol=1e-6)
+    assert env.suction.held is None
+
+
+def test_unreachable_targets_fail_with_a_reason_not_an_exception(env):
+    from cliport_ros.sim.primitives import pick_place
+
+    env.reset(0)
+    action = env.oracle()
+    # The primitive itself, below the environment's workspace check: poses no arm can reach.
+    result = pick_place(env.robot, env.suction, Pose((1.6, 0.0, 0.02)), action.place, env.workspace.z_min,
+                        env.primitive, settle=env.scene.settle)
+    assert not result.success and result.reason.startswith("pick pose unreachable")
+    result = pick_place(env.robot, env.suction, action.pick, Pose((0.0, 1.5, 0.02)), env.workspace.z_min,
+                        env.primitive, settle=env.scene.settle)
+    assert not result.success and result.reason.startswith("place pose unreachable")
+    env.suction.release()
     assert env.suction.held is None
 
 

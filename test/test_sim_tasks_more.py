@@ -153,7 +153,7 @@ def test_kit_holes_are_drawings_and_the_shapes_match_them(envs):
 
 
 def test_push_moves_a_block_along_the_line_and_reports_its_stages(envs):
-    from cliport_ros.sim.primitives import PUSH_STAGES
+    from cliport_ros.sim.primitives import PUSH_STAGES, push
     from cliport_ros.types import PickPlace, Pose
 
     env = envs("separating-piles-seen-colors")
@@ -173,4 +173,6 @@ def test_push_moves_a_block_along_the_line_and_reports_its_stages(envs):
     assert abs(pos[0] - 0.5) < 0.02 and 0.05 < pos[1] < 0.1, pos
     far = PickPlace(Pose((0.5, -0.16, 0.0)), Pose((1.5, 0.0, 0.0)), primitive="push")
     result = env.execute(far)
+    assert not result.success and result.reason.startswith("place at (1.500, 0.000) m is outside the workspace")
+    result = push(env.robot, env.suction, far.pick, far.place, env.workspace.z_min, env.primitive)
     assert not result.success and "push end pose unreachable" in result.reason

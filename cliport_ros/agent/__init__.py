@@ -7,6 +7,7 @@ from cliport_ros.agent.decider import (
     Decision,
     DecisionCode,
     DecisionError,
+    quote_text,
     validate_instruction,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "Decision",
     "DecisionCode",
     "DecisionError",
+    "quote_text",
     "validate_instruction",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -23,15 +24,17 @@ from cliport_ros.types import PRIMITIVES, PickPlace
 class DecisionCode(enum.IntEnum):
     """Why a decision was refused; the values equal FollowInstruction.Result's codes (a test checks)."""
 
-    SUCCESS = 0
-    INVALID_INSTRUCTION = 1
-    NO_OBSERVATION = 2
-    LOW_CONFIDENCE = 3
-    OUT_OF_WORKSPACE = 4
-    EXECUTION_FAILED = 5
-    CANCELED = 6
-    BUSY = 7
-    INTERNAL_ERROR = 8
+    UNKNOWN = 0  # never set: an empty result reads as a failure
+    SUCCESS = 1
+    INVALID_INSTRUCTION = 2
+    NO_OBSERVATION = 3
+    LOW_CONFIDENCE = 4
+    OUT_OF_WORKSPACE = 5
+    EXECUTION_FAILED = 6
+    CANCELED = 7
+    BUSY = 8
+    INTERNAL_ERROR = 9
+    INACTIVE = 10
 
 
 class DecisionError(Exception):
@@ -49,6 +52,8 @@ class AgentConfig:
 
     max_instruction_length: int = 1000
     max_image_age: float = 2.0  # seconds between the newest image and "now"; 0 disables the check
+    max_stamp_lead: float = 0.5  # seconds an image stamp may lie ahead of "now" (clock skew between computers)
+    min_view_coverage: float = 0.05  # fraction of the top-down view that the cameras must see
     min_confidence: float = 0.0  # refuse decisions whose pick or place confidence is below this
     workspace_margin: float = 0.0  # metres kept clear of the workspace edges
     primitive: str = "pick_place"  # what executes the decisions: "pick_place", or "push" (separating-piles)
@@ -58,6 +63,10 @@ class AgentConfig:
             raise ValueError(f"max_instruction_length must be an integer in [1, 100000], got {self.max_instruction_length!r}")
         if not (math.isfinite(self.max_image_age) and self.max_image_age >= 0):
             raise ValueError(f"max_image_age must be >= 0 seconds (0 disables), got {self.max_image_age!r}")
+        if not (math.isfinite(self.max_stamp_lead) and 0.0 <= self.max_stamp_lead <= 10.0):
+            raise ValueError(f"max_stamp_lead must be in [0, 10] seconds, got {self.max_stamp_lead!r}")
+        if not 0.0 <= self.min_view_coverage <= 1.0:
+            raise ValueError(f"min_view_coverage must be in [0, 1], got {self.min_view_coverage!r}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
         if not (math.isfinite(self.workspace_margin) and 0.0 <= self.workspace_margin < 0.25):
@@ -98,6 +107,12 @@ def validate_instruction(text: Any, max_length: int = 1000) -> str:
     if not isinstance(text, str):
         raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
                             f"instruction must be text, got {type(text).__name__}")
+    bad = [ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") and ch != " "]
+    if bad:
+        # Line breaks, terminal escapes and bidi overrides would forge log lines or hide text from an operator.
+        raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
+                            f"instruction contains control or format characters ({quote_text(''.join(bad[:5]))}); "
+                            "send one line of plain text")
     stripped = " ".join(text.split())
     if not stripped:
         raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
@@ -106,10 +121,21 @@ def validate_instruction(text: Any, max_length: int = 1000) -> str:
     if len(text) > max_length:
         raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
                             f"instruction is {len(text)} characters long; the limit is {max_length}")
-    if not any(ch.isalpha() for ch in stripped) or any(ord(ch) < 32 for ch in stripped):
-        raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
-                            "instruction must be words (letters), without control characters")
+    if not any(ch.isalpha() for ch in stripped):
+        raise DecisionError(DecisionCode.INVALID_INSTRUCTION, "instruction must be words (letters)")
     return stripped
+
+
+def quote_text(text: str, limit: int = 80) -> str:
+    """``text`` safe for one log line: control, format and separator characters escaped, cut at ``limit``."""
+    out = []
+    for ch in text[:limit]:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out) + ("..." if len(text) > limit else "")
 
 
 class Decider:
@@ -129,6 +155,12 @@ class Decider:
         if not frames:
             raise DecisionError(DecisionCode.NO_OBSERVATION, "no camera images received yet")
         newest = max(f.stamp for f in frames)
+        for frame in frames:
+            if frame.stamp - now > self.config.max_stamp_lead:
+                raise DecisionError(
+                    DecisionCode.NO_OBSERVATION,
+                    f"images from camera '{frame.camera.name}' are stamped {frame.stamp - now:.2f} s in the future "
+                    f"(max_stamp_lead is {self.config.max_stamp_lead:.2f} s): are the computers' clocks in sync?")
         if self.config.max_image_age > 0:
             for frame in frames:
                 age = now - frame.stamp
@@ -147,9 +179,14 @@ class Decider:
             view = self._fuse([(f.rgb, f.depth, f.camera) for f in frames], self.workspace)
         except ValueError as exc:
             raise DecisionError(DecisionCode.NO_OBSERVATION, f"camera images unusable: {exc}") from exc
-        if not np.any(view.height > 0) and not np.any(view.colour):
+        coverage = float(np.mean((view.height > 0) | np.any(view.colour > 0, axis=-1)))
+        if coverage == 0.0:
             raise DecisionError(DecisionCode.NO_OBSERVATION,
                                 "no camera sees the workspace: every depth point falls outside its bounds")
+        if coverage < self.config.min_view_coverage:
+            raise DecisionError(DecisionCode.NO_OBSERVATION,
+                                f"the cameras see {100 * coverage:.1f} % of the workspace (min_view_coverage is "
+                                f"{100 * self.config.min_view_coverage:.1f} %): check camera poses and intrinsics")
         t1 = time.perf_counter()
         try:
             output = self.policy.act(view, text)

@@ -10,17 +10,18 @@ from enum import IntEnum
 
 
 class ErrorCode(IntEnum):
-    SUCCESS = 0
-    INVALID_GOAL = 1
-    OUT_OF_WORKSPACE = 2
-    PLANNING_FAILED = 3
-    EXECUTION_FAILED = 4
-    GRASP_FAILED = 5
-    RELEASE_FAILED = 6
-    CANCELED = 7
-    TIMEOUT = 8
-    BUSY = 9
-    INTERNAL_ERROR = 10
+    UNKNOWN = 0  # never set: an empty result reads as a failure
+    SUCCESS = 1
+    INVALID_GOAL = 2
+    OUT_OF_WORKSPACE = 3
+    PLANNING_FAILED = 4
+    EXECUTION_FAILED = 5
+    GRASP_FAILED = 6
+    RELEASE_FAILED = 7
+    CANCELED = 8
+    TIMEOUT = 9
+    BUSY = 10
+    INTERNAL_ERROR = 11
 
 
 class Stage(IntEnum):

@@ -6,6 +6,7 @@ the base frame from a calibration file (a camera rig YAML) or from TF at the ima
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import rclpy
@@ -14,7 +15,7 @@ from sensor_msgs.msg import Image
 
 from cliport_ros.agent import CameraFrame, DecisionCode, DecisionError
 from cliport_ros.perception.camera import CameraModel, load_camera_rig
-from cliport_ros.ros.conversions import stamp_to_seconds
+from cliport_ros.ros.conversions import stamp_to_nanoseconds, stamp_to_seconds
 from cliport_ros.ros.images import ImageError, camera_info_intrinsics, colour_to_array, depth_to_array
 from cliport_ros.ros.rgbd_sync import CameraTopics, RgbdCamera
 
@@ -78,9 +79,31 @@ class CameraInputs:
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self.node)
         self.cameras = [RgbdCamera(self.node, t, self.slop, callback_group=callback_group) for t in self.topics]
 
+    def unsubscribe(self) -> None:
+        for cam in self.cameras:
+            cam.destroy()
+        self.cameras = []
+
     def ready(self) -> bool:
         return bool(self.cameras) and all(c.latest()[0] is not None and c.latest()[2] is not None
                                           for c in self.cameras)
+
+    def wait_for_frames(self, not_before_ns: int, timeout: float) -> list[CameraFrame]:
+        """The frames of every camera taken at or after ``not_before_ns`` (ROS time), waiting up to ``timeout`` s
+        in all for them; DecisionError(NO_OBSERVATION) naming the camera that had none."""
+        deadline = time.monotonic() + timeout
+        for cam in self.cameras:
+            if not cam.wait_for_pair(not_before_ns, max(0.0, deadline - time.monotonic())):
+                colour = cam.latest()[0]
+                if colour is None:
+                    raise DecisionError(DecisionCode.NO_OBSERVATION,
+                                        f"no synchronised colour/depth images from camera '{cam.topics.name}' "
+                                        f"({cam.topics.colour}, {cam.topics.depth}) within {timeout:g} s")
+                behind = (not_before_ns - stamp_to_nanoseconds(colour.header.stamp)) * 1e-9
+                raise DecisionError(DecisionCode.NO_OBSERVATION,
+                                    f"no image from camera '{cam.topics.name}' taken after the instruction within "
+                                    f"{timeout:g} s (its newest is {behind:.2f} s older than the instruction)")
+        return self.frames()
 
     def frames(self) -> list[CameraFrame]:
         """The latest synchronised frame of every camera as arrays; DecisionError(NO_OBSERVATION) otherwise."""
@@ -109,7 +132,7 @@ class CameraInputs:
                                     f"but images are {dep.shape[1]}x{dep.shape[0]}")
             stamp = colour.header.stamp
             frames.append(CameraFrame(self._model(name, intrinsics, colour), rgb, dep, stamp_to_seconds(stamp),
-                                      stamp.sec * 1_000_000_000 + stamp.nanosec))
+                                      stamp_to_nanoseconds(stamp)))
         return frames
 
     def _model(self, name: str, intrinsics: dict, colour: Image) -> CameraModel:

@@ -1,12 +1,16 @@
 """The CLIPort node: RGB-D cameras + instructions in, PickPlace decisions out, executed through an action.
 
-Lifecycle: configure loads the checkpoint and warms the policy up; activate subscribes to the cameras and
-the instruction topic and serves FollowInstruction. With ``autostart`` (the default) ``main()`` runs both
-transitions at start-up, as a lifecycle manager would.
+Lifecycle (rclpy LifecycleNode): configure loads the checkpoint, warms the policy up and creates every
+subscription, publisher and the FollowInstruction server once; activate starts the worker and the lifecycle
+publishers; deactivate stops the worker (the step under way is cancelled on the arm, queued instructions end
+with INACTIVE) and the node refuses work with a reason until it is activated again; cleanup and shutdown
+destroy what configure created. ``main()`` configures and activates at start-up, as a lifecycle manager would.
 
 Work runs on one worker thread, fed by a queue: a message on ``/cliport/instruction`` is one step; a
-FollowInstruction goal is up to ``max_steps`` steps. The executor threads only enqueue and relay, so the
-node stays responsive (cancel, new images) while the policy runs or the arm moves.
+FollowInstruction goal is up to ``max_steps`` steps. The goal's execute callback is a coroutine that awaits the
+worker's result, so queued goals hold no executor thread and the node stays responsive (cancel, new images,
+the arm's answers) however many goals wait. Each step decides only on images taken after the instruction
+arrived (or after the arm finished the previous step), waiting up to ``image_wait_timeout`` for them.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
 
 from cliport_ros.action import ExecutePickPlace, FollowInstruction
-from cliport_ros.agent import AgentConfig, CameraFrame, Decider, DecisionCode, DecisionError, validate_instruction
+from cliport_ros.agent import (AgentConfig, CameraFrame, Decider, DecisionCode, DecisionError, quote_text,
+                               validate_instruction)
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.msg import PickPlace as PickPlaceMsg
 from cliport_ros.ros.camera_inputs import CAMERA_PARAMETERS, CameraInputs
@@ -53,6 +60,12 @@ def load_policy(checkpoint: str, device: str) -> Any:
     return Policy.load(path, device=device)
 
 
+#: Instruction topic QoS: reliable and deep, so a burst is queued or refused one by one, never overwritten.
+INSTRUCTION_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+#: Seconds stop_worker waits for the worker; it is a daemon, so a policy call that outlasts this cannot hold exit.
+WORKER_JOIN_TIMEOUT = 3.0
+
+
 @dataclass
 class Job:
     """One instruction to carry out, from the topic (one step) or from a FollowInstruction goal."""
@@ -60,7 +73,9 @@ class Job:
     instruction: Any
     max_steps: int
     execute: bool
+    not_before_ns: int  # ROS time the instruction arrived: only images taken at or after it are used
     goal_handle: Any = None
+    future: Optional[Future] = None  # completed with the result; the goal's execute coroutine awaits it
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     enqueued: float = field(default_factory=time.monotonic)
@@ -74,16 +89,20 @@ class CliportNode(LifecycleNode):
                  parameter_overrides: list[Parameter] | None = None) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [])
         self._policy_factory = policy_factory or load_policy
-        ws = Workspace()
+        ws, agent = Workspace(), AgentConfig()
         self._declare({
-            "checkpoint": "", "device": "auto", "warm_up": True, **CAMERA_PARAMETERS, "max_image_age": 2.0,
+            "checkpoint": "", "device": "auto", "warm_up": True, **CAMERA_PARAMETERS,
+            "max_image_age": agent.max_image_age, "max_stamp_lead": agent.max_stamp_lead,
+            "min_view_coverage": agent.min_view_coverage, "image_wait_timeout": 2.0,
             "base_frame": ws.frame_id,
             "workspace.x_min": ws.x_min, "workspace.x_max": ws.x_max, "workspace.y_min": ws.y_min,
             "workspace.y_max": ws.y_max, "workspace.z_min": ws.z_min, "workspace.z_max": ws.z_max,
-            "workspace.pixel_size": ws.pixel_size, "workspace_margin": 0.0,
-            "primitive": "pick_place", "min_confidence": 0.0, "max_instruction_length": 1000, "max_steps": 10,
+            "workspace.pixel_size": ws.pixel_size, "workspace_margin": agent.workspace_margin,
+            "primitive": agent.primitive, "min_confidence": agent.min_confidence,
+            "max_instruction_length": agent.max_instruction_length, "max_steps": 10,
             "execute": True, "execute_action": "execute_pick_place", "server_wait_timeout": 5.0,
-            "execute_timeout": 120.0, "on_busy": "queue", "max_queue": 10, "publish_visualization": True,
+            "execute_timeout": 120.0, "on_busy": "queue", "max_queue": 10, "max_queue_age": 30.0,
+            "publish_visualization": True,
         })
         self.policy: Any = None
         self.decider: Optional[Decider] = None
@@ -91,9 +110,13 @@ class CliportNode(LifecycleNode):
         self.inputs: Optional[CameraInputs] = None
         self._queue: "queue.Queue[Optional[Job]]" = queue.Queue()
         self._busy = threading.Event()
+        self._stop = threading.Event()  # set on deactivate/shutdown: the step under way ends, the arm is stopped
         self._worker: Optional[threading.Thread] = None
         self._active = False
         self._group = ReentrantCallbackGroup()
+        self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy, entity) made by configure
+        self.pub_status = self.create_publisher(String, "/cliport/status", 10)  # also reports refusals when inactive
+        self.arm_goals_sent = 0
         self.decisions_published = 0
         self.last_timings: dict[str, float] = {}
         self.last_error = ""
@@ -117,6 +140,8 @@ class CliportNode(LifecycleNode):
         try:
             agent = AgentConfig(max_instruction_length=int(self.p("max_instruction_length")),
                                 max_image_age=float(self.p("max_image_age")),
+                                max_stamp_lead=float(self.p("max_stamp_lead")),
+                                min_view_coverage=float(self.p("min_view_coverage")),
                                 min_confidence=float(self.p("min_confidence")),
                                 workspace_margin=float(self.p("workspace_margin")),
                                 primitive=str(self.p("primitive")))
@@ -128,6 +153,9 @@ class CliportNode(LifecycleNode):
             raise ValueError(f"parameter device must be auto, cpu or cuda[:N], got {self.p('device')!r}")
         if int(self.p("max_steps")) < 1 or int(self.p("max_queue")) < 1:
             raise ValueError("parameters max_steps and max_queue must be >= 1")
+        for name in ("image_wait_timeout", "server_wait_timeout", "execute_timeout", "max_queue_age"):
+            if not 0.0 < float(self.p(name)) <= 3600.0:
+                raise ValueError(f"parameter {name} must be in (0, 3600] seconds, got {self.p(name)!r}")
         return ws, agent
 
     # ----- lifecycle --------------------------------------------------------------------------------------
@@ -145,46 +173,75 @@ class CliportNode(LifecycleNode):
             self.get_logger().error(self.last_error)
             return TransitionCallbackReturn.FAILURE
         self.decider = Decider(self.policy, self.workspace, agent_config)
-        self.pub_pick_place = self.create_publisher(PickPlaceMsg, "/cliport/pick_place", 10)
-        self.pub_pick_heatmap = self.create_publisher(Image, "/cliport/pick_heatmap", 1)
-        self.pub_place_heatmap = self.create_publisher(Image, "/cliport/place_heatmap", 1)
-        self.pub_top_down = self.create_publisher(Image, "/cliport/top_down", 1)
-        self.pub_markers = self.create_publisher(MarkerArray, "/cliport/markers", 1)
-        self.pub_status = self.create_publisher(String, "/cliport/status", 10)
+        # Everything is created once here and destroyed in cleanup: an activate/deactivate cycle adds nothing,
+        # so one instruction can never reach two subscriptions (or two servers) and move the arm twice.
+        lifecycle = lambda pub: (self.destroy_lifecycle_publisher, pub)  # noqa: E731
+        self.pub_pick_place = self.create_lifecycle_publisher(PickPlaceMsg, "/cliport/pick_place", 10)
+        self.pub_pick_heatmap = self.create_lifecycle_publisher(Image, "/cliport/pick_heatmap", 1)
+        self.pub_place_heatmap = self.create_lifecycle_publisher(Image, "/cliport/place_heatmap", 1)
+        self.pub_top_down = self.create_lifecycle_publisher(Image, "/cliport/top_down", 1)
+        self.pub_markers = self.create_lifecycle_publisher(MarkerArray, "/cliport/markers", 1)
+        self._entities = [lifecycle(p) for p in (self.pub_pick_place, self.pub_pick_heatmap, self.pub_place_heatmap,
+                                                 self.pub_top_down, self.pub_markers)]
         self.execute_client = ActionClient(self, ExecutePickPlace, self.p("execute_action"),
                                            callback_group=self._group)
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.inputs.subscribe(callback_group=self._group)
-        self.create_subscription(String, "/cliport/instruction", self._on_instruction, 10,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.instruction_sub = self.create_subscription(String, "/cliport/instruction", self._on_instruction,
+                                                        INSTRUCTION_QOS, callback_group=MutuallyExclusiveCallbackGroup())
         self.follow_server = ActionServer(
             self, FollowInstruction, "follow_instruction", self._follow_execute,
             goal_callback=self._follow_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=self._group)
-        self._active = True
+        self._entities += [(lambda c: c.destroy(), self.execute_client), (lambda _: self.inputs.unsubscribe(), None),
+                           (self.destroy_subscription, self.instruction_sub),
+                           (lambda s: s.destroy(), self.follow_server)]
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="cliport_worker", daemon=True)
         self._worker.start()
+        self._active = True
         self.get_logger().info(
             f"active: cameras {[t.colour for t in self.inputs.topics]}, execute={self.p('execute')} "
             f"via '{self.p('execute_action')}'")
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.stop_worker()
+        self.stop_worker("the node was deactivated")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        self.policy, self.decider = None, None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.stop_worker()
+        self.stop_worker("the node is shutting down")
+        self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
-    def stop_worker(self) -> None:
+    def _destroy_entities(self) -> None:
+        for destroy, entity in reversed(self._entities):
+            destroy(entity)
+        self._entities = []
+
+    def stop_worker(self, reason: str = "the node is stopping") -> None:
+        """End the step under way (its arm goal is cancelled), end queued jobs with INACTIVE, join the worker."""
         self._active = False
+        self._stop.set()
         if self._worker is not None:
             self._queue.put(None)
-            self._worker.join(timeout=30)
+            self._worker.join(timeout=WORKER_JOIN_TIMEOUT)
             self._worker = None
+        while True:  # what the worker did not take
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self._finish(job, FollowInstruction.Result(success=False, error_code=DecisionCode.INACTIVE,
+                                                           message=f"not started: {reason}"))
 
     # ----- inputs -----------------------------------------------------------------------------------------
     def _status(self, text: str, error: bool = False) -> None:
@@ -197,16 +254,23 @@ class CliportNode(LifecycleNode):
         if error:
             self.last_error = text
 
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
     def _on_instruction(self, msg: String) -> None:
+        arrived = self._now_ns()
+        if not self._active:
+            self._status(f"instruction '{quote_text(msg.data)}' refused: the node is not active", error=True)
+            return
         try:
             validate_instruction(msg.data, int(self.p("max_instruction_length")))
         except DecisionError as exc:
             self._status(f"instruction rejected: {exc.message}", error=True)
             return
-        job = Job(msg.data, max_steps=1, execute=bool(self.p("execute")))
+        job = Job(msg.data, max_steps=1, execute=bool(self.p("execute")), not_before_ns=arrived)
         reason = self._admit(job)
         if reason:
-            self._status(f"instruction '{msg.data[:80]}' rejected: {reason}", error=True)
+            self._status(f"instruction '{quote_text(msg.data)}' rejected: {reason}", error=True)
 
     def _admit(self, job: Job) -> str:
         """Queue a job; return why it was refused, or '' when queued."""
@@ -222,19 +286,33 @@ class CliportNode(LifecycleNode):
         if self.p("on_busy") == "reject" and (self._busy.is_set() or not self._queue.empty()):
             self._status("FollowInstruction goal rejected: busy (on_busy is 'reject')", error=True)
             return GoalResponse.REJECT
-        return GoalResponse.ACCEPT
+        return GoalResponse.ACCEPT  # an inactive node accepts, and ends the goal with INACTIVE and the reason
 
-    def _follow_execute(self, goal_handle) -> FollowInstruction.Result:
-        goal = goal_handle.request
-        steps = int(goal.max_steps) or int(self.p("max_steps"))
-        job = Job(goal.instruction, max_steps=steps, execute=bool(goal.execute), goal_handle=goal_handle)
-        reason = self._admit(job)
-        if reason:
-            goal_handle.abort()
-            return FollowInstruction.Result(success=False, error_code=DecisionCode.BUSY, message=reason)
-        job.done.wait()
-        result: FollowInstruction.Result = job.result
-        if result.error_code == DecisionCode.CANCELED:
+    async def _follow_execute(self, goal_handle) -> FollowInstruction.Result:
+        try:
+            goal = goal_handle.request
+            if not self._active:
+                result = FollowInstruction.Result(success=False, error_code=DecisionCode.INACTIVE,
+                                                  message="the node is not active (lifecycle): activate it first")
+                self._status(f"FollowInstruction '{quote_text(goal.instruction)}' refused: {result.message}",
+                             error=True)
+            else:
+                steps = int(goal.max_steps) or int(self.p("max_steps"))
+                job = Job(goal.instruction, max_steps=steps, execute=bool(goal.execute), goal_handle=goal_handle,
+                          not_before_ns=self._now_ns(), future=Future(executor=self.executor))
+                # A done callback makes the executor wake when the worker completes the future (a coroutine
+                # awaiting a bare future is only resumed when something else wakes the executor).
+                job.future.add_done_callback(lambda _: None)
+                reason = self._admit(job)
+                if reason:
+                    result = FollowInstruction.Result(success=False, error_code=DecisionCode.BUSY, message=reason)
+                else:
+                    result = await job.future
+        except Exception as exc:  # never an empty result: it would carry no reason
+            result = FollowInstruction.Result(success=False, error_code=DecisionCode.INTERNAL_ERROR,
+                                              message=f"internal error: {type(exc).__name__}: {exc}")
+            self._status(result.message, error=True)
+        if result.error_code == DecisionCode.CANCELED and goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif result.success:
             goal_handle.succeed()
@@ -243,21 +321,29 @@ class CliportNode(LifecycleNode):
         return result
 
     # ----- the worker -------------------------------------------------------------------------------------
+    def _finish(self, job: Job, result: Any) -> None:
+        job.result = result
+        if job.future is not None and not job.future.done():
+            job.future.set_result(result)
+        job.done.set()
+
     def _work(self) -> None:
         while True:
             job = self._queue.get()
-            if job is None:
+            if job is None or self._stop.is_set():
+                if job is not None:
+                    self._queue.put(job)  # stop_worker ends it with the reason
                 return
             self._busy.set()
             try:
-                job.result = self._run_job(job)
+                result = self._run_job(job)
             except Exception as exc:  # never let the worker die: the node must stay up
-                job.result = FollowInstruction.Result(success=False, error_code=DecisionCode.INTERNAL_ERROR,
-                                                      message=f"internal error: {type(exc).__name__}: {exc}")
-                self._status(job.result.message, error=True)
+                result = FollowInstruction.Result(success=False, error_code=DecisionCode.INTERNAL_ERROR,
+                                                  message=f"internal error: {type(exc).__name__}: {exc}")
+                self._status(result.message, error=True)
             finally:
                 self._busy.clear()
-                job.done.set()
+            self._finish(job, result)
 
     def _feedback(self, job: Job, step: int, stage: int, latest: PickPlaceMsg | None, arm_stage: str = "") -> None:
         if job.goal_handle is None:
@@ -268,16 +354,22 @@ class CliportNode(LifecycleNode):
 
     def _run_job(self, job: Job) -> FollowInstruction.Result:
         result = FollowInstruction.Result(success=False, steps_taken=0)
+        waited = time.monotonic() - job.enqueued
+        if waited > float(self.p("max_queue_age")):
+            return self._fail(result, DecisionCode.BUSY, f"instruction expired: it waited {waited:.1f} s in the "
+                                                         f"queue (max_queue_age is {self.p('max_queue_age')} s)")
         latest: PickPlaceMsg | None = None
+        not_before_ns = job.not_before_ns
         for step in range(1, job.max_steps + 1):
             if job.cancelled():
                 return self._fail(result, DecisionCode.CANCELED, f"canceled before step {step}")
+            if self._stop.is_set():
+                return self._fail(result, DecisionCode.INACTIVE, f"stopped before step {step}: the node is stopping")
             self._feedback(job, step, FollowInstruction.Feedback.PERCEIVE, latest)
             try:
-                frames = self.collect_frames()
+                frames = self.wait_for_frames(not_before_ns)
                 self._feedback(job, step, FollowInstruction.Feedback.PREDICT, latest)
-                now = self.get_clock().now().nanoseconds * 1e-9
-                decision = self.decider.decide(frames, job.instruction, now)
+                decision = self.decider.decide(frames, job.instruction, self._now_ns() * 1e-9)
             except DecisionError as exc:
                 return self._fail(result, exc.code, f"step {step}: {exc.message}")
             stamp = nanoseconds_to_stamp(decision.stamp_ns) if decision.stamp_ns is not None \
@@ -292,12 +384,15 @@ class CliportNode(LifecycleNode):
                 if not ok:
                     result.steps.append(latest)
                     result.steps_taken = step
-                    code = DecisionCode.CANCELED if job.cancelled() else DecisionCode.EXECUTION_FAILED
+                    code = (DecisionCode.CANCELED if job.cancelled() else
+                            DecisionCode.INACTIVE if self._stop.is_set() else DecisionCode.EXECUTION_FAILED)
                     return self._fail(result, code, f"step {step}: {message}")
+            # The next step looks at the scene as the arm left it.
+            not_before_ns = self._now_ns()
             result.steps.append(latest)
             result.steps_taken = step
         result.success, result.error_code = True, DecisionCode.SUCCESS
-        result.message = f"{result.steps_taken} step(s) for '{job.instruction}'" + \
+        result.message = f"{result.steps_taken} step(s) for '{quote_text(job.instruction)}'" + \
             ("" if job.execute else " (predicted only, execute is false)")
         self._status(result.message)
         return result
@@ -314,6 +409,10 @@ class CliportNode(LifecycleNode):
     def collect_frames(self) -> list[CameraFrame]:
         return self.inputs.frames()
 
+    def wait_for_frames(self, not_before_ns: int) -> list[CameraFrame]:
+        """Frames of every camera taken at or after ``not_before_ns``, waiting up to image_wait_timeout."""
+        return self.inputs.wait_for_frames(not_before_ns, float(self.p("image_wait_timeout")))
+
     def _publish(self, decision, msg: PickPlaceMsg) -> None:
         self.pub_pick_place.publish(msg)
         self.decisions_published += 1
@@ -327,45 +426,68 @@ class CliportNode(LifecycleNode):
         self.pub_markers.publish(decision_markers(decision.pick_place, self.workspace, header))
 
     def _execute(self, job: Job, step: int, msg: PickPlaceMsg) -> tuple[bool, str]:
-        """Send one PickPlace to the arm and wait (on this worker thread) for the result."""
+        """Send one PickPlace to the arm and wait (on this worker thread) for the result.
+
+        No wait_for_server(): its readiness check needs matched counts that flicker while other processes
+        create and destroy servers of the same name. The goal is sent, and the arm's answer decides."""
         client = self.execute_client
-        if not client.wait_for_server(timeout_sec=float(self.p("server_wait_timeout"))):
-            return False, (f"arm controller action '{self.p('execute_action')}' is not available "
-                           f"(waited {self.p('server_wait_timeout')} s)")
         done = threading.Event()
+        lock = threading.Lock()
         holder: dict[str, Any] = {}
 
         def on_feedback(feedback_msg) -> None:
             self._feedback(job, step, FollowInstruction.Feedback.EXECUTE, msg, feedback_msg.feedback.stage_name)
 
         def on_goal(future) -> None:
-            holder["handle"] = future.result()
-            if not holder["handle"].accepted:
+            handle = future.result()
+            with lock:
+                holder["handle"] = handle
+                abandoned = holder.get("abandoned", False)
+            if abandoned and handle.accepted:
+                handle.cancel_goal_async()  # answered after we gave up on it: it must not move the arm
+                return
+            if not handle.accepted:
                 done.set()
                 return
-            holder["handle"].get_result_async().add_done_callback(lambda f: (holder.update(result=f.result()),
-                                                                             done.set()))
+            handle.get_result_async().add_done_callback(lambda f: (holder.update(result=f.result()), done.set()))
 
+        self.arm_goals_sent += 1
         client.send_goal_async(ExecutePickPlace.Goal(pick_place=msg), feedback_callback=on_feedback) \
             .add_done_callback(on_goal)
+        answer_deadline = time.monotonic() + float(self.p("server_wait_timeout"))
         deadline = time.monotonic() + float(self.p("execute_timeout"))
         cancel_sent = False
         while not done.wait(0.05):
-            if (job.cancelled() or time.monotonic() > deadline) and not cancel_sent and "handle" in holder:
+            with lock:
+                answered = "handle" in holder
+                if not answered and time.monotonic() > answer_deadline:
+                    holder["abandoned"] = True
+            if not answered:
+                if holder.get("abandoned"):
+                    return False, (f"arm controller action '{self.p('execute_action')}' did not answer the goal "
+                                   f"within server_wait_timeout ({self.p('server_wait_timeout')} s): is it running?")
+                continue
+            stopping = job.cancelled() or self._stop.is_set()
+            if (stopping or time.monotonic() > deadline) and not cancel_sent:
                 holder["handle"].cancel_goal_async()
                 cancel_sent = True
-                deadline = min(deadline, time.monotonic() + 10.0)
-            elif time.monotonic() > deadline + 10.0:
+                deadline = min(deadline, time.monotonic() + (WORKER_JOIN_TIMEOUT if self._stop.is_set() else 10.0))
+            elif cancel_sent and time.monotonic() > deadline:
+                if self._stop.is_set():
+                    return False, "the node is stopping; the arm was asked to cancel"
                 return False, f"arm did not answer within execute_timeout ({self.p('execute_timeout')} s)"
         if "result" not in holder:
             return False, "arm controller rejected the goal"
         response = holder["result"]
         res = response.result
-        if response.status == GoalStatus.STATUS_SUCCEEDED and res.success:
+        if response.status == GoalStatus.STATUS_SUCCEEDED and res.success \
+                and res.error_code == ExecutePickPlace.Result.SUCCESS:
             return True, res.message
+        if self._stop.is_set():
+            return False, f"the node is stopping; the arm stopped: {res.message}"
         if cancel_sent and not job.cancelled():
             return False, f"arm timed out after execute_timeout ({self.p('execute_timeout')} s): {res.message}"
-        return False, f"arm failed (code {res.error_code}): {res.message}"
+        return False, f"arm failed (code {res.error_code}): {res.message or 'no reason given'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,8 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.stop_worker()
-        executor.shutdown()
+        node.stop_worker("the node is shutting down")
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return code

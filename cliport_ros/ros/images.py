@@ -101,6 +101,10 @@ def array_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Imag
     return msg
 
 
+#: The fields of view (degrees, per axis) a camera_info may imply; outside them K is not a camera's.
+MIN_FIELD_OF_VIEW_DEG, MAX_FIELD_OF_VIEW_DEG = 1.0, 170.0
+
+
 def camera_info_intrinsics(info: CameraInfo) -> dict[str, float | int]:
     """width, height, fx, fy, cx, cy from a CameraInfo; raises ImageError if it is not calibrated."""
     k = list(info.k)
@@ -109,6 +113,14 @@ def camera_info_intrinsics(info: CameraInfo) -> dict[str, float | int]:
     fx, fy, cx, cy = k[0], k[4], k[2], k[5]
     if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
         raise ImageError(f"camera_info K has no valid focal lengths (fx={fx}, fy={fy}): is the camera calibrated?")
+    for name, focal, size in (("fx", fx, info.width), ("fy", fy, info.height)):
+        fov = math.degrees(2.0 * math.atan(size / (2.0 * focal)))
+        if not MIN_FIELD_OF_VIEW_DEG <= fov <= MAX_FIELD_OF_VIEW_DEG:
+            raise ImageError(f"camera_info {name}={focal:g} px gives a {fov:.3g} degree field of view over {size} px; "
+                             f"a camera has {MIN_FIELD_OF_VIEW_DEG}-{MAX_FIELD_OF_VIEW_DEG} degrees: is K in pixels?")
+    if not (0.0 <= cx <= info.width and 0.0 <= cy <= info.height):
+        raise ImageError(f"camera_info principal point ({cx:g}, {cy:g}) lies outside the "
+                         f"{info.width}x{info.height} image")
     return {"width": int(info.width), "height": int(info.height), "fx": float(fx), "fy": float(fy),
             "cx": float(cx), "cy": float(cy)}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -16,7 +17,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
-from cliport_ros.ros.conversions import stamp_to_seconds
+from cliport_ros.ros.conversions import stamp_to_nanoseconds, stamp_to_seconds
 
 try:
     import message_filters  # type: ignore[import-not-found]
@@ -63,12 +64,15 @@ class RgbdCamera:
     def __init__(self, node: Node, topics: CameraTopics, slop: float, qos: QoSProfile = qos_profile_sensor_data,
                  callback_group: Any = None, on_pair: Callable[[str], None] | None = None) -> None:
         self.topics = topics
-        self._lock = threading.Lock()
+        # A Condition, so that a reader can wait for a pair newer than a given stamp (wait_for_pair).
+        self._lock = threading.Condition()
         self._pair: Optional[tuple[Image, Image]] = None
         self._info: Optional[CameraInfo] = None
         self._on_pair = on_pair
         self.pairs_received = 0
-        node.create_subscription(CameraInfo, topics.info, self._on_info, qos, callback_group=callback_group)
+        self._node = node
+        self._subscriptions = [node.create_subscription(CameraInfo, topics.info, self._on_info, qos,
+                                                        callback_group=callback_group)]
         if message_filters is not None:
             colour = message_filters.Subscriber(node, Image, topics.colour, qos_profile=qos,
                                                 callback_group=callback_group)
@@ -76,12 +80,20 @@ class RgbdCamera:
                                                callback_group=callback_group)
             self._sync = message_filters.ApproximateTimeSynchronizer([colour, depth], queue_size=8, slop=slop)
             self._sync.registerCallback(self._store)
+            self._subscriptions += [colour.sub, depth.sub]
         else:
             self._pairer = StampPairer(slop)
-            node.create_subscription(Image, topics.colour, lambda m: self._add("colour", m), qos,
-                                     callback_group=callback_group)
-            node.create_subscription(Image, topics.depth, lambda m: self._add("depth", m), qos,
-                                     callback_group=callback_group)
+            self._subscriptions += [
+                node.create_subscription(Image, topics.colour, lambda m: self._add("colour", m), qos,
+                                         callback_group=callback_group),
+                node.create_subscription(Image, topics.depth, lambda m: self._add("depth", m), qos,
+                                         callback_group=callback_group)]
+
+    def destroy(self) -> None:
+        """Unsubscribe (lifecycle cleanup); the last frames stay readable."""
+        for subscription in self._subscriptions:
+            self._node.destroy_subscription(subscription)
+        self._subscriptions = []
 
     def _add(self, stream: str, msg: Image) -> None:
         with self._lock:
@@ -93,12 +105,25 @@ class RgbdCamera:
         with self._lock:
             self._pair = (colour, depth)
             self.pairs_received += 1
+            self._lock.notify_all()
         if self._on_pair is not None:
             self._on_pair(self.topics.name)
 
     def _on_info(self, msg: CameraInfo) -> None:
         with self._lock:
             self._info = msg
+
+    def wait_for_pair(self, not_before_ns: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a pair whose colour stamp is at or after ``not_before_ns``."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                if self._pair is not None and stamp_to_nanoseconds(self._pair[0].header.stamp) >= not_before_ns:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
 
     def latest(self) -> tuple[Optional[Image], Optional[Image], Optional[CameraInfo]]:
         with self._lock:

@@ -2,22 +2,35 @@
 
 The simulation bridge (SimNode) and the CLIPort node (CliportNode) run in one multi-threaded executor and
 talk only through ROS topics and actions, exactly as the separate processes of launch/sim_bringup.launch.py
-do. For each episode the bridge is reset through its service, issues each step's instruction on
-``/cliport/instruction``, the CLIPort node decides and sends ExecutePickPlace, the bridge executes and
-scores. One JSON line per episode, then a summary line. ``--serve`` keeps running and waits for
-instructions on the topic instead (e.g. from ``ros2 topic pub``).
+do. For each episode the driver resets the bridge through its service and, for each step, sends the task's
+instruction as a FollowInstruction goal (one step, executed): the CLIPort node decides and sends
+ExecutePickPlace, the bridge executes and scores. A refused or failed step ends the episode at once with the
+node's reason. One JSON line per episode, then a summary line. ``--serve`` keeps running and waits for
+instructions on ``/cliport/instruction`` instead (e.g. from ``ros2 topic pub``).
+
+SIGINT and SIGTERM end it cleanly: the nodes are destroyed and the context shut down, so no shared-memory
+segment is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from cliport_ros.cli import Command
+
+#: Default --episode-timeout, seconds: an episode of the paper's tasks takes at most a few steps of seconds each.
+EPISODE_TIMEOUT = 300.0
+#: Seconds to wait for the bridge's TaskStatus after a step's result (it is published before the result).
+STATUS_TIMEOUT = 30.0
+#: How many of the node's status lines are kept for error reports.
+KEPT_STATUS_LINES = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot", default="ur5", choices=("ur5", "panda"))
     parser.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
     parser.add_argument("--record", default="", help="folder for PNGs of the top-down view and heatmaps per step")
-    parser.add_argument("--episode-timeout", type=float, default=600.0, help="seconds before an episode is abandoned")
+    parser.add_argument("--episode-timeout", type=float, default=EPISODE_TIMEOUT,
+                        help="seconds before an episode is abandoned (a failed step ends it at once)")
     parser.add_argument("--serve", action="store_true", help="keep running; act on /cliport/instruction messages")
 
 
@@ -43,7 +57,7 @@ class Recorder:
 
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.episode, self.step, self.written = 0, 0, []
+        self.episode, self.step, self.written = 0, 0, 0
         for kind in ("top_down", "pick_heatmap", "place_heatmap"):
             node.create_subscription(Image, f"/cliport/{kind}", lambda msg, k=kind: self._save(k, msg), 10)
 
@@ -56,7 +70,18 @@ class Recorder:
             self.step += 1
         path = self.folder / f"ep{self.episode:03d}_step{self.step:02d}_{kind}.png"
         cv2.imwrite(str(path), cv2.cvtColor(colour_to_array(msg), cv2.COLOR_RGB2BGR))
-        self.written.append(path)
+        self.written += 1  # a count, not a list: --serve runs for days
+
+
+def exit_on_signals() -> Any:
+    """SIGTERM (and SIGINT) raise KeyboardInterrupt in the main thread, so ``run`` tears down in order (rclpy
+    installs no handler for a context of our own, and SIGTERM's default would kill us without cleanup).
+    Returns a function that puts the previous handlers back."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.parameter import Parameter
     from std_msgs.msg import String
 
+    from rclpy.action import ActionClient
+
+    from cliport_ros.action import FollowInstruction
     from cliport_ros.msg import TaskStatus
     from cliport_ros.perception.camera import load_camera_rig
     from cliport_ros.ros.cliport_node import CliportNode
@@ -78,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     context = rclpy.Context()
     rclpy.init(context=context)
+    restore_signals = exit_on_signals()
     rig = load_camera_rig()
     first_seed = args.seed if args.seed is not None else seed_for(args.split, 0)
     # The policy (torch, open_clip) is loaded before the simulator: Mesa's EGL renderer and triton (imported
@@ -90,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(json.dumps({"error": str(exc)}))
         rclpy.try_shutdown(context=context)
+        restore_signals()
         return 2
     agent = CliportNode(context=context, parameter_overrides=[
         Parameter("checkpoint", value=args.checkpoint), Parameter("device", value=args.device),
@@ -102,41 +132,114 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"error": agent.last_error}))
         agent.destroy_node()
         rclpy.try_shutdown(context=context)
+        restore_signals()
         return 1
     try:
         sim = SimNode(context=context, parameter_overrides=[
             Parameter("task", value=args.task), Parameter("split", value=args.split),
             Parameter("robot", value=args.robot), Parameter("renderer", value=args.renderer),
-            # Episodes: images after every reset and step are enough. Serving: the cameras stream, so an
-            # instruction can come at any time and still find images younger than max_image_age.
-            Parameter("camera_rate", value=1.0 if args.serve else 0.0),
-            Parameter("publish_instructions", value=not args.serve),
+            # The driver sends each step's instruction as a goal; the node waits for images taken after it,
+            # which the bridge streams (the still scene, re-stamped) at its default camera_rate.
+            Parameter("publish_instructions", value=False),
             Parameter("seed", value=first_seed if args.serve else -1)])
     except (ValueError, KeyError) as exc:
         print(json.dumps({"error": f"simulator: {exc}"}))
         agent.destroy_node()
         rclpy.try_shutdown(context=context)
+        restore_signals()
         return 2
     agent.trigger_activate()
     driver = Node("cliport_sim_driver", context=context)
     recorder = Recorder(driver, Path(args.record)) if args.record else None
     status: dict[str, Any] = {}
-    status_event = threading.Event()
-    errors: list[str] = []
+    status_changed = threading.Condition()
+    reports: collections.deque[str] = collections.deque(maxlen=KEPT_STATUS_LINES)
 
     def on_status(msg: TaskStatus) -> None:
-        status["msg"] = msg
-        status_event.set()
+        with status_changed:
+            status["msg"] = msg
+            status_changed.notify_all()
 
     driver.create_subscription(TaskStatus, "/sim/task_status", on_status, LATCHED)
-    driver.create_subscription(String, "/cliport/status", lambda m: errors.append(m.data), 10)
+    driver.create_subscription(String, "/cliport/status", lambda m: reports.append(m.data), 10)
     reset_client = driver.create_client(ResetEpisode, "/sim/reset_episode")
+    follow_client = ActionClient(driver, FollowInstruction, "follow_instruction")
     executor = MultiThreadedExecutor(num_threads=6, context=context)
     for node in (sim, agent, driver):
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     results = []
+
+    def wait_future(future: Any, timeout: float) -> bool:
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        return done.wait(max(0.0, timeout))
+
+    def wait_status(seed: int, step: int, timeout: float) -> Any:
+        """The bridge's status for ``seed`` once it has counted ``step`` steps (or is done); None on timeout."""
+        deadline = time.monotonic() + timeout
+        with status_changed:
+            while True:
+                msg = status.get("msg")
+                if msg is not None and msg.seed == seed and (msg.step >= step or msg.done):
+                    return msg
+                if not status_changed.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() > deadline:
+                    return None
+
+    def play(k: int, seed: int) -> dict[str, Any]:
+        """One episode; the row that reports it."""
+        t0 = time.monotonic()
+        deadline = t0 + args.episode_timeout
+        row: dict[str, Any] = {"episode": k, "task": args.task, "split": args.split, "seed": seed, "score": 0.0,
+                               "steps": 0, "success": False}
+        future = reset_client.call_async(ResetEpisode.Request(task=args.task, split=args.split, seed=seed))
+        if not wait_future(future, min(120.0, deadline - time.monotonic())) or not future.result().success:
+            row["error"] = future.result().message if future.done() else "reset timed out"
+            return row
+        instruction = future.result().instruction
+        msg = wait_status(seed, 0, STATUS_TIMEOUT)
+        step = 0
+        while msg is not None and not msg.done:
+            step += 1
+            goal = follow_client.send_goal_async(FollowInstruction.Goal(instruction=instruction, max_steps=1,
+                                                                        execute=True))
+            if not wait_future(goal, deadline - time.monotonic()):
+                row["error"] = "the CLIPort node did not answer the goal"
+                break
+            handle = goal.result()
+            if not handle.accepted:
+                row["error"] = "the CLIPort node rejected the goal" + (f": {reports[-1]}" if reports else "")
+                break
+            answer = handle.get_result_async()
+            if not wait_future(answer, deadline - time.monotonic()):
+                handle.cancel_goal_async()
+                row["error"] = f"episode timed out during step {step}"
+                break
+            result = answer.result().result
+            # The node numbers the steps of its one-step goal; the episode's step number is ours.
+            reason = f"step {step}: {result.message.removeprefix('step 1: ')}"
+            if not result.success and result.steps_taken == 0:
+                # Refused (no images, bad instruction, outside the workspace...): the episode ends now, with
+                # the node's reason, instead of waiting out the episode timeout.
+                row["error"] = reason
+                break
+            # Executed. A motion that failed (a grasp on nothing) is a step of the episode, as in the paper's
+            # evaluation: the bridge counted and scored it, and the episode goes on.
+            msg = wait_status(seed, step, STATUS_TIMEOUT)
+            if msg is None:
+                row["error"] = reason if not result.success else f"no task status from the simulator after step {step}"
+                break
+            if not result.success:
+                row.setdefault("failed_steps", []).append(reason)
+            instruction = msg.instruction
+        final = status.get("msg")
+        if final is not None and final.seed == seed:
+            row["score"], row["steps"] = round(float(final.score), 2), int(final.step)
+            row["success"] = bool(final.done and final.score >= 99.9)
+        row["seconds"] = round(time.monotonic() - t0, 2)
+        return row
+
     try:
         if args.serve:
             print(json.dumps({"serving": True, "task": args.task, "seed": first_seed,
@@ -148,54 +251,31 @@ def run(args: argparse.Namespace) -> int:
             seed = first_seed + 2 * k  # the paper's splits use every other seed
             if recorder:
                 recorder.episode, recorder.step = k, 0
-            t0 = time.monotonic()
-            status_event.clear()
-            status.pop("msg", None)
-            future = reset_client.call_async(ResetEpisode.Request(task=args.task, split=args.split, seed=seed))
-            done = threading.Event()
-            future.add_done_callback(lambda _: done.set())
-            if not done.wait(120) or not future.result().success:
-                message = future.result().message if future.done() else "reset timed out"
-                print(json.dumps({"episode": k, "seed": seed, "error": message}), flush=True)
-                results.append({"score": 0.0, "success": False})
-                continue
-            deadline = t0 + args.episode_timeout
-            final = None
-            while time.monotonic() < deadline:
-                status_event.wait(0.5)
-                status_event.clear()
-                msg = status.get("msg")
-                if msg is not None and msg.seed == seed and msg.done:
-                    final = msg
-                    break
-            msg = final or status.get("msg")
-            row = {"episode": k, "task": args.task, "split": args.split, "seed": seed,
-                   "score": round(float(msg.score), 2) if msg else 0.0, "steps": int(msg.step) if msg else 0,
-                   "success": bool(final is not None and final.score >= 99.9),
-                   "seconds": round(time.monotonic() - t0, 2)}
-            if final is None:
-                row["error"] = "episode timed out" + (f"; last node message: {errors[-1]}" if errors else "")
+            row = play(k, seed)
             results.append(row)
             print(json.dumps(row), flush=True)
         summary = {"summary": True, "task": args.task, "split": args.split, "episodes": len(results),
                    "mean_score": round(sum(r["score"] for r in results) / len(results), 2),
-                   "success_rate": round(sum(r["success"] for r in results) / len(results), 4)}
+                   "success_rate": round(sum(r["success"] for r in results) / len(results), 4),
+                   "errors": sum("error" in r for r in results)}
         if recorder:
-            summary["recorded"] = len(recorder.written)
+            summary["recorded"] = recorder.written
             summary["record_dir"] = str(recorder.folder)
         print(json.dumps(summary), flush=True)
         return 0
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return 143 if exc.args and exc.args[0] == "SIGTERM" else 130
     finally:
         # Order matters: no new work, then no spinning, then the simulator, then the nodes and the context.
-        agent.stop_worker()
-        executor.shutdown()
-        spinner.join(timeout=10)
+        agent.stop_worker("cliport sim is exiting")
+        sim.stop_executing()
+        executor.shutdown(timeout_sec=2.0)
+        spinner.join(timeout=5)
         sim.close()
         for node in (sim, agent, driver):
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+        restore_signals()
 
 
 command = Command(add_arguments=add_arguments, run=run)

@@ -43,11 +43,16 @@ SPLITS = ("train", "val", "test")
 T = TypeVar("T")
 
 
+class SimulatorStopped(RuntimeError):
+    """The simulator thread was stopped: the call did not run (or its answer was abandoned)."""
+
+
 class SimThread:
     """Runs every call on one dedicated thread; ``call`` blocks the caller until its function has run."""
 
     def __init__(self) -> None:
         self._jobs: "queue.Queue[Optional[tuple[Callable[[], Any], queue.Queue]]]" = queue.Queue()
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pybullet", daemon=True)
         self._thread.start()
 
@@ -57,24 +62,37 @@ class SimThread:
             if job is None:
                 return
             fn, reply = job
+            if self._stopped.is_set():  # queued before stop(): not run, its caller is told why
+                reply.put((False, SimulatorStopped("the simulator stopped before this call ran")))
+                continue
             try:
                 reply.put((True, fn()))
             except BaseException as exc:  # handed back to the caller, raised there
                 reply.put((False, exc))
 
     def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the simulator thread and return its value; SimulatorStopped once ``stop()`` was called."""
         if threading.current_thread() is self._thread:
             return fn()
+        if self._stopped.is_set():
+            raise SimulatorStopped("the simulator is stopped")
         reply: queue.Queue = queue.Queue(maxsize=1)
         self._jobs.put((fn, reply))
-        ok, value = reply.get()
+        while True:  # never wait forever: stop() must release every caller
+            try:
+                ok, value = reply.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self._stopped.is_set() and not self._thread.is_alive():
+                    raise SimulatorStopped("the simulator stopped before answering") from None
         if not ok:
             raise value
         return value
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopped.set()
         self._jobs.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=timeout)
 
 
 def make_environment(task: str, robot: str, renderer: str, cameras_file: str) -> Any:
@@ -91,12 +109,15 @@ class SimNode(Node):
                  environment_factory: Callable[[str, str, str, str], Any] = make_environment) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [])
         for name, value in {"task": "put-block-in-bowl-seen-colors", "split": "test", "seed": -1, "robot": "ur5",
-                            "renderer": "auto", "cameras_file": "", "camera_rate": 2.0,
+                            "renderer": "auto", "cameras_file": "", "camera_rate": 5.0,
                             "execute_action": "execute_pick_place", "publish_instructions": False,
                             "base_frame": "base_link"}.items():
             self.declare_parameter(name, value)
         if self.p("split") not in SPLITS:
             raise ValueError(f"parameter split must be one of {SPLITS}, got {self.p('split')!r}")
+        if not (0.0 <= float(self.p("camera_rate")) <= 60.0):
+            raise ValueError(f"parameter camera_rate must be in [0, 60] Hz (0: only after resets and steps), "
+                             f"got {self.p('camera_rate')!r}")
         if self.p("robot") not in ("ur5", "panda"):
             raise ValueError(f"parameter robot must be 'ur5' or 'panda', got {self.p('robot')!r}")
         self.sim = SimThread()
@@ -106,6 +127,11 @@ class SimNode(Node):
         self.split = self.p("split")
         self.seed: Optional[int] = None
         self.executing = threading.Event()
+        self._stopping = threading.Event()  # stop_executing(): the motion under way ends at its next check
+        # The scene as the cameras last saw it: rendered after each reset and step (the scene does not move
+        # between steps) and re-sent with a fresh stamp at camera_rate, as a camera streams a still scene.
+        self._frames_lock = threading.Lock()
+        self._frames: Any = None
         group = ReentrantCallbackGroup()
 
         self._camera_pubs = {}
@@ -126,6 +152,7 @@ class SimNode(Node):
             ok, message, _ = self.reset(self.p("task"), self.split, int(self.p("seed")))
             if not ok:
                 raise ValueError(message)
+        self.get_logger().info(f"ready: {self.env.task_key}, {self.p('robot')}, cameras at {self.p('camera_rate')} Hz")
 
     def p(self, name: str) -> Any:
         return self.get_parameter(name).value
@@ -158,9 +185,10 @@ class SimNode(Node):
         except (ValueError, KeyError, RuntimeError) as exc:
             return False, f"reset failed: {exc}", ""
         self.split, self.seed = split, seed
+        self.refresh_cameras()
         self.publish_status()
-        self.publish_cameras()
         self._issue_instruction(observation.instruction)
+        self.publish_cameras()  # after the instruction: a node decides only on images taken after it arrived
         return True, f"reset {self.env.task_key} {split} seed {seed}", observation.instruction
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
@@ -188,17 +216,33 @@ class SimNode(Node):
         if self.p("publish_instructions"):
             self.instruction_pub.publish(String(data=instruction))
 
+    def stop_executing(self) -> None:
+        """End the motion under way at its next cancel check and take no new goals (before close at exit)."""
+        self._stopping.set()
+
     def close(self) -> None:
         """Close the simulator and stop its thread."""
-        self.sim.call(self.env.close)
-        self.sim.stop()
+        try:
+            self.sim.call(self.env.close)
+        finally:
+            self.sim.stop()
 
     # ----- sensors ----------------------------------------------------------------------------------------
+    def refresh_cameras(self) -> None:
+        """Render the scene as it stands now (after a reset or a step)."""
+        frames = self.sim.call(lambda: (self.env.render(), self.env.joint_state()))
+        with self._frames_lock:
+            self._frames = frames
+
     def publish_cameras(self, during_execution: bool = False) -> None:
         if self.seed is None or (self.executing.is_set() and not during_execution):
             return  # no scene yet; during motion the images would show the arm mid-air
-        images, (names, positions) = self.sim.call(lambda: (self.env.render(), self.env.joint_state()))
-        stamp = self.get_clock().now().to_msg()
+        with self._frames_lock:  # the stamp is taken with the frames, so it is never older than their scene
+            frames = self._frames
+            stamp = self.get_clock().now().to_msg()
+        if frames is None:
+            return
+        images, (names, positions) = frames
         for image in images:
             if image.name not in self._camera_pubs:
                 self._add_camera(image.name)
@@ -211,6 +255,9 @@ class SimNode(Node):
 
     # ----- the arm ----------------------------------------------------------------------------------------
     def _on_goal(self, goal: ExecutePickPlace.Goal) -> GoalResponse:
+        if self._stopping.is_set():
+            self.get_logger().warning("ExecutePickPlace goal rejected: the simulator is stopping")
+            return GoalResponse.REJECT
         if self.executing.is_set():
             self.get_logger().warning("ExecutePickPlace goal rejected: another is executing")
             return GoalResponse.REJECT
@@ -218,6 +265,19 @@ class SimNode(Node):
 
     def _execute(self, goal_handle) -> ExecutePickPlace.Result:
         result = ExecutePickPlace.Result(success=False)
+        try:
+            return self._run_goal(goal_handle, result)
+        except Exception as exc:  # never an empty result: its code would carry no reason
+            self.executing.clear()
+            result.success = False
+            result.error_code = ExecutePickPlace.Result.INTERNAL_ERROR
+            result.message = f"simulator bridge error: {type(exc).__name__}: {exc}"
+            self.get_logger().error(result.message)
+            if goal_handle.is_active:
+                goal_handle.abort()
+            return result
+
+    def _run_goal(self, goal_handle, result: ExecutePickPlace.Result) -> ExecutePickPlace.Result:
         try:
             decision = pick_place_from_msg(goal_handle.request.pick_place)
         except ValueError as exc:
@@ -239,19 +299,22 @@ class SimNode(Node):
 
         self.executing.set()
         try:
-            step = self.sim.call(lambda: self.env.step(decision, on_stage=on_stage,
-                                                       should_cancel=lambda: goal_handle.is_cancel_requested))
-        except Exception as exc:  # the bridge stays up; the result says what broke
+            try:
+                step = self.sim.call(lambda: self.env.step(decision, on_stage=on_stage,
+                                                           should_cancel=lambda: goal_handle.is_cancel_requested
+                                                           or self._stopping.is_set()))
+            except Exception as exc:  # the bridge stays up; the result says what broke
+                goal_handle.abort()
+                result.error_code, result.message = ExecutePickPlace.Result.INTERNAL_ERROR, f"simulator error: {exc}"
+                return result
+            # Fresh images and the next instruction, and only then the status that may say "done": an evaluator
+            # that resets on "done" must not find a half-finished step (or get a stale instruction).
+            self.refresh_cameras()
+            if not step.done and not goal_handle.is_cancel_requested:
+                self._issue_instruction(step.observation.instruction)
+            self.publish_cameras(during_execution=True)
+        finally:
             self.executing.clear()
-            goal_handle.abort()
-            result.error_code, result.message = ExecutePickPlace.Result.INTERNAL_ERROR, f"simulator error: {exc}"
-            return result
-        # Fresh images first, then the next instruction, and only then the status that may say "done": an
-        # evaluator that resets on "done" must not find a half-finished step (or get a stale instruction).
-        self.publish_cameras(during_execution=True)
-        if not step.done and not goal_handle.is_cancel_requested:
-            self._issue_instruction(step.observation.instruction)
-        self.executing.clear()
         self.publish_status()
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
@@ -271,6 +334,8 @@ class SimNode(Node):
 def _failure_code(message: str) -> int:
     """ExecutePickPlace result code for a failed primitive, from its reason (cliport_ros.sim.primitives)."""
     text = (message or "").lower()
+    if "is outside the workspace" in text:
+        return ExecutePickPlace.Result.OUT_OF_WORKSPACE  # refused before moving
     if text.startswith(("pick pose", "place pose")):
         return ExecutePickPlace.Result.PLANNING_FAILED  # no IK solution: nothing moved
     if text.startswith("pick failed"):

@@ -158,6 +158,17 @@ class SimEnvironment:
                 f"poses are in {action.frame_id!r}; the simulator takes {self.workspace.frame_id!r}",
                 "approach",
             )
+        # The decider checks its own decisions, but a goal can come from anywhere: the arm never goes outside.
+        for name, pose in (("pick", action.pick), ("place", action.place)):
+            if not self.workspace.contains(pose.position, check_z=False):
+                x, y, _ = pose.position
+                ws = self.workspace
+                return PrimitiveResult(
+                    False,
+                    f"{name} at ({x:.3f}, {y:.3f}) m is outside the workspace x [{ws.x_min}, {ws.x_max}], "
+                    f"y [{ws.y_min}, {ws.y_max}]: nothing moved",
+                    "approach",
+                )
         run = push if action.primitive == "push" else pick_place
         config = self.primitive
         if self.task.carry_height is not None:
