@@ -116,3 +116,33 @@ def test_an_instruction_from_another_process_moves_the_named_block(ros_context):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_switching_tasks_through_the_reset_service_keeps_the_bridge_alive(ros_context):
+    """A reset to another task builds a new world; with the EGL renderer, closing the old one after the new one
+    was built crashed the process (SIGSEGV) at the new world's first render."""
+    from cliport_ros.srv import ResetEpisode
+
+    server = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "cliport_ros.cli", "sim", "--serve",
+                               "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ))
+    try:
+        line = ""
+        while '"serving"' not in line and server.poll() is None:
+            line = server.stdout.readline()
+        node = Node("task_switcher", context=ros_context)
+        executor = SingleThreadedExecutor(context=ros_context)
+        executor.add_node(node)
+        client = node.create_client(ResetEpisode, "/sim/reset_episode")
+        client.wait_for_service(timeout_sec=30)
+        for task in ("stack-block-pyramid-seq-seen-colors", "put-block-in-bowl-seen-colors"):
+            future = client.call_async(ResetEpisode.Request(task=task, split="test", seed=10001))
+            assert spin_until(executor, lambda: future.done() or server.poll() is not None, 120)
+            assert server.poll() is None, f"cliport sim died ({server.returncode}) resetting to {task}"
+            assert future.result().success and task in future.result().message
+        executor.shutdown()
+        node.destroy_node()
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)

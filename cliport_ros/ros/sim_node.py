@@ -174,10 +174,20 @@ class SimNode(Node):
 
         def do_reset():
             if task and task != self.env.task_key:
-                # Build the new world before closing the old one, so a bad task key leaves the bridge usable.
-                new_env = self._environment_factory(task, self.p("robot"), self.p("renderer"), self.p("cameras_file"))
+                from cliport_ros.sim.tasks import make_task
+
+                make_task(task)  # a bad task key fails here and leaves the bridge as it was
+                # The old world is closed before the new one is built: two physics clients with the EGL plugin,
+                # one of them then closed, crash the survivor's next render (seen: SIGSEGV in getCameraImage).
+                old_task = self.env.task_key
                 self.env.close()
-                self.env = new_env
+                try:
+                    self.env = self._environment_factory(task, self.p("robot"), self.p("renderer"),
+                                                         self.p("cameras_file"))
+                except Exception:
+                    self.env = self._environment_factory(old_task, self.p("robot"), self.p("renderer"),
+                                                         self.p("cameras_file"))
+                    raise
             return self.env.reset(seed=seed, split=split)
 
         try:
