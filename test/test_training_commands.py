@@ -1,6 +1,7 @@
 """The train / eval / bench commands: arguments, the bench's JSON line, the recorded decision panel."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -230,3 +231,42 @@ def test_eval_of_several_tasks_prints_one_line_each_and_writes_the_table(capsys,
     saved = json.loads((tmp_path / "res" / "results.json").read_text())
     assert [r["task"] for r in saved] == ["put-block-in-bowl-seen-colors", "separating-piles-seen-colors"]
     assert (tmp_path / "res" / "results.md").read_text().count("\n| ") >= 3
+
+
+def test_busy_processes_run_beside_the_measurement_and_are_stopped():
+    import os
+
+    from cliport_ros.training.bench import busy_processes
+
+    with busy_processes(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        pids = [p.pid for p in procs]
+        time.sleep(0.3)
+        # each one is on the CPU, not asleep
+        assert all(open(f"/proc/{pid}/stat").read().split()[2] in "RD" for pid in pids)
+    assert all(p.poll() is not None for p in procs)
+    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+                   for pid in pids)
+    with pytest.raises(ValueError, match="load must be >= 0"):
+        with busy_processes(-1):
+            pass
+
+
+def test_bench_load_is_reported(capsys):
+    assert main(["bench", "--config", "tiny", "--threads", "1", "--repeats", "1", "--warmup", "0", "--load", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["load"] == 1 and result["decision_ms"]["p50"] > 0
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_at_barriers_unless_told_otherwise(given, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    probe = "import cliport_ros, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == [expected], out.stderr

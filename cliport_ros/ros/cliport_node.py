@@ -485,6 +485,8 @@ class CliportNode(LifecycleNode):
             return True, res.message
         if self._stop.is_set():
             return False, f"the node is stopping; the arm stopped: {res.message}"
+        if job.cancelled():
+            return False, f"canceled; the arm stopped (code {res.error_code}): {res.message or 'no reason given'}"
         if cancel_sent and not job.cancelled():
             return False, f"arm timed out after execute_timeout ({self.p('execute_timeout')} s): {res.message}"
         return False, f"arm failed (code {res.error_code}): {res.message or 'no reason given'}"

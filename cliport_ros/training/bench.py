@@ -9,9 +9,13 @@ of the two is taken, so the bound is the strictest of the two.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
+import subprocess
+import sys
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -82,6 +86,22 @@ def decision_gflop(policy: Policy, view: Any, instruction: str) -> dict[str, flo
     }
 
 
+@contextlib.contextmanager
+def busy_processes(n: int) -> Iterator[list[subprocess.Popen]]:
+    """``n`` processes that each keep one core busy (a robot PC's drivers, MoveIt and RViz), stopped on exit."""
+    if n < 0:
+        raise ValueError(f"load must be >= 0 busy processes, got {n}")
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+             for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
 def run_bench(
     config: str = "tiny",
     device: str = "cpu",
@@ -91,9 +111,10 @@ def run_bench(
     precision: str = "auto",
     seed: int = 0,
     overrides: dict[str, Any] | None = None,
+    load: int = 0,
 ) -> dict[str, Any]:
     """Build the named config (with ``overrides`` of its fields) with random CLIP weights, warm up, then time
-    ``repeats`` decisions."""
+    ``repeats`` decisions, with ``load`` busy processes running beside the warm-up and the timing."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
     if threads is not None:
@@ -118,15 +139,16 @@ def run_bench(
         view.colour = rng.integers(0, 256, (*policy.workspace.shape, 3), dtype=np.uint8)
         view.height = (rng.random(policy.workspace.shape) * 0.1).astype(np.float32)
         views.append(view)
-    for i in range(warmup):
-        policy.act(views[i % 2], INSTRUCTIONS[i % 2])
-    if policy.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(policy.device)
     timings: dict[str, list[float]] = {"pick_ms": [], "place_ms": [], "total_ms": []}
-    for i in range(repeats):
-        out = policy.act(views[i % 2], INSTRUCTIONS[i % 2])
-        for key in timings:
-            timings[key].append(out.timings[key])
+    with busy_processes(load):
+        for i in range(warmup):
+            policy.act(views[i % 2], INSTRUCTIONS[i % 2])
+        if policy.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(policy.device)
+        for i in range(repeats):
+            out = policy.act(views[i % 2], INSTRUCTIONS[i % 2])
+            for key in timings:
+                timings[key].append(out.timings[key])
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
     work = decision_gflop(policy, views[0], INSTRUCTIONS[0])
     rates = sustained_gflops(policy.device)
@@ -148,6 +170,8 @@ def run_bench(
         "device": str(policy.device),
         "precision": str(policy.dtype).replace("torch.", ""),
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "load": load,
         "image": list(policy.workspace.shape),
         "n_rotations": cfg.n_rotations,
         "parameters": params,

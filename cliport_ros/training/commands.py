@@ -249,6 +249,8 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--repeats", type=_positive_int, default=20)
     p.add_argument("--warmup", type=_non_negative_int, default=3)
+    p.add_argument("--load", type=_non_negative_int, default=0,
+                   help="busy processes to run beside the measurement (a robot PC's other work)")
     p.add_argument(
         "--model-set",
         action="append",
@@ -264,7 +266,8 @@ def _bench_run(args: argparse.Namespace) -> int:
     try:
         overrides = parse_model_overrides(args.model_set)
         result = run_bench(
-            args.config, args.device, args.threads, args.repeats, args.warmup, args.precision, overrides=overrides
+            args.config, args.device, args.threads, args.repeats, args.warmup, args.precision, overrides=overrides,
+            load=args.load,
         )
     except ValueError as exc:
         print(f"cliport bench: {exc}", file=sys.stderr)
