@@ -82,6 +82,30 @@ def test_no_frames_and_stale_frames():
         decider.decide(frames(stamp=97.0), "put the red block in the bowl", now=100.0)
 
 
+def test_frames_stamped_in_the_future_are_refused():
+    decider = Decider(ScriptedPolicy(), Workspace())
+    with pytest.raises(DecisionError, match=r"stamped 1000.00 s in the future \(max_stamp_lead is 0.50 s\)") as info:
+        decider.decide(frames(stamp=1100.0), "put the red block in the bowl", now=100.0)
+    assert info.value.code == DecisionCode.NO_OBSERVATION
+    assert decider.decide(frames(stamp=100.4), "put the red block in the bowl", now=100.0).stamp == 100.4
+
+
+def test_a_view_that_covers_almost_nothing_is_refused():
+    """An absurd calibration (fx = 1e-300 once passed) projects every point into a few cells."""
+    def fuse_into_one_corner(views, workspace):  # double: what such a calibration fuses to
+        from cliport_ros.perception.fusion import TopDownView
+
+        colour = np.zeros((*workspace.shape, 3), np.uint8)
+        height = np.zeros(workspace.shape, np.float32)
+        colour[:20, :20] = 200
+        return TopDownView(colour, height, workspace)
+
+    decider = Decider(ScriptedPolicy(), Workspace(), fuse=fuse_into_one_corner)
+    with pytest.raises(DecisionError, match=r"the cameras see 0.8 % of the workspace \(min_view_coverage is 5.0 %\)"):
+        decider.decide(frames(), "put the red block in the bowl", now=100.0)
+    assert Decider(ScriptedPolicy(), Workspace()).decide(frames(), "put the red block in the bowl", now=100.0)
+
+
 def test_nan_or_zero_depth_everywhere_is_no_observation():
     decider = Decider(ScriptedPolicy(), Workspace())
     bad = frames()[0]
@@ -140,6 +164,8 @@ def test_a_failing_policy_becomes_an_internal_error():
     ({"max_image_age": -1.0}, "max_image_age must be >= 0"),
     ({"min_confidence": 1.5}, "min_confidence must be in"),
     ({"workspace_margin": 0.3}, "workspace_margin must be in"),
+    ({"max_stamp_lead": -0.1}, "max_stamp_lead must be in"),
+    ({"min_view_coverage": 1.5}, "min_view_coverage must be in"),
 ])
 def test_agent_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):

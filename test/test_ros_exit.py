@@ -49,6 +49,13 @@ def start(args: list[str], ready: str) -> tuple[subprocess.Popen, set[str]]:
     pytest.fail(f"{args} did not become ready: {''.join(seen)[-3000:]}")
 
 
+def kill(proc: subprocess.Popen) -> None:
+    """A process a failed test left running must not outlive it (it would serve topics to later tests)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def stop(proc: subprocess.Popen, sig: signal.Signals, before: set[str] | None) -> float:
     """Seconds from ``sig`` to the exit; with ``before``, also that no participant segment was left."""
     t0 = time.monotonic()
@@ -82,8 +89,9 @@ def serve(seed: int = 10009) -> tuple[subprocess.Popen, set[str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_cliport_sim_serving_exits_when_idle(sig, client):
+def test_cliport_sim_serving_exits_when_idle(sig, client, request):
     proc, before = serve()
+    request.addfinalizer(lambda: kill(proc))
     node, executor = client
     frames = []
     node.create_subscription(Image, "/front/color/image_raw", frames.append, qos_profile_sensor_data)
@@ -94,8 +102,9 @@ def test_cliport_sim_serving_exits_when_idle(sig, client):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_cliport_sim_exits_while_deciding_executing_and_with_goals_queued(sig, client):
+def test_cliport_sim_exits_while_deciding_executing_and_with_goals_queued(sig, client, request):
     proc, before = serve()
+    request.addfinalizer(lambda: kill(proc))
     node, executor = client
     follow = ActionClient(node, FollowInstruction, "follow_instruction")
     follow.wait_for_server(timeout_sec=30)
@@ -113,10 +122,11 @@ def test_cliport_sim_exits_while_deciding_executing_and_with_goals_queued(sig, c
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_cliport_episodes_exit_mid_episode(sig):
+def test_cliport_episodes_exit_mid_episode(sig, request):
     before = participant_segments()
     proc = subprocess.Popen([sys.executable, "-m", "cliport_ros.cli", "sim", "--episodes", "20", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
+    request.addfinalizer(lambda: kill(proc))
     line = ""
     while not line.startswith("{") and proc.poll() is None:
         line = proc.stdout.readline()  # until the first episode's line: the loop runs
@@ -129,6 +139,12 @@ def test_cliport_episodes_exit_mid_episode(sig):
 def test_the_node_executables_exit_when_idle(sig):
     sim, before = start(["-m", "cliport_ros.ros.sim_node", "--ros-args", "-p", "renderer:=tiny", "-p", "seed:=10001"],
                         "ready:")
-    node, _ = start(["-m", "cliport_ros.ros.cliport_node", "--ros-args", "-p", "device:=cpu"], "active:")
-    assert stop(node, sig, None) < EXIT_LIMIT_S
-    assert stop(sim, sig, before) < EXIT_LIMIT_S  # neither left a segment
+    try:
+        node, _ = start(["-m", "cliport_ros.ros.cliport_node", "--ros-args", "-p", "device:=cpu"], "active:")
+        try:
+            assert stop(node, sig, None) < EXIT_LIMIT_S
+        finally:
+            kill(node)
+        assert stop(sim, sig, before) < EXIT_LIMIT_S  # neither left a segment
+    finally:
+        kill(sim)

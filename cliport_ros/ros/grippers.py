@@ -96,7 +96,9 @@ class URToolOutputSuction(_ServiceSuction):
         request = self._type.Request()
         request.fun = self._type.Request.FUN_SET_DIGITAL_OUT
         request.pin = self._pin
-        request.state = self._type.Request.STATE_ON if on else self._type.Request.STATE_OFF
+        # SetIO.state is float32 and its STATE_* constants are int8: an int assigned to it serialises as 0.0 with
+        # Jazzy's field checks off (the output stays off and the driver answers success), and raises with them on.
+        request.state = float(self._type.Request.STATE_ON if on else self._type.Request.STATE_OFF)
         return request
 
 
