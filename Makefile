@@ -8,7 +8,7 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 SITE := $(VENV)/lib/python3.11/site-packages
 REQS := requirements/ros.txt requirements/core.txt requirements/dev.txt requirements/constraints.txt
-INTERFACES := $(wildcard msg/*.msg srv/*.srv action/*.action) CMakeLists.txt package.xml
+INTERFACES := $(wildcard msg/*.msg srv/*.srv action/*.action cmake/*.cmake) CMakeLists.txt package.xml
 # pip's configured local indexes warn once per package; keep the log readable.
 PIP_QUIET := grep -v -e "is ignored: it is neither a file nor a directory" || true
 

@@ -88,7 +88,7 @@ class Driver:
         self.node = Node("soak_driver", context=self.context)
         self.status_lock = threading.Condition()
         self.task_status: Any = None
-        self.node_lines: list[str] = []
+        self.lines_received, self.last_line = 0, ""  # of /cliport/status
         self.node.create_subscription(TaskStatus, "/sim/task_status", self._on_status, LATCHED)
         self.node.create_subscription(String, "/cliport/status", self._on_line, 100)
         self.reset_client = self.node.create_client(ResetEpisode, "/sim/reset_episode")
@@ -106,8 +106,7 @@ class Driver:
 
     def _on_line(self, msg: Any) -> None:
         with self.status_lock:
-            self.node_lines.append(msg.data)
-            del self.node_lines[:-50]
+            self.lines_received, self.last_line = self.lines_received + 1, msg.data
             self.status_lock.notify_all()
 
     @staticmethod
@@ -117,14 +116,10 @@ class Driver:
         return done.wait(timeout)
 
     def wait_status(self, predicate: Any, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
         with self.status_lock:
-            while not (self.task_status is not None and predicate(self.task_status)):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self.status_lock.wait(remaining)
-            return self.task_status
+            found = self.status_lock.wait_for(lambda: self.task_status is not None and predicate(self.task_status),
+                                              timeout)
+            return self.task_status if found else None
 
     def reset(self, task: str, seed: int) -> tuple[bool, str]:
         self.reset_client.wait_for_service(timeout_sec=30)  # discovery, the first time; the answer decides
@@ -175,20 +170,13 @@ class Driver:
     def topic_step(self, instruction: str) -> dict[str, Any]:
         """One instruction on the topic; answered by a line on /cliport/status."""
         with self.status_lock:
-            seen = len(self.node_lines)
-            first = self.node_lines[-1] if self.node_lines else None
+            seen = self.lines_received
         t0 = time.monotonic()
         self.instruction_pub.publish(self.String(data=instruction))
-        deadline = t0 + self.stall_s
         with self.status_lock:
-            while True:
-                fresh = self.node_lines[-1] if self.node_lines else None
-                if fresh is not None and (len(self.node_lines) > seen or fresh is not first):
-                    line = fresh
-                    break
-                if time.monotonic() > deadline:
-                    return {"stall": "no status line"}
-                self.status_lock.wait(0.2)
+            if not self.status_lock.wait_for(lambda: self.lines_received > seen, self.stall_s):
+                return {"stall": "no status line"}
+            line = self.last_line
         ok = "step(s) for" in line
         return {"code": "SUCCESS" if ok else "FAILED", "message": line, "success": ok,
                 "seconds": time.monotonic() - t0}

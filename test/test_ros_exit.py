@@ -83,15 +83,18 @@ def client(ros_context):
     node.destroy_node()
 
 
-def serve(seed: int = 10009) -> tuple[subprocess.Popen, set[str]]:
-    return start(["-m", "cliport_ros.cli", "sim", "--serve", "--seed", str(seed), "--device", "cpu"], '"serving"')
+def serve(request, seed: int = 10009) -> tuple[subprocess.Popen, set[str]]:
+    """`cliport sim --serve`, killed when the test ends whatever happens."""
+    proc, before = start(["-m", "cliport_ros.cli", "sim", "--serve", "--seed", str(seed), "--device", "cpu"],
+                         '"serving"')
+    request.addfinalizer(lambda: kill(proc))
+    return proc, before
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cliport_sim_serving_exits_when_idle(sig, client, request):
-    proc, before = serve()
-    request.addfinalizer(lambda: kill(proc))
+    proc, before = serve(request)
     node, executor = client
     frames = []
     node.create_subscription(Image, "/front/color/image_raw", frames.append, qos_profile_sensor_data)
@@ -103,8 +106,7 @@ def test_cliport_sim_serving_exits_when_idle(sig, client, request):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cliport_sim_exits_while_deciding_executing_and_with_goals_queued(sig, client, request):
-    proc, before = serve()
-    request.addfinalizer(lambda: kill(proc))
+    proc, before = serve(request)
     node, executor = client
     follow = ActionClient(node, FollowInstruction, "follow_instruction")
     follow.wait_for_server(timeout_sec=30)

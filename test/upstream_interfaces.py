@@ -16,7 +16,8 @@ REPO = HERE.parent
 def build(package: str) -> dict[str, str]:
     """Build (or reuse) test/interfaces/<package>; the environment a subprocess needs to import it."""
     source = HERE / "interfaces" / package
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(source.rglob("*")) if p.is_file())).hexdigest()
+    inputs = [p for p in sorted(source.rglob("*")) if p.is_file()] + sorted((REPO / "cmake").glob("*.cmake"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
     root = REPO / "build" / "test_interfaces" / f"{package}-{digest[:12]}"
     install = root / "install"
     venv = Path(sys.prefix)

@@ -76,8 +76,6 @@ class Job:
     not_before_ns: int  # ROS time the instruction arrived: only images taken at or after it are used
     goal_handle: Any = None
     future: Optional[Future] = None  # completed with the result; the goal's execute coroutine awaits it
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
     enqueued: float = field(default_factory=time.monotonic)
 
     def cancelled(self) -> bool:
@@ -116,7 +114,6 @@ class CliportNode(LifecycleNode):
         self._group = ReentrantCallbackGroup()
         self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy, entity) made by configure
         self.pub_status = self.create_publisher(String, "/cliport/status", 10)  # also reports refusals when inactive
-        self.arm_goals_sent = 0
         self.decisions_published = 0
         self.last_timings: dict[str, float] = {}
         self.last_error = ""
@@ -322,10 +319,8 @@ class CliportNode(LifecycleNode):
 
     # ----- the worker -------------------------------------------------------------------------------------
     def _finish(self, job: Job, result: Any) -> None:
-        job.result = result
         if job.future is not None and not job.future.done():
             job.future.set_result(result)
-        job.done.set()
 
     def _work(self) -> None:
         while True:
@@ -406,9 +401,6 @@ class CliportNode(LifecycleNode):
     def cameras(self):
         return self.inputs.cameras if self.inputs is not None else []
 
-    def collect_frames(self) -> list[CameraFrame]:
-        return self.inputs.frames()
-
     def wait_for_frames(self, not_before_ns: int) -> list[CameraFrame]:
         """Frames of every camera taken at or after ``not_before_ns``, waiting up to image_wait_timeout."""
         return self.inputs.wait_for_frames(not_before_ns, float(self.p("image_wait_timeout")))
@@ -451,7 +443,6 @@ class CliportNode(LifecycleNode):
                 return
             handle.get_result_async().add_done_callback(lambda f: (holder.update(result=f.result()), done.set()))
 
-        self.arm_goals_sent += 1
         client.send_goal_async(ExecutePickPlace.Goal(pick_place=msg), feedback_callback=on_feedback) \
             .add_done_callback(on_goal)
         answer_deadline = time.monotonic() + float(self.p("server_wait_timeout"))
@@ -487,7 +478,7 @@ class CliportNode(LifecycleNode):
             return False, f"the node is stopping; the arm stopped: {res.message}"
         if job.cancelled():
             return False, f"canceled; the arm stopped (code {res.error_code}): {res.message or 'no reason given'}"
-        if cancel_sent and not job.cancelled():
+        if cancel_sent:
             return False, f"arm timed out after execute_timeout ({self.p('execute_timeout')} s): {res.message}"
         return False, f"arm failed (code {res.error_code}): {res.message or 'no reason given'}"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -115,15 +114,9 @@ class RgbdCamera:
 
     def wait_for_pair(self, not_before_ns: int, timeout: float) -> bool:
         """Wait up to ``timeout`` s for a pair whose colour stamp is at or after ``not_before_ns``."""
-        deadline = time.monotonic() + timeout
         with self._lock:
-            while True:
-                if self._pair is not None and stamp_to_nanoseconds(self._pair[0].header.stamp) >= not_before_ns:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._lock.wait(remaining)
+            return self._lock.wait_for(lambda: self._pair is not None and
+                                       stamp_to_nanoseconds(self._pair[0].header.stamp) >= not_before_ns, timeout)
 
     def latest(self) -> tuple[Optional[Image], Optional[Image], Optional[CameraInfo]]:
         with self._lock:

@@ -178,14 +178,12 @@ def run(args: argparse.Namespace) -> int:
 
     def wait_status(seed: int, step: int, timeout: float) -> Any:
         """The bridge's status for ``seed`` once it has counted ``step`` steps (or is done); None on timeout."""
-        deadline = time.monotonic() + timeout
+        def counted() -> bool:
+            msg = status.get("msg")
+            return msg is not None and msg.seed == seed and (msg.step >= step or msg.done)
+
         with status_changed:
-            while True:
-                msg = status.get("msg")
-                if msg is not None and msg.seed == seed and (msg.step >= step or msg.done):
-                    return msg
-                if not status_changed.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() > deadline:
-                    return None
+            return status["msg"] if status_changed.wait_for(counted, timeout) else None
 
     def play(k: int, seed: int) -> dict[str, Any]:
         """One episode; the row that reports it."""
