@@ -51,6 +51,8 @@ setup(
             "cliport_node = cliport_ros.ros.cliport_node:main",
             "sim_node = cliport_ros.ros.sim_node:main",
             "moveit_executor = cliport_ros.ros.moveit_executor:main",
+            "fake_franka_hand = cliport_ros.ros.fake_franka_hand:main",
+            "fake_suction = cliport_ros.ros.fake_suction:main",
         ]
     },
 )

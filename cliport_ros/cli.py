@@ -1,4 +1,4 @@
-"""The ``cliport`` command: tasks, demos, train, merge, eval, bench, import, predict, sim, snapshot.
+"""The ``cliport`` command: tasks, demos, train, merge, eval, bench, import, predict, sim, snapshot, doctor.
 
 Each subcommand lives beside the code it drives (``<room>/commands.py`` exposing ``add_arguments(parser)``
 and ``run(args) -> int``); this module only dispatches, so ``cliport --help`` stays fast and imports
@@ -40,6 +40,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("cliport_ros.model.commands:predict_command", "make one decision on a saved top-down view"),
     "sim": ("cliport_ros.ros.sim_bringup:command", "run the simulated ROS bringup in one process"),
     "snapshot": ("cliport_ros.ros.snapshot:command", "save the cameras' live top-down view as a PNG (calibration check)"),
+    "doctor": ("cliport_ros.ros.doctor:command", "check a real cell's graph before anything moves (ok / problem + fix)"),
 }
 
 

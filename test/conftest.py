@@ -17,6 +17,10 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 5))
 os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
 Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
+# rosidl's field checks on (off by default in Jazzy): a value of the wrong type assigned to a message field
+# raises instead of being serialised as something else (an int8 constant in a float32 went out as 0.0).
+# Set before any message module is imported; subprocesses inherit it.
+os.environ["ROS_PYTHON_CHECK_FIELDS"] = "1"
 
 
 @pytest.fixture

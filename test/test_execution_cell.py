@@ -25,7 +25,9 @@ def test_shipped_cells_load_with_their_robot_names():
     assert (franka.planning_group, franka.ee_link) == ("fr3_arm", "fr3_hand_tcp")
     assert franka.base_frame == "fr3_link0"
     assert franka.controllers == ("fr3_arm_controller",)
-    assert franka.gripper.type == "parallel_jaw" and franka.gripper.action == "/fr3_gripper/gripper_action"
+    # franka_gripper (franka_ros2 >= 2.0) is /franka_gripper; its Grasp takes widths between the fingers.
+    assert (franka.gripper.type, franka.gripper.action) == ("franka_hand", "/franka_gripper")
+    assert (franka.gripper.open_position, franka.gripper.closed_position) == (0.08, 0.0)
     assert franka.workspace.frame_id == "fr3_link0"
     for cell in (ur5, franka):
         # Conservative speeds on real hardware.
@@ -58,7 +60,11 @@ def test_parameters_round_trip_and_ints_become_floats():
     ({"max_height": 0.001}, "'max_height' (0.001) must be above 'min_height'"),
     ({"approach_height": 0.0}, "'approach_height' must be in (0.0, 0.5]"),
     ({"gripper.type": "magnet"},
-     "'gripper.type' must be one of suction_service, suction_ur_io, parallel_jaw"),
+     "'gripper.type' must be one of suction_service, suction_ur_io, parallel_jaw, franka_hand"),
+    ({"gripper.type": "franka_hand", "gripper.open_position": 0.1, "gripper.closed_position": 0.0},
+     "'gripper.open_position' must be in (0.0, 0.08]"),
+    ({"gripper.type": "franka_hand", "gripper.open_position": 0.08, "gripper.closed_position": -0.01},
+     "'gripper.closed_position' must be a width in [0, open_position)"),
     ({"gripper.io_pin": 40}, "'gripper.io_pin' must be an integer in [0, 17]"),
     ({"gripper.timeout": 0.0}, "'gripper.timeout'"),
     ({"scene.table_thickness": -1.0}, "'scene.table_thickness'"),

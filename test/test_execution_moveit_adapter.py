@@ -9,7 +9,6 @@ from cliport_ros.execution import CellConfig, MotionStatus
 from cliport_ros.execution.scene import collision_boxes
 from cliport_ros.ros.moveit_backend import (
     EXECUTE_BLOCKING,
-    EXECUTE_HUMBLE,
     EXECUTE_JAZZY,
     MoveItPyBackend,
     MoveItUnavailable,
@@ -23,12 +22,16 @@ from cliport_ros.ros.moveit_backend import (
      "-> ExecutionStatus\n\nExecute a trajectory (planning group is inferred)", EXECUTE_JAZZY),
     ("execute(self: MoveItPy, robot_trajectory: RobotTrajectory, blocking: bool = True, "
      "controllers: List[str]) -> bool", EXECUTE_BLOCKING),
-    ("execute(self: MoveItPy, group_name: str, robot_trajectory: RobotTrajectory, blocking: bool = True) "
-     "-> bool", EXECUTE_HUMBLE),
     (None, EXECUTE_JAZZY),
 ])
 def test_execute_style_from_the_binding_docstring(doc, style):
     assert execute_style(doc) == style
+
+
+def test_humbles_moveit_py_is_refused_with_the_reason():
+    with pytest.raises(MoveItUnavailable, match="Humble.*supports ROS 2 Jazzy"):
+        execute_style("execute(self: MoveItPy, group_name: str, robot_trajectory: RobotTrajectory, "
+                      "blocking: bool = True) -> bool")
 
 
 class Status:
@@ -70,3 +73,139 @@ def test_missing_moveit_py_is_a_clear_error():
         pass
     with pytest.raises(MoveItUnavailable, match="moveit_py is not importable .*ros-jazzy-moveit-py"):
         MoveItPyBackend(CellConfig())
+
+
+# ----- MoveItPyBackend against a recording double of moveit_py's API (MoveIt 2.12.4's bindings) -----------
+JAZZY_INIT_DOC = ("__init__(self: moveit.planning.MoveItPy, node_name: str = 'moveit_py', name_space: str = '', "
+                  "launch_params_filepaths: list[str] = [], config_dict: object = None, "
+                  "provide_planning_service: bool = True, remappings: Optional[dict[str, str]] = None) -> None")
+JAZZY_EXECUTE_DOC = ("execute(self: moveit.planning.MoveItPy, robot_trajectory: RobotTrajectory, "
+                     "controllers: list[str]) -> ExecutionStatus")
+PILZ_VELOCITY_TOLERANCE = 1e-8  # pilz_industrial_motion_planner/trajectory_generator.hpp
+
+
+class RobotStateDouble:
+    """moveit.core.robot_state.RobotState: joint_velocities is a dict property; copies are independent."""
+
+    def __init__(self, velocities: dict[str, float]) -> None:
+        self._velocities = dict(velocities)
+
+    @property
+    def joint_velocities(self) -> dict[str, float]:
+        return dict(self._velocities)
+
+    @joint_velocities.setter
+    def joint_velocities(self, values: dict[str, float]) -> None:
+        self._velocities.update(values)
+
+    def __deepcopy__(self, memo):
+        return RobotStateDouble(self._velocities)
+
+
+class SceneMonitorDouble:
+    def __init__(self, state: RobotStateDouble) -> None:
+        self.scene = type("Scene", (), {"current_state": state})()
+
+    def read_only(self):
+        from contextlib import nullcontext
+
+        return nullcontext(self.scene)
+
+
+class Plan:
+    def __init__(self, ok: bool) -> None:
+        self.ok, self.trajectory = ok, "trajectory"
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class PlanningComponentDouble:
+    """Plans as Pilz and OMPL would as far as the start state goes: LIN fails on a moving start state."""
+
+    def __init__(self, robot: "MoveItPyDouble") -> None:
+        self.robot, self.start, self.calls = robot, None, []
+
+    def set_start_state_to_current_state(self) -> None:
+        self.start = self.robot.monitor.scene.current_state
+
+    def set_start_state(self, configuration_name=None, robot_state=None) -> None:
+        assert (configuration_name is None) != (robot_state is None)
+        self.start = robot_state
+
+    def set_goal_state(self, pose_stamped_msg=None, pose_link=None) -> None:
+        assert pose_stamped_msg is not None and pose_link
+        self.calls.append(("goal", pose_link, pose_stamped_msg.header.frame_id))
+
+    def plan(self, single_plan_parameters=None, multi_plan_parameters=None):
+        params = single_plan_parameters
+        moving = any(abs(v) > PILZ_VELOCITY_TOLERANCE for v in self.start.joint_velocities.values())
+        ok = not (params.planner_id == "LIN" and moving)
+        self.calls.append(("plan", params.planning_pipeline, params.planner_id, ok))
+        return Plan(ok)
+
+
+class PlanRequestParametersDouble:
+    def __init__(self, robot, namespace) -> None:  # both positional and required, as bound
+        self.namespace = namespace
+        self.planning_pipeline, self.planner_id = "ompl", "RRTConnectkConfigDefault"
+
+
+def moveit_double(init_doc: str = JAZZY_INIT_DOC, execute_doc: str = JAZZY_EXECUTE_DOC):
+    class MoveItPyDouble:
+        made: list = []
+
+        def __init__(self, node_name="moveit_py", **kwargs) -> None:
+            if "remappings" in kwargs and "remappings" not in init_doc:
+                raise TypeError("__init__(): incompatible constructor arguments")
+            self.kwargs = dict(kwargs, node_name=node_name)
+            # An arm standing still: joint_states velocities are noise around 0.
+            self.monitor = SceneMonitorDouble(RobotStateDouble({"joint1": 3e-5, "joint2": -1e-6}))
+            self.arm = PlanningComponentDouble(self)
+            self.executed: list = []
+            MoveItPyDouble.made.append(self)
+
+        def get_planning_component(self, group):
+            return self.arm
+
+        def get_planning_scene_monitor(self):
+            return self.monitor
+
+        def execute(self, robot_trajectory, controllers):
+            self.executed.append((robot_trajectory, controllers))
+            return True
+
+    MoveItPyDouble.__init__.__doc__ = init_doc
+    MoveItPyDouble.execute.__doc__ = execute_doc
+    return MoveItPyDouble
+
+
+def test_linear_moves_plan_from_the_current_state_at_rest():
+    """Pilz LIN refuses any start velocity above 1e-8; the noise of a still arm's joint_states would fail
+    every straight move. Free moves keep the current state as it is."""
+    from cliport_ros.types import Pose
+
+    api = moveit_double()
+    backend = MoveItPyBackend(CellConfig(), api=(api, PlanRequestParametersDouble), log=lambda m: None)
+    robot = api.made[0]
+    target = Pose((0.5, 0.0, 0.2), (1.0, 0.0, 0.0, 0.0))
+    assert backend.plan_and_execute(target, linear=True).ok
+    assert backend.plan_and_execute(target, linear=False).ok
+    plans = [c for c in robot.arm.calls if c[0] == "plan"]
+    assert plans == [("plan", "pilz_industrial_motion_planner", "LIN", True),
+                     ("plan", "ompl", "RRTConnectkConfigDefault", True)]
+    # The scene's own state is untouched (the start state is a copy).
+    assert robot.monitor.scene.current_state.joint_velocities["joint1"] == 3e-5
+    assert robot.executed == [("trajectory", ["scaled_joint_trajectory_controller"])] * 2
+
+
+def test_the_planning_scene_is_published_beside_move_groups():
+    api = moveit_double()
+    MoveItPyBackend(CellConfig(), node_name="moveit_py", api=(api, PlanRequestParametersDouble), log=lambda m: None)
+    assert api.made[0].kwargs["remappings"] == {"monitored_planning_scene": "/moveit_py/monitored_planning_scene"}
+    # A moveit_py from before MoveIt 2.12.3 has no remappings: built without, and the log says what follows.
+    older = moveit_double(init_doc="__init__(self, node_name: str = 'moveit_py', config_dict: object = None)")
+    logged: list[str] = []
+    MoveItPyBackend(CellConfig(), api=(older, PlanRequestParametersDouble), log=logged.append)
+    assert "remappings" not in older.made[0].kwargs
+    assert "publishes /monitored_planning_scene over move_group's" in logged[0]

@@ -91,7 +91,7 @@ def test_push_sweeps_at_push_height_facing_the_push():
 
 
 @pytest.mark.parametrize("kwargs, expected", [
-    (dict(pick=(0.8, 0.0, 0.04)), "above pick target rejected in base_link: x=0.800 outside [0.25, 0.75]"),
+    (dict(pick=(0.8, 0.0, 0.04)), "above pick target rejected in base_link: x=0.800 outside [0.18, 0.68]"),
     (dict(place=(0.5, -0.55, 0.04)),
      "above place target rejected in base_link: y=-0.550 outside [-0.5, 0.5]"),
     (dict(pick=(0.5, 0.0, 0.002)), "pick surface z=0.002 is below min_height 0.005"),

@@ -62,3 +62,84 @@ def test_ur_tool_output_suction_switches_the_output_on_and_off(check_fields):
     assert out["wire"] == [1.0, 0.0]
     assert out["seen"] == [{"fun": 1, "pin": 17, "state": 1.0}, {"fun": 1, "pin": 17, "state": 0.0}]
     assert out["calls"] == [True, True, True, False]
+
+
+FRANKA_PROBE = r"""
+import json, sys, threading
+import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+from cliport_ros.execution import GripperConfig
+from cliport_ros.ros.fake_franka_hand import FakeFrankaHand
+from cliport_ros.ros.grippers import make_gripper
+
+rclpy.init()
+hand = FakeFrankaHand()
+hand.object_width = float(sys.argv[1])
+node = Node("franka_hand_probe")
+config = GripperConfig(type="franka_hand", action="/franka_gripper", open_position=0.08, closed_position=0.0,
+                       holding_tolerance=0.002, max_effort=20.0, timeout=20.0)
+gripper = make_gripper(node, config, ReentrantCallbackGroup())
+goal = gripper.grasp_goal()
+executor = MultiThreadedExecutor(num_threads=3)
+executor.add_node(node)
+executor.add_node(hand)
+spinner = threading.Thread(target=executor.spin)
+spinner.start()
+calls = [gripper.grasp(), gripper.is_holding(), round(hand.width, 4), gripper.release(), gripper.is_holding(),
+         round(hand.width, 4)]
+print(json.dumps({"goal": [goal.width, goal.epsilon.inner, goal.epsilon.outer, goal.speed, goal.force],
+                  "calls": calls}), flush=True)
+executor.shutdown()
+spinner.join()
+rclpy.try_shutdown()
+"""
+
+
+@pytest.mark.parametrize("object_width, held", [(0.03, True), (0.075, True), (0.0, False)])
+def test_franka_hand_grasps_objects_of_any_width_and_knows_an_empty_grasp(object_width, held):
+    """franka_gripper's GripperCommand grasps with a 5 mm tolerance, so closing to 0 failed on anything wider;
+    the Franka Hand adapter asks Grasp for the whole window [closed + tolerance, open] (franka_msgs from
+    franka_ros2 v3.4.0, generated here)."""
+    env = build("franka_msgs")
+    done = subprocess.run([sys.executable, "-c", FRANKA_PROBE, str(object_width)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    width, inner, outer, speed, force = out["goal"]
+    assert width == pytest.approx(0.041) and inner == pytest.approx(0.039) and outer == pytest.approx(0.039)
+    assert (speed, force) == (0.1, 20.0)
+    assert out["calls"] == [held, held, object_width, True, False, 0.08]
+
+
+def test_fake_suction_serves_the_suction_gripper(ros_context):
+    """The Gazebo bringup's cup: the suction_service gripper switches it on and off through SetBool."""
+    import threading
+
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+
+    from cliport_ros.execution import GripperConfig
+    from cliport_ros.ros.fake_suction import FakeSuction
+    from cliport_ros.ros.grippers import make_gripper
+
+    cup = FakeSuction(context=ros_context)
+    node = Node("suction_client", context=ros_context)
+    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+    executor.add_node(cup)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        gripper = make_gripper(node, GripperConfig(type="suction_service", service="/suction/set", timeout=10.0),
+                               ReentrantCallbackGroup())
+        assert gripper.grasp() and gripper.is_holding() and cup.on
+        assert gripper.release() and not gripper.is_holding() and not cup.on
+    finally:
+        executor.shutdown()
+        spinner.join(5)
+        node.destroy_node()
+        cup.destroy_node()

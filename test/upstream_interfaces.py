@@ -1,4 +1,5 @@
-"""Upstream interface packages that cliport_ros talks to but that no wheel provides here (ur_msgs), built
+"""Upstream interface packages that cliport_ros talks to but that no wheel provides here (ur_msgs, franka_msgs,
+controller_manager_msgs, tf2_msgs), built
 from test/interfaces/<package> with the normal rosidl CMake route against the venv, once per content."""
 
 from __future__ import annotations
@@ -39,3 +40,14 @@ def build(package: str) -> dict[str, str]:
                 PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
                 LD_LIBRARY_PATH=os.pathsep.join([str(install / "lib"), os.environ.get("LD_LIBRARY_PATH", "")]),
                 AMENT_PREFIX_PATH=os.pathsep.join([str(install), os.environ.get("AMENT_PREFIX_PATH", str(venv))]))
+
+
+def build_all(*packages: str) -> dict[str, str]:
+    """The environment a subprocess needs to import all of ``packages``."""
+    env = dict(os.environ)
+    for package in packages:
+        built = build(package)
+        for key in ("PYTHONPATH", "LD_LIBRARY_PATH", "AMENT_PREFIX_PATH"):
+            first = built[key].split(os.pathsep)[0]
+            env[key] = os.pathsep.join([first, env.get(key, "")]) if env.get(key) else first
+    return env

@@ -14,7 +14,9 @@ from typing import Any, Mapping, Sequence
 
 from cliport_ros.geometry import Workspace
 
-GRIPPER_TYPES = ("suction_service", "suction_ur_io", "parallel_jaw")
+GRIPPER_TYPES = ("suction_service", "suction_ur_io", "parallel_jaw", "franka_hand")
+# The Franka Hand opens to 80 mm between the fingers.
+FRANKA_HAND_MAX_WIDTH = 0.08
 WORKSPACE_KEYS = ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max")
 
 
@@ -57,7 +59,10 @@ class GripperConfig:
 
     suction_service: a std_srvs/SetBool service (true = suction on). suction_ur_io: a UR tool digital output
     through the driver's io_and_status_controller set_io service (ur_msgs/SetIO). parallel_jaw: a
-    control_msgs/GripperCommand action (Robotiq 2F on the UR driver, the Franka hand's gripper_action).
+    control_msgs/GripperCommand action (a Robotiq 2F on the UR driver). franka_hand: franka_gripper's
+    franka_msgs Grasp and Move actions under ``action`` (``<action>/grasp``, ``<action>/move``); positions are
+    widths between the fingers in metres, and a grasp succeeds on any object wider than
+    closed_position + holding_tolerance (GripperCommand's fixed 5 mm grasp tolerance would miss most objects).
     """
 
     type: str = "suction_service"
@@ -89,6 +94,11 @@ class GripperConfig:
         _in_range("gripper.holding_tolerance", self.holding_tolerance, 0.0, abs(
             self.closed_position - self.open_position), lo_open=True)
         _in_range("gripper.timeout", self.timeout, 0.0, 120.0, lo_open=True)
+        if self.type == "franka_hand":
+            _in_range("gripper.open_position", self.open_position, 0.0, FRANKA_HAND_MAX_WIDTH, lo_open=True)
+            if not 0.0 <= self.closed_position < self.open_position:
+                raise ValueError("parameter 'gripper.closed_position' must be a width in [0, open_position) for "
+                                 f"franka_hand, got {self.closed_position}")
 
 
 @dataclass(frozen=True)

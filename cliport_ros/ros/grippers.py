@@ -1,11 +1,11 @@
 """Grippers over ROS: a suction cup on a std_srvs/SetBool service, a suction cup on a UR tool digital output
 (ur_msgs/SetIO on the driver's io_and_status_controller), and a parallel jaw on a control_msgs/GripperCommand
-action (Robotiq 2F on the UR driver, the Franka hand).
+action (Robotiq 2F on the UR driver), and the Franka Hand on franka_gripper's franka_msgs Grasp/Move actions.
 
 Each call blocks the calling thread (the action server's execute callback) until the answer arrives or
 ``gripper.timeout`` passes; the answer is processed by the node's other executor threads, so the node must
-spin in a MultiThreadedExecutor with these clients in a reentrant callback group. ur_msgs and control_msgs
-are imported only when their gripper is built.
+spin in a MultiThreadedExecutor with these clients in a reentrant callback group. ur_msgs, control_msgs
+and franka_msgs are imported only when their gripper is built.
 """
 
 from __future__ import annotations
@@ -149,9 +149,70 @@ class ParallelJawGripper:
         return abs(self._position - self._config.closed_position) > self._config.holding_tolerance
 
 
+class FrankaHand:
+    """The Franka Hand through franka_gripper (franka_ros2 >= 2.0): Grasp to close, Move to open.
+
+    A grasp is asked for a width window, [closed_position + holding_tolerance, open_position], given as the
+    window's middle and an epsilon of half its size: libfranka's grasp succeeds only if the fingers stop inside
+    it, so success means something is held, and fingers that closed on nothing fail the grasp.
+    """
+
+    SPEED = 0.1  # m/s, franka_gripper's own default_speed
+
+    def __init__(self, node: Node, config: GripperConfig, group: CallbackGroup):
+        try:
+            from franka_msgs.action import Grasp, Move
+        except ImportError as exc:
+            raise _import_error("franka_msgs", config.type, exc) from exc
+        self._grasp_type, self._move_type = Grasp, Move
+        self._config = config
+        prefix = config.action.rstrip("/")
+        self._grasp = (f"{prefix}/grasp", ActionClient(node, Grasp, f"{prefix}/grasp", callback_group=group))
+        self._move = (f"{prefix}/move", ActionClient(node, Move, f"{prefix}/move", callback_group=group))
+        self._holding = False
+
+    def _run(self, action: tuple[str, ActionClient], goal: Any) -> Any:
+        timeout = self._config.timeout
+        name, client = action
+        if not client.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f"action {name} not available within {timeout} s")
+        handle = wait_for_future(client.send_goal_async(goal), timeout, name)
+        if not handle.accepted:
+            return None
+        return wait_for_future(handle.get_result_async(), timeout, name).result
+
+    def grasp_goal(self) -> Any:
+        low = self._config.closed_position + self._config.holding_tolerance
+        high = self._config.open_position
+        goal = self._grasp_type.Goal()
+        goal.width = (low + high) / 2.0
+        goal.epsilon.inner = goal.epsilon.outer = (high - low) / 2.0
+        goal.speed = self.SPEED
+        goal.force = float(self._config.max_effort)
+        return goal
+
+    def grasp(self) -> bool:
+        result = self._run(self._grasp, self.grasp_goal())
+        self._holding = bool(result is not None and result.success)
+        return self._holding
+
+    def release(self) -> bool:
+        goal = self._move_type.Goal(width=float(self._config.open_position), speed=self.SPEED)
+        result = self._run(self._move, goal)
+        ok = bool(result is not None and result.success)
+        if ok:
+            self._holding = False
+        return ok
+
+    def is_holding(self) -> bool:
+        return self._holding
+
+
 def make_gripper(node: Node, config: GripperConfig, group: CallbackGroup) -> Gripper:
     if config.type == "suction_service":
         return SetBoolSuction(node, config, group)
     if config.type == "suction_ur_io":
         return URToolOutputSuction(node, config, group)
+    if config.type == "franka_hand":
+        return FrankaHand(node, config, group)
     return ParallelJawGripper(node, config, group)

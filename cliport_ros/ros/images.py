@@ -8,6 +8,7 @@ RGB uint8 (H, W, 3) for colour, float32 metres (H, W) for depth.
 from __future__ import annotations
 
 import math
+from array import array as PyArray
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,9 @@ def array_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Imag
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = int(array.strides[0])
-    msg.data = array.tobytes()  # bytes assignment: ~0.1 ms for a 640x480 frame
+    # An array.array('B') passes rosidl's field check at once (bytes are checked element by element: 60 ms
+    # for a 640x480 frame with ROS_PYTHON_CHECK_FIELDS=1, 1 ms this way).
+    msg.data = PyArray("B", array.tobytes())
     return msg
 
 

@@ -1,49 +1,75 @@
 """Pieces the real-cell launch files share (imported by launch/*_bringup.launch.py on a ROS 2 machine).
 
-Needs ROS 2's `launch`, `launch_ros` and `ament_index_python`, which only a real ROS install has.
+Needs ROS 2's `launch`, `launch_ros` and `ament_index_python`, which only a real ROS install has. What each
+bringup starts is decided by cliport_ros.ros.bringup from the performed argument values (plain data, tested
+without launch); this module only turns that into launch actions.
 """
 
 import os
+from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import IncludeLaunchDescription, LogInfo
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-# The one name both sides of ExecutePickPlace use.
-EXECUTE_ACTION = "execute_pick_place"
+from cliport_ros.ros.bringup import Argument, Bringup, Include
 
 
-def own_config(name):
-    """A file of this package's config/ folder, as a substitution."""
-    return PathJoinSubstitution([FindPackageShare("cliport_ros"), "config", name])
+def share() -> Path:
+    return Path(get_package_share_directory("cliport_ros"))
 
 
 def own_config_path(name):
     """A file of this package's config/ folder, as a path (MoveItConfigsBuilder reads it at launch time)."""
-    return os.path.join(get_package_share_directory("cliport_ros"), "config", name)
+    return str(share() / "config" / name)
 
 
-def include(package, launch_file, arguments):
+def declare(arguments: list[Argument]) -> list[DeclareLaunchArgument]:
+    return [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description) for a in arguments]
+
+
+def performed(context, arguments: list[Argument]) -> dict[str, str]:
+    """The launch arguments' values as strings (what the bringup builders take)."""
+    return {a.name: LaunchConfiguration(a.name).perform(context) for a in arguments}
+
+
+def ros_distro() -> str:
+    return os.environ.get("ROS_DISTRO", "")
+
+
+def include(spec: Include) -> IncludeLaunchDescription:
     return IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
-            PathJoinSubstitution([FindPackageShare(package), "launch", launch_file])),
-        launch_arguments=arguments.items(),
+            PathJoinSubstitution([FindPackageShare(spec.package), "launch", spec.launch_file])),
+        launch_arguments=list(spec.arguments.items()),
     )
 
 
-def camera_calibration(context):
+def cliport_node(bringup: Bringup) -> Node:
+    # One dict of final, typed values: no substitution inside, nothing applied after it.
+    return Node(package="cliport_ros", executable="cliport_node", name="cliport_node", output="screen",
+                parameters=[bringup.cliport_parameters])
+
+
+def extra_nodes(bringup: Bringup) -> list[Node]:
+    return [Node(package=spec.package, executable=spec.executable, name=spec.name, output="screen",
+                 parameters=[spec.parameters], arguments=spec.arguments, remappings=spec.remappings)
+            for spec in bringup.extra_nodes]
+
+
+def camera_calibration(context, path: str | None = None):
     """Static TF base -> camera from a calibration file, or easy_handeye2's own publisher, or a warning."""
     from cliport_ros.execution.calibration import load_camera_calibration
 
-    path = LaunchConfiguration("calibration_file").perform(context)
-    name = LaunchConfiguration("handeye_calibration_name").perform(context)
+    path = LaunchConfiguration("calibration_file").perform(context) if path is None else path
+    name = "" if path else LaunchConfiguration("handeye_calibration_name").perform(context)
     if path and name:
         raise RuntimeError("give calibration_file or handeye_calibration_name, not both")
     if name:
-        return [include("easy_handeye2", "publish.launch.py", {"name": name})]
+        return [include(Include("easy_handeye2", "publish.launch.py", {"name": name}))]
     if not path:
         return [LogInfo(msg="no camera calibration given (calibration_file / handeye_calibration_name): "
                             "the CLIPort node will find no TF from the base frame to the camera "

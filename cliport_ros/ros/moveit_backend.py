@@ -5,12 +5,14 @@ tested) where MoveIt is absent. MoveItPy starts its own rclcpp node and executor
 parameters (robot description, kinematics, planning pipelines, the moveit_cpp YAML) from the --params-file
 arguments the launch file gives this process (see launch/ur5_bringup.launch.py).
 
-Not run against a live MoveIt on the machines this was written on: the calls follow moveit_py's bindings
-(Jazzy and later; the Humble backport's different execute() is handled by ``execute_style``).
+Not run against a live MoveIt on the machines this was written on: the calls follow moveit_py's bindings of
+MoveIt 2.12.4 (ROS 2 Jazzy), checked in its sources (docs/real_cell.md, "Checked against upstream"), and are
+tested against a recording double of that API. Humble's moveit_py has other signatures and is refused.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any, Callable, Sequence
 
@@ -23,8 +25,10 @@ FREE_PARAMETERS = "free_motion"
 LINEAR_PARAMETERS = "linear_motion"
 
 EXECUTE_JAZZY = "jazzy"          # execute(trajectory, controllers=[...])
-EXECUTE_BLOCKING = "blocking"    # execute(trajectory, blocking=True, controllers=[...]) (early Iron/Jazzy)
-EXECUTE_HUMBLE = "humble"        # execute(group_name, trajectory, blocking=True) (the Humble backport)
+EXECUTE_BLOCKING = "blocking"    # execute(trajectory, blocking=True, controllers=[...]) (early Jazzy builds)
+# The topic MoveItCpp publishes its planning scene on for RViz, relative to its node's namespace: the same as
+# move_group's, so both would publish /monitored_planning_scene and RViz would flicker between them.
+MONITORED_PLANNING_SCENE = "monitored_planning_scene"
 
 
 class MoveItUnavailable(RuntimeError):
@@ -33,13 +37,28 @@ class MoveItUnavailable(RuntimeError):
 
 def execute_style(doc: str | None) -> str:
     """Which execute() signature a MoveItPy binding has, from its pybind11 docstring (the bindings carry no
-    introspectable signature)."""
+    introspectable signature). Humble's (group_name first) is refused."""
     first = (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
     if "group_name" in first:
-        return EXECUTE_HUMBLE
+        raise MoveItUnavailable(
+            "this moveit_py is ROS 2 Humble's (execute(group_name, ...)), whose planning API differs: "
+            "cliport_ros supports ROS 2 Jazzy and later")
     if "blocking" in first:
         return EXECUTE_BLOCKING
     return EXECUTE_JAZZY
+
+
+def takes_remappings(doc: str | None) -> bool:
+    """MoveItPy(..., remappings=...) exists from MoveIt 2.12.3 on (its constructor's pybind11 docstring)."""
+    return "remappings" in (doc or "")
+
+
+def at_rest(state: Any) -> Any:
+    """A copy of a moveit_py RobotState with every joint velocity 0: Pilz refuses a start state with any joint
+    velocity above 1e-8 (INVALID_ROBOT_STATE), and the measured velocities of an arm standing still are noise."""
+    rest = copy.deepcopy(state)
+    rest.joint_velocities = {name: 0.0 for name in rest.joint_velocities}
+    return rest
 
 
 def execution_outcome(value: Any) -> MotionOutcome:
@@ -63,20 +82,33 @@ class MoveItPyBackend:
     controllers."""
 
     def __init__(self, config: CellConfig, node_name: str = "moveit_py",
-                 log: Callable[[str], None] = print) -> None:
-        try:
-            from geometry_msgs.msg import PoseStamped
-            from moveit.planning import MoveItPy, PlanRequestParameters
-        except ImportError as exc:
-            raise MoveItUnavailable(
-                f"moveit_py is not importable ({exc}): install MoveIt 2's Python API (ros-jazzy-moveit-py) "
-                "and source the ROS environment, or serve ExecutePickPlace with sim_node instead"
-            ) from exc
+                 log: Callable[[str], None] = print, api: tuple[Any, Any] | None = None) -> None:
+        """``api``: (MoveItPy, PlanRequestParameters); moveit.planning's when not given (tests give doubles)."""
+        from geometry_msgs.msg import PoseStamped
+
+        if api is None:
+            try:
+                from moveit.planning import MoveItPy, PlanRequestParameters
+            except ImportError as exc:
+                raise MoveItUnavailable(
+                    f"moveit_py is not importable ({exc}): install MoveIt 2's Python API (ros-jazzy-moveit-py) "
+                    "and source the ROS environment, or serve ExecutePickPlace with sim_node instead"
+                ) from exc
+            api = (MoveItPy, PlanRequestParameters)
+        MoveItPy, PlanRequestParameters = api
         self._config = config
         self._log = log
         self._pose_stamped = PoseStamped
         self._stop_requested = threading.Event()
-        self._robot = MoveItPy(node_name=node_name)
+        self._style = execute_style(getattr(MoveItPy.execute, "__doc__", ""))
+        if takes_remappings(getattr(MoveItPy.__init__, "__doc__", "")):
+            # Publish the planning scene beside move_group's, not over it.
+            self._robot = MoveItPy(node_name=node_name, remappings={
+                MONITORED_PLANNING_SCENE: f"/{node_name}/{MONITORED_PLANNING_SCENE}"})
+        else:
+            log("this moveit_py (before MoveIt 2.12.3) cannot remap: it publishes /monitored_planning_scene "
+                "over move_group's, and RViz may show the scene flicker")
+            self._robot = MoveItPy(node_name=node_name)
         self._arm = self._robot.get_planning_component(config.planning_group)
         self._free = PlanRequestParameters(self._robot, FREE_PARAMETERS)
         self._free.max_velocity_scaling_factor = config.velocity_scaling
@@ -89,7 +121,6 @@ class MoveItPyBackend:
         self._linear.max_velocity_scaling_factor = config.linear_velocity_scaling
         self._linear.max_acceleration_scaling_factor = config.linear_acceleration_scaling
         self._linear.planning_time = config.planning_time
-        self._style = execute_style(getattr(type(self._robot).execute, "__doc__", ""))
         log(f"moveit_py ready: group {config.planning_group}, link {config.ee_link}, "
             f"execute() style {self._style}")
 
@@ -100,7 +131,12 @@ class MoveItPyBackend:
         goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = target.position
         o = goal.pose.orientation
         o.x, o.y, o.z, o.w = target.orientation
-        self._arm.set_start_state_to_current_state()
+        if linear:
+            with self._robot.get_planning_scene_monitor().read_only() as scene:
+                current = at_rest(scene.current_state)
+            self._arm.set_start_state(robot_state=current)
+        else:
+            self._arm.set_start_state_to_current_state()
         self._arm.set_goal_state(pose_stamped_msg=goal, pose_link=self._config.ee_link)
         params = self._linear if linear else self._free
         plan = self._arm.plan(single_plan_parameters=params)
@@ -116,9 +152,6 @@ class MoveItPyBackend:
 
     def _execute(self, trajectory: Any) -> Any:
         controllers = list(self._config.controllers)
-        if self._style == EXECUTE_HUMBLE:
-            # The backport's execute() takes the group and picks the controllers itself.
-            return self._robot.execute(self._config.planning_group, trajectory, blocking=True)
         if self._style == EXECUTE_BLOCKING:
             return self._robot.execute(trajectory, blocking=True, controllers=controllers)
         return self._robot.execute(trajectory, controllers=controllers)
