@@ -20,7 +20,8 @@ def test_colcon_build_installs_interfaces_package_nodes_and_data(tmp_path):
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     prefix = ws / "install" / "cliport_ros"
-    for node in ("cliport_node", "sim_node", "moveit_executor", "cliport"):
+    for node in ("cliport_node", "sim_node", "moveit_executor", "fake_franka_hand", "fake_suction", "doctor",
+                 "cliport"):
         script = prefix / "lib" / "cliport_ros" / node
         assert script.is_file() and os.access(script, os.X_OK), f"{node} not installed for ros2 run"
     share = prefix / "share" / "cliport_ros"
@@ -43,3 +44,12 @@ def test_colcon_build_installs_interfaces_package_nodes_and_data(tmp_path):
     lines = out.stdout.split()
     assert lines[0] == str(site / "cliport_ros" / "__init__.py")
     assert lines[1:] == ["pick_place", "8"]
+
+    # `ros2 run cliport_ros moveit_executor`: its motion process (multiprocessing spawn) imports the installed
+    # script again; without a __main__ guard the child would start a second node instead of MoveIt.
+    executor = subprocess.run(
+        [sys.executable, str(prefix / "lib" / "cliport_ros" / "moveit_executor"), "--ros-args", "--params-file",
+         str(share / "config" / "ur5.yaml")], env=run_env, cwd=str(tmp_path), capture_output=True, text=True,
+        timeout=120)
+    assert executor.returncode == 2, executor.stdout + executor.stderr
+    assert "the motion process did not start: MoveItUnavailable: moveit_py is not importable" in executor.stderr

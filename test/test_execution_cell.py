@@ -37,7 +37,14 @@ def test_shipped_cells_load_with_their_robot_names():
 
 def test_default_workspace_is_the_single_source():
     assert CellConfig().workspace == Workspace()
-    assert load("ur5.yaml").workspace == Workspace()
+    # The real cells shift the workspace towards the base (its far corners in the arm's reach) and keep its
+    # extent: the shipped model's image size.
+    default = Workspace()
+    for name in ("ur5.yaml", "franka.yaml"):
+        ws = load(name).workspace
+        assert (ws.x_max - ws.x_min, ws.y_max - ws.y_min) == pytest.approx(
+            (default.x_max - default.x_min, default.y_max - default.y_min))
+        assert (ws.z_min, ws.z_max, ws.pixel_size) == (default.z_min, default.z_max, default.pixel_size)
 
 
 def test_parameters_round_trip_and_ints_become_floats():

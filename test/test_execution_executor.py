@@ -46,7 +46,7 @@ def test_out_of_workspace_goal_moves_nothing():
     far = PickPlace(Pose((0.9, 0.0, 0.04)), Pose((0.6, 0.25, 0.03)), frame_id="base_link")
     result, backend, gripper, stages = run(decision=far)
     assert result.error_code == ErrorCode.OUT_OF_WORKSPACE and not result.success
-    assert "x=0.900 outside [0.25, 0.75]" in result.message
+    assert "x=0.900 outside [0.18, 0.68]" in result.message
     assert backend.calls == [] and gripper.calls == [] and stages == []
 
 

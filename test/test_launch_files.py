@@ -254,3 +254,32 @@ def test_cliport_node_yaml_shows_the_nodes_own_defaults(ros_context):
         assert not undocumented, f"parameters missing from config/cliport_node.yaml: {sorted(undocumented)}"
     finally:
         node.destroy_node()
+
+
+def test_franka_moveit_config_uses_what_franka_ros2_ships():
+    """franka_fr3_moveit_config has config/fr3_joint_limits.yaml, not the joint_limits.yaml the builder loads by
+    default, and an ompl_planning.yaml without planning_plugins (for panda_arm): the bringup names the file and
+    brings complete pipeline blocks for fr3_arm (MoveIt 2.12 throws "Planning plugin name is empty" otherwise)."""
+    module = tree("franka_bringup.launch.py")
+    limits = [keyword(c, "file_path") for c in calls(module, "joint_limits")]
+    assert [literal(f) for f in limits] == ["config/fr3_joint_limits.yaml"]
+    source = (REPO / "launch" / "franka_bringup.launch.py").read_text()
+    assert '"franka_bringup"), "urdf",' in source and '"franka_arm.urdf.xacro"' in source
+    assert not calls(module, "planning_pipelines"), "Franka's own ompl_planning.yaml must not be loaded"
+    document = yaml.safe_load((REPO / "config" / "moveit_py_franka.yaml").read_text())
+    for pipeline in document["planning_pipelines"]["pipeline_names"]:
+        plugins = document[pipeline]["planning_plugins"]
+        assert isinstance(plugins, list) and plugins and "UNKNOWN" not in plugins, pipeline
+        assert document[pipeline]["request_adapters"] and document[pipeline]["response_adapters"]
+    assert document["ompl"]["fr3_arm"]["planner_configs"] == ["RRTConnectkConfigDefault"]
+    assert "RRTConnectkConfigDefault" in document["ompl"]["planner_configs"]
+    assert "panda_arm" not in document["ompl"]
+
+
+@pytest.mark.parametrize("robot", ["ur5", "franka"])
+def test_moveit_py_configs_set_only_what_moveitcpp_reads(robot):
+    """MoveItCpp (2.12) reads name, robot_description and wait_for_initial_state_timeout of
+    planning_scene_monitor_options; topic keys there are ignored, so they must not pretend to do anything."""
+    document = yaml.safe_load((REPO / "config" / f"moveit_py_{robot}.yaml").read_text())
+    assert set(document["planning_scene_monitor_options"]) == {
+        "name", "robot_description", "wait_for_initial_state_timeout"}

@@ -23,7 +23,7 @@ from fake_cell import FakeCell
 from cliport_ros.cli import main
 
 context = rclpy.Context()
-rclpy.init(context=context)
+rclpy.init(context=context, args=[])
 cell = FakeCell(context, broken=sys.argv[2] == "broken")
 executor = MultiThreadedExecutor(num_threads=2, context=context)
 executor.add_node(cell)
@@ -31,6 +31,7 @@ spinner = threading.Thread(target=executor.spin, daemon=True)
 spinner.start()
 code = main(["doctor", "ur5", *sys.argv[3:], "--window", "2", "--distro", "jazzy"])
 executor.shutdown()
+spinner.join(10)
 cell.destroy_node()
 rclpy.try_shutdown(context=context)
 print(f"exit {code}")

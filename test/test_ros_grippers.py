@@ -143,3 +143,68 @@ def test_fake_suction_serves_the_suction_gripper(ros_context):
         spinner.join(5)
         node.destroy_node()
         cup.destroy_node()
+
+
+JAW_PROBE = r"""
+import json, sys, threading
+import rclpy
+from control_msgs.action import GripperCommand
+from rclpy.action import ActionServer
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+from cliport_ros.execution import GripperConfig
+from cliport_ros.ros.grippers import make_gripper
+
+object_at, allow_stalling = float(sys.argv[1]), sys.argv[2] == "1"
+rclpy.init()
+server_node = Node("robotiq_gripper_controller_double")
+goals = []
+
+def execute(handle):
+    # As ros2_controllers' GripperActionController: the jaw moves to the goal unless an object stops it first
+    # (knuckle angle in rad, 0 open .. 0.8 closed); a stalled jaw succeeds only with allow_stalling.
+    goal = handle.request.command
+    goals.append([goal.position, goal.max_effort])
+    closing_on_object = 0.0 < object_at < goal.position
+    result = GripperCommand.Result(position=object_at if closing_on_object else goal.position, effort=10.0,
+                                   stalled=closing_on_object, reached_goal=not closing_on_object)
+    if closing_on_object and not allow_stalling:
+        handle.abort()
+    else:
+        handle.succeed()
+    return result
+
+server = ActionServer(server_node, GripperCommand, "/robotiq_gripper_controller/gripper_cmd", execute)
+node = Node("jaw_probe")
+config = GripperConfig(type="parallel_jaw", action="/robotiq_gripper_controller/gripper_cmd", open_position=0.0,
+                       closed_position=0.8, max_effort=20.0, holding_tolerance=0.01, timeout=20.0)
+gripper = make_gripper(node, config, ReentrantCallbackGroup())
+executor = MultiThreadedExecutor(num_threads=3)
+executor.add_node(node)
+executor.add_node(server_node)
+spinner = threading.Thread(target=executor.spin)
+spinner.start()
+calls = [gripper.grasp(), gripper.is_holding(), gripper.release(), gripper.is_holding()]
+print(json.dumps({"goals": goals, "calls": calls}), flush=True)
+executor.shutdown()
+spinner.join()
+rclpy.try_shutdown()
+"""
+
+
+@pytest.mark.parametrize("object_at, allow_stalling, held", [(0.5, "1", True), (0.5, "0", True), (0.0, "1", False)])
+def test_parallel_jaw_over_gripper_command(object_at, allow_stalling, held):
+    """A Robotiq 2F on control_msgs/GripperCommand (control_msgs 5.8.0, generated here): a jaw stopped by an
+    object holds it, whether the controller reports the stall as success or as an abort; a jaw that reached
+    closed_position caught nothing, and an open one holds nothing."""
+    env = build("control_msgs")
+    done = subprocess.run([sys.executable, "-c", JAW_PROBE, str(object_at), allow_stalling], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["goals"] == [[0.8, 20.0], [0.0, 20.0]]
+    # grasp() is the command's success; whether anything is held is is_holding()'s answer (the executor's
+    # GRASP_FAILED). After the release, nothing is held (v0.7 said an open jaw held, being far from closed).
+    assert out["calls"] == [True, held, True, False]

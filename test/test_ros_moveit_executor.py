@@ -34,8 +34,8 @@ STAGE_NAMES = [s.label for s in Stage]
 class Cell:
     """The node under test, a client node, and the doubles behind the node."""
 
-    def __init__(self, context, overrides=None, gripper=None, real_gripper=False):
-        self.backend = RecordingMotionBackend()
+    def __init__(self, context, overrides=None, gripper=None, real_gripper=False, backend=None):
+        self.backend = backend or RecordingMotionBackend()
         self.gripper = gripper or RecordingGripper()
         kwargs = {} if real_gripper else {"gripper_factory": lambda node, config, group: self.gripper}
         self.node = MoveItExecutorNode(

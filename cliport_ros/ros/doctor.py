@@ -117,10 +117,9 @@ class Observer:
             self.tf_edges[transform.child_frame_id.lstrip("/")] = transform.header.frame_id.lstrip("/")
 
     def controller_states(self, executor: Any, timeout: float) -> Optional[dict[str, str]]:
-        try:
-            from controller_manager_msgs.srv import ListControllers
-        except ImportError:
-            return None
+        """None if controller_manager does not answer; ImportError without controller_manager_msgs."""
+        from controller_manager_msgs.srv import ListControllers
+
         client = self.node.create_client(ListControllers, "/controller_manager/list_controllers")
         try:
             future = client.call_async(ListControllers.Request())
@@ -163,7 +162,11 @@ def examine(node: Any, executor: Any, bringup: Bringup, robot: str, window: floa
 
     checks = check_description(observer.descriptions["/robot_description"],
                                observer.descriptions["/robot_description_semantic"], config)
-    checks += check_controllers(observer.controller_states(executor, timeout), config.controllers)
+    try:
+        checks += check_controllers(observer.controller_states(executor, timeout), config.controllers)
+    except ImportError as exc:
+        checks.append(Check("controllers", False, f"controller_manager_msgs is not importable ({exc})",
+                            "source the ROS 2 install (ros-jazzy-controller-manager-msgs)"))
     checks += check_gripper(config, observer.offered())
     for camera, record in observer.cameras.items():
         for kind, allowed in (("color", COLOUR_ENCODINGS), ("depth", DEPTH_ENCODINGS), ("info", ())):
@@ -216,7 +219,8 @@ def run(args: argparse.Namespace, out: Any = None, context: Any = None,
     own_context = context is None
     if own_context:
         context = rclpy.Context()
-        rclpy.init(context=context)
+        # No ROS arguments: rcl would read the bringup's name:=value arguments as (deprecated) remap rules.
+        rclpy.init(context=context, args=[])
     node = rclpy.create_node("cliport_doctor", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)

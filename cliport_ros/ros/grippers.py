@@ -115,6 +115,7 @@ class ParallelJawGripper:
         self._config = config
         self._client = ActionClient(node, GripperCommand, config.action, callback_group=group)
         self._position: float | None = None
+        self._closed = False  # the last command closed the jaw
 
     def _command(self, position: float) -> tuple[bool, Any]:
         timeout, name = self._config.timeout, self._config.action
@@ -136,15 +137,19 @@ class ParallelJawGripper:
         return response.status == GoalStatus.STATUS_SUCCEEDED or bool(result.stalled), result
 
     def grasp(self) -> bool:
+        self._closed = True
         ok, _ = self._command(self._config.closed_position)
         return ok
 
     def release(self) -> bool:
         ok, result = self._command(self._config.open_position)
+        if ok and result is not None:
+            self._closed = False
         return ok and result is not None
 
     def is_holding(self) -> bool:
-        if self._position is None:
+        # Only a closed jaw holds: an open one is also far from closed_position (v0.7 read that as holding).
+        if self._position is None or not self._closed:
             return False
         return abs(self._position - self._config.closed_position) > self._config.holding_tolerance
 

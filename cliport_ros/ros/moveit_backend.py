@@ -82,8 +82,11 @@ class MoveItPyBackend:
     controllers."""
 
     def __init__(self, config: CellConfig, node_name: str = "moveit_py",
-                 log: Callable[[str], None] = print, api: tuple[Any, Any] | None = None) -> None:
-        """``api``: (MoveItPy, PlanRequestParameters); moveit.planning's when not given (tests give doubles)."""
+                 log: Callable[[str], None] = print, api: tuple[Any, Any] | None = None,
+                 stop_flag: Any = None, params_files: Sequence[str] | None = None) -> None:
+        """``api``: (MoveItPy, PlanRequestParameters); moveit.planning's when not given (tests give doubles).
+        ``stop_flag``: an Event-like flag that stop() sets (a multiprocessing.Event shared with the node's
+        process, see motion_process.py). ``params_files``: MoveItPy's parameter files (default: sys.argv's)."""
         from geometry_msgs.msg import PoseStamped
 
         if api is None:
@@ -99,16 +102,18 @@ class MoveItPyBackend:
         self._config = config
         self._log = log
         self._pose_stamped = PoseStamped
-        self._stop_requested = threading.Event()
+        self._stop_requested = stop_flag if stop_flag is not None else threading.Event()
         self._style = execute_style(getattr(MoveItPy.execute, "__doc__", ""))
+        kwargs: dict[str, Any] = {}
+        if params_files is not None:
+            kwargs["launch_params_filepaths"] = list(params_files)
         if takes_remappings(getattr(MoveItPy.__init__, "__doc__", "")):
             # Publish the planning scene beside move_group's, not over it.
-            self._robot = MoveItPy(node_name=node_name, remappings={
-                MONITORED_PLANNING_SCENE: f"/{node_name}/{MONITORED_PLANNING_SCENE}"})
+            kwargs["remappings"] = {MONITORED_PLANNING_SCENE: f"/{node_name}/{MONITORED_PLANNING_SCENE}"}
         else:
             log("this moveit_py (before MoveIt 2.12.3) cannot remap: it publishes /monitored_planning_scene "
                 "over move_group's, and RViz may show the scene flicker")
-            self._robot = MoveItPy(node_name=node_name)
+        self._robot = MoveItPy(node_name=node_name, **kwargs)
         self._arm = self._robot.get_planning_component(config.planning_group)
         self._free = PlanRequestParameters(self._robot, FREE_PARAMETERS)
         self._free.max_velocity_scaling_factor = config.velocity_scaling
@@ -166,6 +171,8 @@ class MoveItPyBackend:
         get_manager().stop_execution(True)
 
     def add_collision_boxes(self, boxes: Sequence[Box]) -> None:
+        if not boxes:
+            return
         try:
             from geometry_msgs.msg import Pose as PoseMsg
             from moveit_msgs.msg import CollisionObject
@@ -193,3 +200,16 @@ class MoveItPyBackend:
         shutdown = getattr(self._robot, "shutdown", None)
         if shutdown is not None:
             shutdown()
+
+
+def params_files(argv: Sequence[str]) -> list[str]:
+    """The ``--params-file`` arguments of a node's command line (what launch gave the process)."""
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--params-file"]
+
+
+def make_backend(config: CellConfig, node_name: str, stop_flag: Any, files: Sequence[str]) -> MoveItPyBackend:
+    """The motion process's backend (motion_process.ProcessBackend's factory for a real cell)."""
+    import sys
+
+    return MoveItPyBackend(config, node_name, log=lambda message: print(message, file=sys.stderr, flush=True),
+                           stop_flag=stop_flag, params_files=files)

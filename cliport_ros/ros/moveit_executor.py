@@ -9,7 +9,9 @@ at start-up. Each goal is checked (frame, poses, workspace bounds, heights) befo
 fails the checks is aborted with INVALID_GOAL or OUT_OF_WORKSPACE. One goal runs at a time (BUSY otherwise);
 cancel stops the motion in progress.
 
-The motion backend and the gripper are injectable (``backend_factory``, ``gripper_factory``) so the node runs
+MoveItPy runs in a process of its own (motion_process.py), because moveit_py's plan() holds the Python GIL:
+this process keeps answering cancels and sending feedback while MoveIt plans. The motion backend and the
+gripper are injectable (``backend_factory``, ``gripper_factory``) so the node runs
 in tests with a recording double instead of MoveIt.
 """
 
@@ -51,10 +53,13 @@ GripperFactory = Callable[[Node, GripperConfig, CallbackGroup], Gripper]
 
 
 def moveit_backend_factory(node: Node, config: CellConfig) -> SceneMotionBackend:
-    from cliport_ros.ros.moveit_backend import MoveItPyBackend
+    """MoveItPy in a process of its own (motion_process.py: its plan() holds the GIL), with this process's
+    MoveIt parameter files."""
+    from cliport_ros.ros.moveit_backend import params_files
+    from cliport_ros.ros.motion_process import ProcessBackend
 
-    logger = node.get_logger()
-    return MoveItPyBackend(config, node_name=node.get_parameter("moveit_node_name").value, log=logger.info)
+    return ProcessBackend("cliport_ros.ros.moveit_backend:make_backend", config,
+                          node_name=node.get_parameter("moveit_node_name").value, args=(params_files(sys.argv),))
 
 
 def ros_gripper_factory(node: Node, config: GripperConfig, group: CallbackGroup) -> Gripper:
