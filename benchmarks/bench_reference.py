@@ -39,8 +39,15 @@ CFG = {
         "trans_stream_fusion_type": "conv",
     }
 }
-UNRELATED = ("meshcat", "meshcat.geometry", "meshcat.transformations", "matplotlib", "matplotlib.pyplot",
-             "transforms3d", "omegaconf")
+UNRELATED = (
+    "meshcat",
+    "meshcat.geometry",
+    "meshcat.transformations",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "transforms3d",
+    "omegaconf",
+)
 
 
 def _package(name: str, path: Path) -> None:
@@ -93,15 +100,17 @@ def main() -> None:
     folder = golden_dir()
     state = rule_state_dict(folder)
     prefix = "attention.attn_stream_two.clip_rn50."
-    clip_state = {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
+    clip_state = {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}
     # build_model reads a state dict of OpenAI's released file, which carries these three entries too
-    clip_state.update(input_resolution=torch.tensor(224), context_length=torch.tensor(77), vocab_size=torch.tensor(49408))
+    clip_state.update(
+        input_resolution=torch.tensor(224), context_length=torch.tensor(77), vocab_size=torch.tensor(49408)
+    )
     utils, Attention, Transport = load_reference(Path(args.reference_repo), clip_state)
     in_shape = (320, 160, 6)
     attention = Attention(("plain_resnet_lat", "clip_lingunet_lat"), in_shape, 1, utils.preprocess, CFG, "cpu")
     transport = Transport(("plain_resnet_lat", "clip_lingunet_lat"), in_shape, 36, 64, utils.preprocess, CFG, "cpu")
-    attention.load_state_dict({k[len("attention."):]: v for k, v in state.items() if k.startswith("attention.")})
-    transport.load_state_dict({k[len("transport."):]: v for k, v in state.items() if k.startswith("transport.")})
+    attention.load_state_dict({k[len("attention.") :]: v for k, v in state.items() if k.startswith("attention.")})
+    transport.load_state_dict({k[len("transport.") :]: v for k, v in state.items() if k.startswith("transport.")})
     attention.eval()
     transport.eval()
     golden = np.load(golden_file(folder))
@@ -121,13 +130,17 @@ def main() -> None:
         # the harness runs the reference as the fixture's goldens were made: its pick logits reproduce them
         logits = attention.forward(img, lang, softmax=False).reshape(320, 160).numpy()
     check = float(np.abs(logits - golden["pick_logits_0"]).max())
-    print(json.dumps({
-        "code": "reference (github cliport/cliport, agent 'cliport'), CLIP fp16 as the reference holds it",
-        "threads": torch.get_num_threads(),
-        "repeats": args.repeats,
-        "pick_logits_max_abs_diff_vs_golden": check,
-        **{k: {"p50": round(float(np.median(v)), 1), "min": round(min(v), 1)} for k, v in timings.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "code": "reference (github cliport/cliport, agent 'cliport'), CLIP fp16 as the reference holds it",
+                "threads": torch.get_num_threads(),
+                "repeats": args.repeats,
+                "pick_logits_max_abs_diff_vs_golden": check,
+                **{k: {"p50": round(float(np.median(v)), 1), "min": round(min(v), 1)} for k, v in timings.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

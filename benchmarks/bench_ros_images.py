@@ -36,8 +36,9 @@ def publisher(frames: int, rate: float) -> None:
     rgb = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     depth = np.full((480, 640), 0.8, np.float32)
     deadline = time.monotonic() + 20
-    while (colour_pub.get_subscription_count() == 0 or depth_pub.get_subscription_count() == 0) \
-            and time.monotonic() < deadline:
+    while (
+        colour_pub.get_subscription_count() == 0 or depth_pub.get_subscription_count() == 0
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)  # discovery settles both ways
     period = 1.0 / rate
@@ -77,12 +78,14 @@ def measure(frames: int, rate: float, profile: bool) -> dict:
         def callback(msg):
             sent = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
             latencies[kind].append(time.time() - sent)
+
         return callback
 
     node.create_subscription(Image, "/bench/color/image_raw", on("colour"), qos_profile_sensor_data)
     node.create_subscription(Image, "/bench/aligned_depth_to_color/image_raw", on("depth"), qos_profile_sensor_data)
-    child = subprocess.Popen([sys.executable, __file__, "--publisher", "--frames", str(frames), "--rate", str(rate)],
-                             env=env)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--publisher", "--frames", str(frames), "--rate", str(rate)], env=env
+    )
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(node)
     while child.poll() is None:
@@ -92,8 +95,13 @@ def measure(frames: int, rate: float, profile: bool) -> dict:
     executor.shutdown()
     node.destroy_node()
     rclpy.try_shutdown(context=context)
-    out = {"benchmark": "ros_images_between_processes", "profile": "config/fastdds_shm.xml" if profile else "fastdds defaults",
-           "rate_hz": rate, "frames_sent": frames, "qos": "sensor_data (best effort)"}
+    out = {
+        "benchmark": "ros_images_between_processes",
+        "profile": "config/fastdds_shm.xml" if profile else "fastdds defaults",
+        "rate_hz": rate,
+        "frames_sent": frames,
+        "qos": "sensor_data (best effort)",
+    }
     for kind, values in latencies.items():
         ms = np.array(values) * 1000.0
         out[f"{kind}_received"] = len(values)
@@ -114,7 +122,7 @@ def main() -> int:
         return 0
     os.environ.setdefault("ROS_LOG_DIR", str(REPO / "build" / "ros_log"))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    for profile in ((True,) if args.no_compare else (True, False)):
+    for profile in (True,) if args.no_compare else (True, False):
         print(json.dumps(measure(args.frames, args.rate, profile)), flush=True)
     return 0
 

@@ -51,8 +51,11 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     rig = load_camera_rig()
-    boxes = [(0.45, -0.1, 0.02, 0.04, (220, 30, 30)), (0.6, 0.2, 0.04, 0.03, (30, 200, 30)),
-             (0.35, 0.3, 0.02, 0.04, (30, 30, 220))]
+    boxes = [
+        (0.45, -0.1, 0.02, 0.04, (220, 30, 30)),
+        (0.6, 0.2, 0.04, 0.03, (30, 200, 30)),
+        (0.35, 0.3, 0.02, 0.04, (30, 30, 220)),
+    ]
     frames = {cam.name: table_frame(cam, boxes) for cam in rig}
     with tempfile.TemporaryDirectory() as tmp:
         Policy(ModelConfig.named("tiny"), device="cpu").save(Path(tmp) / "tiny")
@@ -60,17 +63,26 @@ def main() -> int:
 
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = CliportNode(context=context, policy_factory=lambda c, d: policy, parameter_overrides=[
-        Parameter("execute", value=False), Parameter("device", value="cpu"),
-        Parameter("publish_visualization", value=not args.no_visualization)])
+    node = CliportNode(
+        context=context,
+        policy_factory=lambda c, d: policy,
+        parameter_overrides=[
+            Parameter("execute", value=False),
+            Parameter("device", value="cpu"),
+            Parameter("publish_visualization", value=not args.no_visualization),
+        ],
+    )
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.last_error
     node.trigger_activate()
     driver = rclpy.create_node("bench_driver", context=context)
-    pubs = {cam.name: (driver.create_publisher(Image, f"/{cam.name}/color/image_raw", qos_profile_sensor_data),
-                       driver.create_publisher(Image, f"/{cam.name}/aligned_depth_to_color/image_raw",
-                                               qos_profile_sensor_data),
-                       driver.create_publisher(CameraInfo, f"/{cam.name}/color/camera_info", qos_profile_sensor_data))
-            for cam in rig}
+    pubs = {
+        cam.name: (
+            driver.create_publisher(Image, f"/{cam.name}/color/image_raw", qos_profile_sensor_data),
+            driver.create_publisher(Image, f"/{cam.name}/aligned_depth_to_color/image_raw", qos_profile_sensor_data),
+            driver.create_publisher(CameraInfo, f"/{cam.name}/color/camera_info", qos_profile_sensor_data),
+        )
+        for cam in rig
+    }
     instruction = driver.create_publisher(String, "/cliport/instruction", 10)
     received = []
     driver.create_subscription(PickPlace, "/cliport/pick_place", lambda m: received.append(time.monotonic()), 10)
@@ -94,8 +106,12 @@ def main() -> int:
             executor.spin_once(timeout_sec=0.02)
         return predicate()
 
-    assert spin_until(lambda: (publish_cameras(), all(c.latest()[2] is not None and c.latest()[0] is not None
-                                                      for c in node.cameras))[1], 30), "no camera frames"
+    assert spin_until(
+        lambda: (publish_cameras(), all(c.latest()[2] is not None and c.latest()[0] is not None for c in node.cameras))[
+            1
+        ],
+        30,
+    ), "no camera frames"
     spin_until(lambda: instruction.get_subscription_count() > 0, 10)
     rows = []
     for k in range(args.decisions + 2):  # two warm-up decisions
@@ -104,26 +120,44 @@ def main() -> int:
         count = len(received)
         sent = time.monotonic()
         instruction.publish(String(data="put the red block in the green bowl"))
-        assert spin_until(lambda: len(received) > count, 60), node.last_error
+        assert spin_until(lambda count=count: len(received) > count, 60), node.last_error
         t = node.last_timings
         if k >= 2:
-            rows.append({"end_to_end": received[-1] - sent, "in_node": t["received_to_published_s"],
-                         "policy": t["policy_s"], "fuse": t["fuse_s"]})
+            rows.append(
+                {
+                    "end_to_end": received[-1] - sent,
+                    "in_node": t["received_to_published_s"],
+                    "policy": t["policy_s"],
+                    "fuse": t["fuse_s"],
+                }
+            )
     executor.shutdown()
     node.stop_worker()
     rclpy.try_shutdown(context=context)
 
     def stats(key, minus_policy=False):
         values = np.array([r[key] - (r["policy"] if minus_policy else 0.0) for r in rows]) * 1000
-        return {"p50_ms": round(float(np.percentile(values, 50)), 1), "p95_ms": round(float(np.percentile(values, 95)), 1)}
+        return {
+            "p50_ms": round(float(np.percentile(values, 50)), 1),
+            "p95_ms": round(float(np.percentile(values, 95)), 1),
+        }
 
-    print(json.dumps({
-        "benchmark": "ros_overhead_per_decision", "cameras": len(rig), "image": "640x480 rgb8 + 32FC1",
-        "decisions": len(rows), "torch_threads": args.threads, "visualization": not args.no_visualization,
-        "overhead_in_node_minus_model": stats("in_node", True),
-        "overhead_end_to_end_minus_model": stats("end_to_end", True),
-        "fusion_of_views": stats("fuse"), "model": stats("policy"),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ros_overhead_per_decision",
+                "cameras": len(rig),
+                "image": "640x480 rgb8 + 32FC1",
+                "decisions": len(rows),
+                "torch_threads": args.threads,
+                "visualization": not args.no_visualization,
+                "overhead_in_node_minus_model": stats("in_node", True),
+                "overhead_end_to_end_minus_model": stats("end_to_end", True),
+                "fusion_of_views": stats("fuse"),
+                "model": stats("policy"),
+            }
+        )
+    )
     return 0
 
 

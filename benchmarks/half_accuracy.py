@@ -71,15 +71,19 @@ def main() -> None:
                 tally.setdefault(word, [0, 0])
                 tally[word][0] += int(right)
                 tally[word][1] += 1
-    print(json.dumps({
-        "checkpoint": args.checkpoint,
-        "step": policy.metadata.get("step"),
-        "steps_judged": len(samples),
-        "pick_accuracy": round(picks / len(samples), 3),
-        "place_accuracy_given_oracle_pick": round(places / len(samples), 3),
-        "pick_right_by_block_colour": {w: f"{r}/{n}" for w, (r, n) in sorted(pick_words.items())},
-        "place_right_by_bowl_colour": {w: f"{r}/{n}" for w, (r, n) in sorted(place_words.items())},
-    }))
+    print(
+        json.dumps(
+            {
+                "checkpoint": args.checkpoint,
+                "step": policy.metadata.get("step"),
+                "steps_judged": len(samples),
+                "pick_accuracy": round(picks / len(samples), 3),
+                "place_accuracy_given_oracle_pick": round(places / len(samples), 3),
+                "pick_right_by_block_colour": {w: f"{r}/{n}" for w, (r, n) in sorted(pick_words.items())},
+                "place_right_by_bowl_colour": {w: f"{r}/{n}" for w, (r, n) in sorted(place_words.items())},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,10 +52,10 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from cliport_ros.training.commands import parse_model_overrides
     from cliport_ros.data.augment import perturb
     from cliport_ros.model.config import ModelConfig
     from cliport_ros.model.policy import CLIPortModel, image_tensor
+    from cliport_ros.training.commands import parse_model_overrides
     from cliport_ros.training.train import load_samples
 
     torch.set_num_threads(1)
@@ -94,15 +94,20 @@ def main() -> None:
         opt.step()
         losses.append(loss.item())
         if step % args.every == 0 or step == args.steps:
-            print(json.dumps({
-                "step": step,
-                "loss": round(float(np.mean(losses[-args.every:])), 3),
-                "held_out_accuracy": round(accuracy(held), 3),
-                "train_accuracy": round(accuracy(train[: len(held)]), 3),
-                "held_out_picks": len(held),
-                "minutes": round((time.time() - start) / 60, 1),
-                "model_set": overrides,
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "step": step,
+                        "loss": round(float(np.mean(losses[-args.every :])), 3),
+                        "held_out_accuracy": round(accuracy(held), 3),
+                        "train_accuracy": round(accuracy(train[: len(held)]), 3),
+                        "held_out_picks": len(held),
+                        "minutes": round((time.time() - start) / 60, 1),
+                        "model_set": overrides,
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

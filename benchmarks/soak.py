@@ -37,11 +37,22 @@ from typing import Any
 SHM = Path("/dev/shm")
 PARTICIPANT_SEGMENT = re.compile(r"^fastrtps_[0-9a-f]{16}(_el)?$")
 # The built families (the google-objects ones need generated meshes), seen and unseen colours.
-TASKS = ("put-block-in-bowl-seen-colors", "stack-block-pyramid-seq-seen-colors", "towers-of-hanoi-seq-seen-colors",
-         "packing-boxes-pairs-seen-colors", "assembling-kits-seq-seen-colors", "packing-shapes", "align-rope",
-         "separating-piles-seen-colors", "put-block-in-bowl-unseen-colors", "stack-block-pyramid-seq-unseen-colors",
-         "towers-of-hanoi-seq-unseen-colors", "packing-boxes-pairs-unseen-colors",
-         "assembling-kits-seq-unseen-colors", "separating-piles-unseen-colors")
+TASKS = (
+    "put-block-in-bowl-seen-colors",
+    "stack-block-pyramid-seq-seen-colors",
+    "towers-of-hanoi-seq-seen-colors",
+    "packing-boxes-pairs-seen-colors",
+    "assembling-kits-seq-seen-colors",
+    "packing-shapes",
+    "align-rope",
+    "separating-piles-seen-colors",
+    "put-block-in-bowl-unseen-colors",
+    "stack-block-pyramid-seq-unseen-colors",
+    "towers-of-hanoi-seq-unseen-colors",
+    "packing-boxes-pairs-unseen-colors",
+    "assembling-kits-seq-unseen-colors",
+    "separating-piles-unseen-colors",
+)
 
 
 def segments() -> set[str]:
@@ -117,8 +128,9 @@ class Driver:
 
     def wait_status(self, predicate: Any, timeout: float) -> Any:
         with self.status_lock:
-            found = self.status_lock.wait_for(lambda: self.task_status is not None and predicate(self.task_status),
-                                              timeout)
+            found = self.status_lock.wait_for(
+                lambda: self.task_status is not None and predicate(self.task_status), timeout
+            )
             return self.task_status if found else None
 
     def reset(self, task: str, seed: int) -> tuple[bool, str]:
@@ -144,8 +156,10 @@ class Driver:
                 if cancel and "handle" in handle_box:
                     handle_box["handle"].cancel_goal_async()
 
-        goal = self.follow.send_goal_async(self.FollowInstruction.Goal(instruction=instruction, max_steps=1,
-                                                                       execute=True), feedback_callback=on_feedback)
+        goal = self.follow.send_goal_async(
+            self.FollowInstruction.Goal(instruction=instruction, max_steps=1, execute=True),
+            feedback_callback=on_feedback,
+        )
         if not self.wait(goal, self.stall_s):
             return {"stall": "goal not answered"}
         handle = goal.result()
@@ -159,10 +173,12 @@ class Driver:
         result = answer.result().result
         from cliport_ros.agent import DecisionCode  # the same values as FollowInstruction.Result's codes
 
-        code = DecisionCode(result.error_code).name if result.error_code in DecisionCode._value2member_map_ \
+        code = (
+            DecisionCode(result.error_code).name
+            if result.error_code in DecisionCode._value2member_map_
             else str(result.error_code)
-        row = {"code": code, "message": result.message,
-               "success": result.success, "seconds": time.monotonic() - t0}
+        )
+        row = {"code": code, "message": result.message, "success": result.success, "seconds": time.monotonic() - t0}
         if "execute" in marks:
             row["to_execute_s"] = marks["execute"] - t0
         return row
@@ -178,8 +194,7 @@ class Driver:
                 return {"stall": "no status line"}
             line = self.last_line
         ok = "step(s) for" in line
-        return {"code": "SUCCESS" if ok else "FAILED", "message": line, "success": ok,
-                "seconds": time.monotonic() - t0}
+        return {"code": "SUCCESS" if ok else "FAILED", "message": line, "success": ok, "seconds": time.monotonic() - t0}
 
     def close(self) -> None:
         import rclpy
@@ -204,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     driver = Driver(args.stall_s)  # first: its own participant's segments stay until this process exits
     shm_before = segments()
-    child = subprocess.Popen([sys.executable, "-m", "cliport_ros.cli", "sim", "--serve", "--device", args.device,
-                              "--task", TASKS[0]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "cliport_ros.cli", "sim", "--serve", "--device", args.device, "--task", TASKS[0]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = ""
     while '"serving"' not in line:
         line = child.stdout.readline()
@@ -240,8 +259,11 @@ def soak(args: argparse.Namespace, out: Path, child: subprocess.Popen, shm_befor
             for n in range(1, steps + 1 if ok else 1):
                 before = driver.task_status.step if driver.task_status is not None else 0
                 mode = "topic" if k % 7 == 3 else "cancel" if k % 11 == 4 and n == 1 else "goal"
-                step = driver.topic_step(instruction) if mode == "topic" else driver.goal_step(instruction,
-                                                                                               mode == "cancel")
+                step = (
+                    driver.topic_step(instruction)
+                    if mode == "topic"
+                    else driver.goal_step(instruction, mode == "cancel")
+                )
                 step["mode"] = mode
                 counts[mode] += 1
                 if "stall" in step:
@@ -253,7 +275,9 @@ def soak(args: argparse.Namespace, out: Path, child: subprocess.Popen, shm_befor
                 if not step["success"]:
                     causes[f"{step['code']}: {' '.join(step['message'].split()[:6])}"] += 1
                 # The bridge's count after this one instruction: never more than one step on.
-                status = driver.wait_status(lambda s: s.step >= before + 1 or s.done, 5.0 if step["success"] else 1.0)
+                status = driver.wait_status(
+                    lambda s, before=before: s.step >= before + 1 or s.done, 5.0 if step["success"] else 1.0
+                )
                 after = status.step if status is not None else driver.task_status.step
                 if after > before + 1:
                     doubles.append({"episode": k, "step": n, "before": before, "after": after})
@@ -271,9 +295,19 @@ def soak(args: argparse.Namespace, out: Path, child: subprocess.Popen, shm_befor
             if k + 1 == args.warmup:
                 rss_warm, fds_warm = rss_mb(child.pid), open_fds(child.pid)
             if (k + 1) % 25 == 0:
-                print(json.dumps({"episodes": k + 1, "stalls": len(stalls), "doubles": len(doubles),
-                                  "rss_mb": round(rss_mb(child.pid), 1), "fds": open_fds(child.pid),
-                                  "minutes": round((time.monotonic() - t_start) / 60, 1)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "episodes": k + 1,
+                            "stalls": len(stalls),
+                            "doubles": len(doubles),
+                            "rss_mb": round(rss_mb(child.pid), 1),
+                            "fds": open_fds(child.pid),
+                            "minutes": round((time.monotonic() - t_start) / 60, 1),
+                        }
+                    ),
+                    flush=True,
+                )
         rss_end, fds_end = rss_mb(child.pid), open_fds(child.pid)
         shm_during = len(segments() - shm_before)
         t0 = time.monotonic()
@@ -287,18 +321,30 @@ def soak(args: argparse.Namespace, out: Path, child: subprocess.Popen, shm_befor
         leaked = sorted(segments() - shm_before)
         driver.close()
         summary = {
-            "summary": True, "episodes": args.episodes, "steps_per_episode": args.steps,
+            "summary": True,
+            "episodes": args.episodes,
+            "steps_per_episode": args.steps,
             "minutes": round((time.monotonic() - t_start) / 60, 1),
-            "steps_by_mode": dict(counts), "stalls": len(stalls), "stall_list": stalls[:10],
-            "double_executions": len(doubles), "double_list": doubles[:10],
+            "steps_by_mode": dict(counts),
+            "stalls": len(stalls),
+            "stall_list": stalls[:10],
+            "double_executions": len(doubles),
+            "double_list": doubles[:10],
             "failures_by_cause": dict(causes.most_common()),
-            "rss_mb_after_warmup": round(rss_warm, 1) if rss_warm else None, "rss_mb_end": round(rss_end, 1),
+            "rss_mb_after_warmup": round(rss_warm, 1) if rss_warm else None,
+            "rss_mb_end": round(rss_end, 1),
             "rss_growth_after_warmup": round(rss_end / rss_warm - 1, 4) if rss_warm else None,
-            "fds_after_warmup": fds_warm, "fds_end": fds_end,
-            "shm_segments_while_running": shm_during, "shm_segments_leaked": leaked,
-            "exit_s": round(exit_s, 2), "exit_code": child.returncode,
-            "instruction_to_execution_s": {"p50": round(percentile(latencies, 50), 3),
-                                           "p95": round(percentile(latencies, 95), 3), "n": len(latencies)},
+            "fds_after_warmup": fds_warm,
+            "fds_end": fds_end,
+            "shm_segments_while_running": shm_during,
+            "shm_segments_leaked": leaked,
+            "exit_s": round(exit_s, 2),
+            "exit_code": child.returncode,
+            "instruction_to_execution_s": {
+                "p50": round(percentile(latencies, 50), 3),
+                "p95": round(percentile(latencies, 95), 3),
+                "n": len(latencies),
+            },
         }
         log.write(json.dumps(summary) + "\n")
     print(json.dumps(summary), flush=True)

@@ -13,7 +13,8 @@ from pkgutil import extend_path
 # Threads that wait at a parallel region's end sleep instead of spinning (GNU OpenMP reads this once, when torch
 # loads it, so it is set before anything imports torch). Spinning wins ~10 % on an idle machine, but on a robot
 # PC where drivers, MoveIt and RViz share the cores, a spinning thread burns the slice its sibling needs: with
-# one busy process on 2 cores the `tiny` decision took 2.7x its quiet time spinning, 1.15x sleeping (README).
+# one busy process on 2 cores the `tiny` decision took 2.7x its quiet time spinning, 1.15x sleeping
+# (docs/benchmarks.md).
 # An OMP_WAIT_POLICY set in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "predict": ("cliport_ros.model.commands:predict_command", "make one decision on a saved top-down view"),
     "sim": ("cliport_ros.ros.sim_bringup:command", "run the simulated ROS bringup in one process"),
-    "snapshot": ("cliport_ros.ros.snapshot:command", "save the cameras' live top-down view as a PNG (calibration check)"),
-    "doctor": ("cliport_ros.ros.doctor:command", "check a real cell's graph before anything moves (ok / problem + fix)"),
+    "snapshot": (
+        "cliport_ros.ros.snapshot:command",
+        "save the cameras' live top-down view as a PNG (calibration check)",
+    ),
+    "doctor": (
+        "cliport_ros.ros.doctor:command",
+        "check a real cell's graph before anything moves (ok / problem + fix)",
+    ),
 }
 
 
@@ -51,7 +57,9 @@ def _load(target: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cliport", description="CLIPort for ROS 2: data, training, evaluation, bringup")
+    parser = argparse.ArgumentParser(
+        prog="cliport", description="CLIPort for ROS 2: data, training, evaluation, bringup"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (target, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)

@@ -36,7 +36,9 @@ def _resolve(kind: str, name: str) -> Path:
         if path.exists():
             return path
         tried.append(str(path))
-    raise FileNotFoundError(f"{kind[:-1] if kind.endswith('s') else kind} file {name!r} not found; looked in: " + ", ".join(tried))
+    raise FileNotFoundError(
+        f"{kind[:-1] if kind.endswith('s') else kind} file {name!r} not found; looked in: " + ", ".join(tried)
+    )
 
 
 def config_path(name: str) -> Path:

@@ -7,8 +7,8 @@ share it; ``cliport_ros.ros.conversions`` translates it to and from the message.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from cliport_ros.geometry.transforms import quaternion_to_yaw, yaw_to_quaternion
 
@@ -34,8 +34,8 @@ class Pose:
         object.__setattr__(self, "orientation", tuple(float(c) / norm for c in self.orientation))
 
     @classmethod
-    def from_xyz_yaw(cls, xyz: Sequence[float], yaw: float = 0.0) -> "Pose":
-        return cls(tuple(xyz), yaw_to_quaternion(yaw))
+    def from_xyz_yaw(cls, xyz: Sequence[float], yaw: float = 0.0) -> Pose:
+        return cls((float(xyz[0]), float(xyz[1]), float(xyz[2])), yaw_to_quaternion(yaw))
 
     @property
     def yaw(self) -> float:

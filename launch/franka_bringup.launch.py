@@ -15,15 +15,23 @@ import os
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import OpaqueFunction
 from launch_ros.actions import Node
 from moveit_configs_utils import MoveItConfigsBuilder
 
 from cliport_ros.ros.bringup import FRANKA_ARGUMENTS, franka_bringup, moveit_controllers
 from cliport_ros.ros.launch_support import (
-    camera_calibration, cliport_node, declare, extra_nodes, include, own_config_path, performed, ros_distro, share,
+    camera_calibration,
+    cliport_node,
+    declare,
+    extra_nodes,
+    include,
+    own_config_path,
+    performed,
+    ros_distro,
+    share,
 )
+from launch import LaunchDescription
 
 
 def launch_setup(context):
@@ -35,34 +43,43 @@ def launch_setup(context):
     moveit_config = (
         MoveItConfigsBuilder(robot_name="fr3", package_name="franka_fr3_moveit_config")
         .robot_description(
-            file_path=os.path.join(get_package_share_directory("franka_bringup"), "urdf",
-                                   "franka_arm.urdf.xacro"), mappings=mappings)
+            file_path=os.path.join(get_package_share_directory("franka_bringup"), "urdf", "franka_arm.urdf.xacro"),
+            mappings=mappings,
+        )
         .robot_description_semantic(
-            file_path=os.path.join(get_package_share_directory("franka_description"), "robots", "fr3",
-                                   "fr3.srdf.xacro"),
-            mappings={"hand": mappings["hand"], "ee_id": mappings["ee_id"]})
+            file_path=os.path.join(
+                get_package_share_directory("franka_description"), "robots", "fr3", "fr3.srdf.xacro"
+            ),
+            mappings={"hand": mappings["hand"], "ee_id": mappings["ee_id"]},
+        )
         .robot_description_kinematics(file_path="config/kinematics.yaml")
         .joint_limits(file_path="config/fr3_joint_limits.yaml")
         .pilz_cartesian_limits(file_path=own_config_path("moveit_py_pilz_cartesian_limits.yaml"))
         .moveit_cpp(file_path=own_config_path("moveit_py_franka.yaml"))
         .to_moveit_configs()
     )
-    with open(os.path.join(get_package_share_directory("franka_fr3_moveit_config"), "config",
-                           "fr3_controllers.yaml")) as file:
+    with open(
+        os.path.join(get_package_share_directory("franka_fr3_moveit_config"), "config", "fr3_controllers.yaml")
+    ) as file:
         controllers = yaml.safe_load(file)
     trajectory_execution = {
         # Only the arm's controllers: MoveItPy never drives the hand (the gripper adapter does).
-        "moveit_simple_controller_manager": moveit_controllers(
-            controllers, bringup.executor_parameters["controllers"]),
+        "moveit_simple_controller_manager": moveit_controllers(controllers, bringup.executor_parameters["controllers"]),
         "moveit_controller_manager": "moveit_simple_controller_manager/MoveItSimpleControllerManager",
         "moveit_manage_controllers": True,
     }
     executor = Node(
-        package="cliport_ros", executable="moveit_executor", name="moveit_executor", output="screen",
+        package="cliport_ros",
+        executable="moveit_executor",
+        name="moveit_executor",
+        output="screen",
         parameters=[moveit_config.to_dict(), trajectory_execution, bringup.executor_parameters],
     )
-    return [include(spec) for spec in bringup.includes] + camera_calibration(context) + [
-        cliport_node(bringup), executor, *extra_nodes(bringup)]
+    return (
+        [include(spec) for spec in bringup.includes]
+        + camera_calibration(context)
+        + [cliport_node(bringup), executor, *extra_nodes(bringup)]
+    )
 
 
 def generate_launch_description():

@@ -6,11 +6,12 @@ Then: ros2 topic pub --once /cliport/instruction std_msgs/msg/String "data: 'put
 (Without a ROS install, `cliport sim` runs the same two nodes in one process.)
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -23,18 +24,45 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("checkpoint", default_value="", description="policy checkpoint; empty = shipped model"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda"),
         DeclareLaunchArgument("execute", default_value="true", description="send decisions to the simulated arm"),
-        DeclareLaunchArgument("publish_instructions", default_value="false",
-                              description="the bridge issues each step's task instruction itself"),
+        DeclareLaunchArgument(
+            "publish_instructions",
+            default_value="false",
+            description="the bridge issues each step's task instruction itself",
+        ),
     ]
     cfg = LaunchConfiguration
-    return LaunchDescription(args + [
-        # Large camera images between processes through shared memory (see config/fastdds_shm.xml).
-        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", PathJoinSubstitution([share, "config", "fastdds_shm.xml"])),
-        Node(package="cliport_ros", executable="sim_node", name="sim_node", output="screen",
-             parameters=[PathJoinSubstitution([share, "config", "sim_node.yaml"]),
-                         {"task": cfg("task"), "split": cfg("split"), "seed": cfg("seed"), "robot": cfg("robot"),
-                          "publish_instructions": cfg("publish_instructions")}]),
-        Node(package="cliport_ros", executable="cliport_node", name="cliport_node", output="screen",
-             parameters=[PathJoinSubstitution([share, "config", "cliport_node.yaml"]),
-                         {"checkpoint": cfg("checkpoint"), "device": cfg("device"), "execute": cfg("execute")}]),
-    ])
+    return LaunchDescription(
+        args
+        + [
+            # Large camera images between processes through shared memory (see config/fastdds_shm.xml).
+            SetEnvironmentVariable(
+                "FASTRTPS_DEFAULT_PROFILES_FILE", PathJoinSubstitution([share, "config", "fastdds_shm.xml"])
+            ),
+            Node(
+                package="cliport_ros",
+                executable="sim_node",
+                name="sim_node",
+                output="screen",
+                parameters=[
+                    PathJoinSubstitution([share, "config", "sim_node.yaml"]),
+                    {
+                        "task": cfg("task"),
+                        "split": cfg("split"),
+                        "seed": cfg("seed"),
+                        "robot": cfg("robot"),
+                        "publish_instructions": cfg("publish_instructions"),
+                    },
+                ],
+            ),
+            Node(
+                package="cliport_ros",
+                executable="cliport_node",
+                name="cliport_node",
+                output="screen",
+                parameters=[
+                    PathJoinSubstitution([share, "config", "cliport_node.yaml"]),
+                    {"checkpoint": cfg("checkpoint"), "device": cfg("device"), "execute": cfg("execute")},
+                ],
+            ),
+        ]
+    )

@@ -11,7 +11,6 @@ argument values (tested without launch); ROS 2 Jazzy's launch / launch_ros / mov
 
 from pathlib import Path
 
-from launch import LaunchDescription
 from launch.actions import OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnProcessExit
 from launch_ros.actions import Node
@@ -19,8 +18,16 @@ from moveit_configs_utils import MoveItConfigsBuilder
 
 from cliport_ros.ros.bringup import UR5_ARGUMENTS, ur5_bringup
 from cliport_ros.ros.launch_support import (
-    camera_calibration, cliport_node, declare, include, own_config_path, performed, ros_distro, share,
+    camera_calibration,
+    cliport_node,
+    declare,
+    include,
+    own_config_path,
+    performed,
+    ros_distro,
+    share,
 )
+from launch import LaunchDescription
 
 
 def launch_setup(context):
@@ -30,23 +37,29 @@ def launch_setup(context):
     moveit_config = (
         MoveItConfigsBuilder(robot_name="ur", package_name="ur_moveit_config")
         .robot_description_semantic(Path("srdf") / "ur.srdf.xacro", {"name": values["ur_type"]})
-        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"],
-                            default_planning_pipeline="ompl")
+        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"], default_planning_pipeline="ompl")
         .pilz_cartesian_limits(file_path=own_config_path("moveit_py_pilz_cartesian_limits.yaml"))
         .moveit_cpp(file_path=own_config_path("moveit_py_ur5.yaml"))
         .to_moveit_configs()
     )
     executor = Node(
-        package="cliport_ros", executable="moveit_executor", name="moveit_executor", output="screen",
+        package="cliport_ros",
+        executable="moveit_executor",
+        name="moveit_executor",
+        output="screen",
         parameters=[moveit_config.to_dict(), bringup.executor_parameters],
     )
     # Start the executor once the driver publishes the robot description, as ur_moveit.launch.py does.
-    wait_for_description = Node(package="ur_robot_driver", executable="wait_for_robot_description",
-                                output="screen")
-    return [include(spec) for spec in bringup.includes] + camera_calibration(context) + [
-        cliport_node(bringup), wait_for_description,
-        RegisterEventHandler(OnProcessExit(target_action=wait_for_description, on_exit=[executor])),
-    ]
+    wait_for_description = Node(package="ur_robot_driver", executable="wait_for_robot_description", output="screen")
+    return (
+        [include(spec) for spec in bringup.includes]
+        + camera_calibration(context)
+        + [
+            cliport_node(bringup),
+            wait_for_description,
+            RegisterEventHandler(OnProcessExit(target_action=wait_for_description, on_exit=[executor])),
+        ]
+    )
 
 
 def generate_launch_description():

@@ -11,15 +11,23 @@ the machines this was written on (Gazebo cannot be installed there).
 
 from pathlib import Path
 
-from launch import LaunchDescription
 from launch.actions import OpaqueFunction
 from launch_ros.actions import Node
 from moveit_configs_utils import MoveItConfigsBuilder
 
 from cliport_ros.ros.bringup import GAZEBO_ARGUMENTS, ur5_gazebo_bringup
 from cliport_ros.ros.launch_support import (
-    camera_calibration, cliport_node, declare, extra_nodes, include, own_config_path, performed, ros_distro, share,
+    camera_calibration,
+    cliport_node,
+    declare,
+    extra_nodes,
+    include,
+    own_config_path,
+    performed,
+    ros_distro,
+    share,
 )
+from launch import LaunchDescription
 
 
 def launch_setup(context):
@@ -28,18 +36,23 @@ def launch_setup(context):
     moveit_config = (
         MoveItConfigsBuilder(robot_name="ur", package_name="ur_moveit_config")
         .robot_description_semantic(Path("srdf") / "ur.srdf.xacro", {"name": values["ur_type"]})
-        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"],
-                            default_planning_pipeline="ompl")
+        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"], default_planning_pipeline="ompl")
         .pilz_cartesian_limits(file_path=own_config_path("moveit_py_pilz_cartesian_limits.yaml"))
         .moveit_cpp(file_path=own_config_path("moveit_py_ur5.yaml"))
         .to_moveit_configs()
     )
     executor = Node(
-        package="cliport_ros", executable="moveit_executor", name="moveit_executor", output="screen",
+        package="cliport_ros",
+        executable="moveit_executor",
+        name="moveit_executor",
+        output="screen",
         parameters=[moveit_config.to_dict(), bringup.executor_parameters],
     )
-    return [include(spec) for spec in bringup.includes] + camera_calibration(context, bringup.calibration_file) + [
-        cliport_node(bringup), executor, *extra_nodes(bringup)]
+    return (
+        [include(spec) for spec in bringup.includes]
+        + camera_calibration(context, bringup.calibration_file)
+        + [cliport_node(bringup), executor, *extra_nodes(bringup)]
+    )
 
 
 def generate_launch_description():

@@ -26,7 +26,7 @@ class RecordingMotionBackend:
     def __init__(self) -> None:
         self.calls: list[MotionCall] = []
         self.stop_calls = 0
-        self.boxes: list = []            # collision boxes the node added to the scene
+        self.boxes: list = []  # collision boxes the node added to the scene
         self.shut_down = False
         self.failures: dict[int, MotionOutcome] = {}
         self.held = threading.Event()
@@ -82,7 +82,7 @@ class RecordingMotionBackend:
 class RecordingGripper:
     grasp_result: bool | Exception = True
     release_result: bool | Exception = True
-    holding: bool | None = None          # None: holding after a successful grasp, until released
+    holding: bool | None = None  # None: holding after a successful grasp, until released
     calls: list[str] = field(default_factory=list)
     _closed: bool = False
 

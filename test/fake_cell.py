@@ -28,21 +28,28 @@ class FakeCell(Node):
     def __init__(self, context, broken: bool = False) -> None:
         super().__init__("fake_cell", context=context)
         self.broken = broken
-        self._latched = [self.create_publisher(String, "/robot_description", LATCHED),
-                         self.create_publisher(String, "/robot_description_semantic", LATCHED)]
+        self._latched = [
+            self.create_publisher(String, "/robot_description", LATCHED),
+            self.create_publisher(String, "/robot_description_semantic", LATCHED),
+        ]
         self._latched[0].publish(String(data=URDF))
         self._latched[1].publish(String(data=SRDF))
         self.create_service(ListControllers, "/controller_manager/list_controllers", self._controllers)
         self.create_service(SetIO, "/io_and_status_controller/set_io", lambda request, response: response)
         ns = "/camera/camera"
         self._color = self.create_publisher(Image, f"{ns}/color/image_raw", 10)
-        self._depth = self.create_publisher(Image,
-                                            f"{ns}/aligned_depth_to_color/image_raw", 10)
+        self._depth = self.create_publisher(Image, f"{ns}/aligned_depth_to_color/image_raw", 10)
         self._info = self.create_publisher(CameraInfo, f"{ns}/color/camera_info", 10)
         self._tf = self.create_publisher(TFMessage, "/tf_static", LATCHED)
         if not broken:
-            self._tf.publish(TFMessage(transforms=[self._transform("base_link", "camera_link"),
-                                                   self._transform("camera_link", "camera_color_optical_frame")]))
+            self._tf.publish(
+                TFMessage(
+                    transforms=[
+                        self._transform("base_link", "camera_link"),
+                        self._transform("camera_link", "camera_color_optical_frame"),
+                    ]
+                )
+            )
         self.create_timer(1.0 / 15.0, self._publish_frames)
 
     def _transform(self, parent: str, child: str) -> TransformStamped:
@@ -54,10 +61,17 @@ class FakeCell(Node):
     def _controllers(self, request, response):
         # Broken: the driver started the scaled controller, but the bringup executes on the other one.
         response.controller = [
-            ControllerState(name="scaled_joint_trajectory_controller", state="active",
-                            type="ur_controllers/ScaledJointTrajectoryController"),
-            ControllerState(name="joint_trajectory_controller", state="inactive",
-                            type="joint_trajectory_controller/JointTrajectoryController")]
+            ControllerState(
+                name="scaled_joint_trajectory_controller",
+                state="active",
+                type="ur_controllers/ScaledJointTrajectoryController",
+            ),
+            ControllerState(
+                name="joint_trajectory_controller",
+                state="inactive",
+                type="joint_trajectory_controller/JointTrajectoryController",
+            ),
+        ]
         return response
 
     def _publish_frames(self) -> None:

@@ -131,16 +131,18 @@ def evaluate(normalized: Mapping[str, Any], context: Mapping[str, str]) -> dict[
     return out
 
 
-def deliver(parameters: Sequence[Mapping[str, Any] | str | Path], context: Mapping[str, str],
-            folder: Path) -> list[str]:
+def deliver(
+    parameters: Sequence[Mapping[str, Any] | str | Path], context: Mapping[str, str], folder: Path
+) -> list[str]:
     """The ``--ros-args`` launch_ros gives a Node (no namespace given) for ``parameters=[...]``."""
     args = ["--ros-args"]
     for index, item in enumerate(parameters):
         if isinstance(item, Mapping):
             path = folder / f"launch_params_{index}.yaml"
             with path.open("w") as handle:
-                yaml.dump({"/**": {"ros__parameters": evaluate(normalize(item), context)}}, handle,
-                          default_flow_style=False)
+                yaml.dump(
+                    {"/**": {"ros__parameters": evaluate(normalize(item), context)}}, handle, default_flow_style=False
+                )
             args += ["--params-file", str(path)]
         else:
             args += ["--params-file", str(item)]

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import ctypes
 import time
+from typing import Any
 
-JAZZY_INIT_DOC = ("__init__(self: moveit.planning.MoveItPy, node_name: str = 'moveit_py', name_space: str = '', "
-                  "launch_params_filepaths: list[str] = [], config_dict: object = None, "
-                  "provide_planning_service: bool = True, remappings: Optional[dict[str, str]] = None) -> None")
-JAZZY_EXECUTE_DOC = ("execute(self: moveit.planning.MoveItPy, robot_trajectory: RobotTrajectory, "
-                     "controllers: list[str]) -> ExecutionStatus")
+JAZZY_INIT_DOC = (
+    "__init__(self: moveit.planning.MoveItPy, node_name: str = 'moveit_py', name_space: str = '', "
+    "launch_params_filepaths: list[str] = [], config_dict: object = None, "
+    "provide_planning_service: bool = True, remappings: Optional[dict[str, str]] = None) -> None"
+)
+JAZZY_EXECUTE_DOC = (
+    "execute(self: moveit.planning.MoveItPy, robot_trajectory: RobotTrajectory, "
+    "controllers: list[str]) -> ExecutionStatus"
+)
 PILZ_VELOCITY_TOLERANCE = 1e-8  # pilz_industrial_motion_planner/trajectory_generator.hpp
 
 
@@ -56,7 +61,7 @@ class Plan:
 class PlanningComponentDouble:
     """Plans as Pilz and OMPL would as far as the start state goes: LIN fails on a moving start state."""
 
-    def __init__(self, robot: "MoveItPyDouble") -> None:
+    def __init__(self, robot: Any) -> None:  # a MoveItPyDouble (made by moveit_double)
         self.robot, self.start, self.calls = robot, None, []
 
     def set_start_state_to_current_state(self) -> None:
@@ -89,8 +94,12 @@ class PlanRequestParametersDouble:
         self.planning_pipeline, self.planner_id = "ompl", "RRTConnectkConfigDefault"
 
 
-def moveit_double(init_doc: str = JAZZY_INIT_DOC, execute_doc: str = JAZZY_EXECUTE_DOC, plan_hold: float = 0.0,
-                  log_path: str | None = None):
+def moveit_double(
+    init_doc: str = JAZZY_INIT_DOC,
+    execute_doc: str = JAZZY_EXECUTE_DOC,
+    plan_hold: float = 0.0,
+    log_path: str | None = None,
+):
     class MoveItPyDouble:
         made: list = []
 
@@ -138,12 +147,11 @@ def moveit_double(init_doc: str = JAZZY_INIT_DOC, execute_doc: str = JAZZY_EXECU
     return MoveItPyDouble
 
 
-
-
 def gil_holding_backend(config, node_name, stop_flag, log_path: str, hold: float):
     """The motion process's factory in tests: MoveItPyBackend over the double, its plan() holding the GIL."""
     from cliport_ros.ros.moveit_backend import MoveItPyBackend
 
     api = moveit_double(plan_hold=hold, log_path=log_path)
-    return MoveItPyBackend(config, node_name, api=(api, PlanRequestParametersDouble), log=lambda m: None,
-                           stop_flag=stop_flag)
+    return MoveItPyBackend(
+        config, node_name, api=(api, PlanRequestParametersDouble), log=lambda m: None, stop_flag=stop_flag
+    )

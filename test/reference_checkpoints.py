@@ -48,7 +48,7 @@ def weight_rule(folder: Path):
     return module.fill
 
 
-def rule_state_dict(folder: Path, seed: int = FIXTURE_SEED) -> "OrderedDict[str, torch.Tensor]":
+def rule_state_dict(folder: Path, seed: int = FIXTURE_SEED) -> OrderedDict[str, torch.Tensor]:
     """The reference agent's state dict, every entry filled by the fixture's weight rule."""
     fill = weight_rule(folder)
     return OrderedDict(
@@ -60,7 +60,7 @@ class LightningModelCheckpointDouble:
     """Test double of pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint (pickled as a dict key)."""
 
 
-def write_lightning_checkpoint(path: Path, state_dict: "OrderedDict[str, torch.Tensor]", **extra) -> Path:
+def write_lightning_checkpoint(path: Path, state_dict: OrderedDict[str, torch.Tensor], **extra) -> Path:
     """A .ckpt with PyTorch Lightning 1.0.3's top-level layout around ``state_dict`` (torch.save, zip)."""
     module_name = "pytorch_lightning.callbacks.model_checkpoint"
     LightningModelCheckpointDouble.__module__ = module_name
@@ -92,11 +92,11 @@ def write_lightning_checkpoint(path: Path, state_dict: "OrderedDict[str, torch.T
     return path
 
 
-def reference_state_from_model(model: torch.nn.Module) -> "OrderedDict[str, torch.Tensor]":
+def reference_state_from_model(model: torch.nn.Module) -> OrderedDict[str, torch.Tensor]:
     """A reference-format state dict of one of our reference-layout models (the inverse of the import map)."""
     from cliport_ros.model.importer import our_key_to_reference
 
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for key, value in model.state_dict().items():
         for ref in our_key_to_reference(key):
             out[ref] = value.detach().clone().contiguous()

@@ -46,14 +46,22 @@ class PeerNode(Node):
         self.cancel_seen = threading.Event()
         self.executions: list[str] = []  # the instruction of every ExecutePickPlace goal that ran
         self.execute_server = ActionServer(
-            self, ExecutePickPlace, "peer/execute_pick_place", self._execute,
+            self,
+            ExecutePickPlace,
+            "peer/execute_pick_place",
+            self._execute,
             goal_callback=lambda goal: GoalResponse.ACCEPT,
-            cancel_callback=self._cancel, callback_group=group,
+            cancel_callback=self._cancel,
+            callback_group=group,
         )
         self.follow_server = ActionServer(
-            self, FollowInstruction, "peer/follow_instruction", self._follow,
+            self,
+            FollowInstruction,
+            "peer/follow_instruction",
+            self._follow,
             goal_callback=lambda goal: GoalResponse.ACCEPT,
-            cancel_callback=self._cancel, callback_group=group,
+            cancel_callback=self._cancel,
+            callback_group=group,
         )
         self.publisher = self.create_publisher(PickPlace, "peer/pick_place", 10)
 
@@ -99,9 +107,15 @@ class PeerNode(Node):
             latest = sample_pick_place(goal.instruction, step)
             for stage, name in ((1, "perceive"), (2, "predict"), (3, "execute")):
                 time.sleep(STAGE_SECONDS)
-                goal_handle.publish_feedback(FollowInstruction.Feedback(
-                    step=step, stage=stage, stage_name=name,
-                    arm_stage="approach" if stage == 3 else "", latest=latest))
+                goal_handle.publish_feedback(
+                    FollowInstruction.Feedback(
+                        step=step,
+                        stage=stage,
+                        stage_name=name,
+                        arm_stage="approach" if stage == 3 else "",
+                        latest=latest,
+                    )
+                )
             if goal.instruction == "hold" and self._wait_for_cancel(goal_handle):
                 goal_handle.canceled()
                 result.error_code, result.message = FollowInstruction.Result.CANCELED, "canceled"

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scenes import overhead_camera, overhead_frame
 
-from cliport_ros.agent import (AgentConfig, CameraFrame, Decider, DecisionCode, DecisionError, quote_text,
-                               validate_instruction)
+from cliport_ros.agent import (
+    AgentConfig,
+    CameraFrame,
+    Decider,
+    DecisionCode,
+    DecisionError,
+    quote_text,
+    validate_instruction,
+)
 from cliport_ros.geometry import Workspace
 from cliport_ros.types import PickPlace, Pose
-from scenes import overhead_camera, overhead_frame
 
 
 class ScriptedPolicy:
@@ -30,17 +37,20 @@ def frames(stamp=100.0, boxes=((0.45, -0.1, 0.02, 0.04, (255, 0, 0)),)):
     return [CameraFrame(cam, rgb, depth, stamp)]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty or whitespace only"),
-    ("   ", "empty or whitespace only"),
-    ("   \t\n", "control or format characters"),
-    (42, "instruction must be text, got int"),
-    ("x" * 1001, "1001 characters long; the limit is 1000"),
-    ("!!! ???", "must be words"),
-    ("put the\x00 block", "control or format characters"),
-    ("put it\n[ERROR] arm collided", "control or format characters"),
-    ("put the \u202eblock", "control or format characters"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty or whitespace only"),
+        ("   ", "empty or whitespace only"),
+        ("   \t\n", "control or format characters"),
+        (42, "instruction must be text, got int"),
+        ("x" * 1001, "1001 characters long; the limit is 1000"),
+        ("!!! ???", "must be words"),
+        ("put the\x00 block", "control or format characters"),
+        ("put it\n[ERROR] arm collided", "control or format characters"),
+        ("put the \u202eblock", "control or format characters"),
+    ],
+)
 def test_bad_instructions_are_refused_with_reasons(text, message):
     with pytest.raises(DecisionError, match=message) as info:
         validate_instruction(text)
@@ -92,6 +102,7 @@ def test_frames_stamped_in_the_future_are_refused():
 
 def test_a_view_that_covers_almost_nothing_is_refused():
     """An absurd calibration (fx = 1e-300 once passed) projects every point into a few cells."""
+
     def fuse_into_one_corner(views, workspace):  # double: what such a calibration fuses to
         from cliport_ros.perception.fusion import TopDownView
 
@@ -136,8 +147,10 @@ def test_decisions_outside_the_workspace_are_never_passed_on():
 
 def test_the_configured_primitive_is_what_the_decision_asks_for():
     decider = Decider(ScriptedPolicy(), Workspace(), AgentConfig(primitive="push"))
-    assert decider.decide(frames(), "push the pile of red blocks into the green square", now=100.0) \
-        .pick_place.primitive == "push"
+    assert (
+        decider.decide(frames(), "push the pile of red blocks into the green square", now=100.0).pick_place.primitive
+        == "push"
+    )
     with pytest.raises(ValueError, match=r"primitive must be one of \('pick_place', 'push'\), got 'sweep'"):
         AgentConfig(primitive="sweep")
 
@@ -159,14 +172,17 @@ def test_a_failing_policy_becomes_an_internal_error():
     assert info.value.code == DecisionCode.INTERNAL_ERROR
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"max_instruction_length": 0}, "max_instruction_length must be an integer in"),
-    ({"max_image_age": -1.0}, "max_image_age must be >= 0"),
-    ({"min_confidence": 1.5}, "min_confidence must be in"),
-    ({"workspace_margin": 0.3}, "workspace_margin must be in"),
-    ({"max_stamp_lead": -0.1}, "max_stamp_lead must be in"),
-    ({"min_view_coverage": 1.5}, "min_view_coverage must be in"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_instruction_length": 0}, "max_instruction_length must be an integer in"),
+        ({"max_image_age": -1.0}, "max_image_age must be >= 0"),
+        ({"min_confidence": 1.5}, "min_confidence must be in"),
+        ({"workspace_margin": 0.3}, "workspace_margin must be in"),
+        ({"max_stamp_lead": -0.1}, "max_stamp_lead must be in"),
+        ({"min_view_coverage": 1.5}, "min_view_coverage must be in"),
+    ],
+)
 def test_agent_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AgentConfig(**kwargs)

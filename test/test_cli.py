@@ -24,8 +24,10 @@ def test_unknown_command_is_an_error(capsys):
 
 
 def test_help_is_fast_and_imports_no_heavy_module():
-    code = "import sys; from cliport_ros.cli import main; main(['--help']); " \
-           "print(sorted(m for m in ('torch', 'pybullet', 'rclpy') if m in sys.modules))"
+    code = (
+        "import sys; from cliport_ros.cli import main; main(['--help']); "
+        "print(sorted(m for m in ('torch', 'pybullet', 'rclpy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"

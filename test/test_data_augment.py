@@ -57,9 +57,7 @@ def test_spread_of_the_random_transforms():
 
 def test_unplaceable_labels_fall_back_to_identity_and_bad_labels_are_rejected():
     colour, height, pick, place = _marked()
-    aug = perturb(
-        colour, height, (0, 0), (319, 159), np.random.default_rng(2), translation_std=500.0, max_tries=3
-    )
+    aug = perturb(colour, height, (0, 0), (319, 159), np.random.default_rng(2), translation_std=500.0, max_tries=3)
     assert aug.angle == 0.0 and aug.pick_pixel == (0, 0) and np.array_equal(aug.colour, colour)
     with pytest.raises(ValueError, match="outside the \\(320, 160\\) image"):
         perturb(colour, height, (320, 0), place, np.random.default_rng(0))

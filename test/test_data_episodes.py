@@ -48,9 +48,7 @@ def test_round_trip(tmp_path):
     assert len(back.steps) == 2
     for a, b in zip(episode.steps, back.steps):
         assert np.array_equal(a.colour, b.colour) and np.array_equal(a.height, b.height)
-        assert (
-            a.instruction == b.instruction and a.pick_pixel == b.pick_pixel and a.place_pixel == b.place_pixel
-        )
+        assert a.instruction == b.instruction and a.pick_pixel == b.pick_pixel and a.place_pixel == b.place_pixel
         assert np.allclose(a.pick.position, b.pick.position) and b.place.yaw == pytest.approx(0.5)
         assert a.reward == b.reward
     assert list_episodes(tmp_path) == [path]
@@ -80,7 +78,6 @@ def test_corrupt_truncated_and_foreign_files_get_clear_errors(tmp_path):
     with pytest.raises(EpisodeFormatError, match="version 99, this code reads version 1"):
         load_episode(future)
     assert issubclass(EpisodeFormatError, ValueError)
-
 
 
 def _rewritten(path: Path, out: Path, **changes) -> Path:
@@ -155,8 +152,10 @@ ROWS, COLS = WS.shape  # 320 x 160
         ),
         (lambda a: {"colour": None}, r"field 'colour' is missing"),
         (
-            lambda a: {k: a[k][:0] for k in ("colour", "height", "instruction", "pick", "place", "reward")}
-            | {"pick_pixel": a["pick_pixel"][:0], "place_pixel": a["place_pixel"][:0]},
+            lambda a: (
+                {k: a[k][:0] for k in ("colour", "height", "instruction", "pick", "place", "reward")}
+                | {"pick_pixel": a["pick_pixel"][:0], "place_pixel": a["place_pixel"][:0]}
+            ),
             r"holds no steps, expected at least one",
         ),
     ],
@@ -207,18 +206,17 @@ def test_loading_never_unpickles(tmp_path):
         load_episode(bad)
     assert not marker.exists()
 
+
 def test_writer_leaves_no_temporary_files_and_rejects_bad_steps(tmp_path):
     write_episode(_episode(6), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{TASK}-train-000006.npz"]
     good = _episode(8)
-    bad = dataclasses.replace(
-        good, steps=(dataclasses.replace(good.steps[0], colour=good.steps[0].colour[:10]),)
-    )
+    bad = dataclasses.replace(good, steps=(dataclasses.replace(good.steps[0], colour=good.steps[0].colour[:10]),))
     with pytest.raises(ValueError, match="colour must be uint8"):
         write_episode(bad, tmp_path)
 
 
-def _demos(out: Path, n: int, *extra: str) -> subprocess.Popen:
+def _demos(out: Path, n: int, *extra: str, stderr: int = subprocess.DEVNULL) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -234,7 +232,7 @@ def _demos(out: Path, n: int, *extra: str) -> subprocess.Popen:
             *extra,
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
         start_new_session=True,
     )
@@ -264,11 +262,17 @@ def test_demo_writer_survives_a_kill_and_resumes(tmp_path):
 
 
 def test_demos_command_rejects_a_seed_of_another_split(tmp_path):
-    proc = _demos(tmp_path, 1, "--split", "val", "--seed-start", "4")
+    proc = _demos(tmp_path, 1, "--split", "val", "--seed", "4")
     stdout, _ = proc.communicate(timeout=60)
-    assert (
-        proc.returncode == 2 and "is not a val seed" in json.loads(stdout.strip().splitlines()[-1])["error"]
-    )
+    assert proc.returncode == 2 and "is not a val seed" in json.loads(stdout.strip().splitlines()[-1])["error"]
+
+
+def test_demos_old_seed_start_spelling_still_works_with_a_deprecation_message(tmp_path):
+    proc = _demos(tmp_path, 1, "--split", "val", "--seed-start", "3", stderr=subprocess.PIPE)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "cliport demos: --seed-start is deprecated and will be removed; use --seed" in stderr
+    assert [e.name for e in sorted(tmp_path.iterdir()) if e.suffix == ".npz"][0].endswith("-val-000003.npz")
 
 
 def test_a_foreign_file_under_an_episode_name_stops_the_demo_run(tmp_path):

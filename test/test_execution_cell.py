@@ -43,7 +43,8 @@ def test_default_workspace_is_the_single_source():
     for name in ("ur5.yaml", "franka.yaml"):
         ws = load(name).workspace
         assert (ws.x_max - ws.x_min, ws.y_max - ws.y_min) == pytest.approx(
-            (default.x_max - default.x_min, default.y_max - default.y_min))
+            (default.x_max - default.x_min, default.y_max - default.y_min)
+        )
         assert (ws.z_min, ws.z_max, ws.pixel_size) == (default.z_min, default.z_max, default.pixel_size)
 
 
@@ -56,30 +57,39 @@ def test_parameters_round_trip_and_ints_become_floats():
     assert config.min_height == 0.0 and isinstance(config.workspace.z_min, float)
 
 
-@pytest.mark.parametrize("params, named", [
-    ({"velocity_scaling": 0.0}, "'velocity_scaling' must be in (0.0, 1.0]"),
-    ({"linear_acceleration_scaling": 1.5}, "'linear_acceleration_scaling' must be in (0.0, 1.0]"),
-    ({"planning_group": ""}, "'planning_group'"),
-    ({"tool_orientation": [0.0, 0.0, 0.0, 2.0]}, "'tool_orientation' must be a unit quaternion"),
-    ({"tool_orientation": [1.0, 0.0]}, "'tool_orientation' must be a list of 4 numbers"),
-    ({"tcp_offset": [0.0, 0.0, "a"]}, "'tcp_offset[2]' must be a finite number"),
-    ({"min_height": -0.1}, "'min_height' (-0.1) must not be below 'workspace.z_min'"),
-    ({"max_height": 0.001}, "'max_height' (0.001) must be above 'min_height'"),
-    ({"approach_height": 0.0}, "'approach_height' must be in (0.0, 0.5]"),
-    ({"gripper.type": "magnet"},
-     "'gripper.type' must be one of suction_service, suction_ur_io, parallel_jaw, franka_hand"),
-    ({"gripper.type": "franka_hand", "gripper.open_position": 0.1, "gripper.closed_position": 0.0},
-     "'gripper.open_position' must be in (0.0, 0.08]"),
-    ({"gripper.type": "franka_hand", "gripper.open_position": 0.08, "gripper.closed_position": -0.01},
-     "'gripper.closed_position' must be a width in [0, open_position)"),
-    ({"gripper.io_pin": 40}, "'gripper.io_pin' must be an integer in [0, 17]"),
-    ({"gripper.timeout": 0.0}, "'gripper.timeout'"),
-    ({"scene.table_thickness": -1.0}, "'scene.table_thickness'"),
-    ({"retreat_on_failure": 1}, "'retreat_on_failure' must be true or false"),
-    ({"controllers": "scaled_joint_trajectory_controller"}, "'controllers' must be a list"),
-    ({"workspace.x_max": 0.1}, "'workspace.*' invalid: Workspace.x_min (0.25) must be below Workspace.x_max"),
-    ({"velocity": 0.5}, "unknown cell parameter(s) ['velocity']"),
-])
+@pytest.mark.parametrize(
+    "params, named",
+    [
+        ({"velocity_scaling": 0.0}, "'velocity_scaling' must be in (0.0, 1.0]"),
+        ({"linear_acceleration_scaling": 1.5}, "'linear_acceleration_scaling' must be in (0.0, 1.0]"),
+        ({"planning_group": ""}, "'planning_group'"),
+        ({"tool_orientation": [0.0, 0.0, 0.0, 2.0]}, "'tool_orientation' must be a unit quaternion"),
+        ({"tool_orientation": [1.0, 0.0]}, "'tool_orientation' must be a list of 4 numbers"),
+        ({"tcp_offset": [0.0, 0.0, "a"]}, "'tcp_offset[2]' must be a finite number"),
+        ({"min_height": -0.1}, "'min_height' (-0.1) must not be below 'workspace.z_min'"),
+        ({"max_height": 0.001}, "'max_height' (0.001) must be above 'min_height'"),
+        ({"approach_height": 0.0}, "'approach_height' must be in (0.0, 0.5]"),
+        (
+            {"gripper.type": "magnet"},
+            "'gripper.type' must be one of suction_service, suction_ur_io, parallel_jaw, franka_hand",
+        ),
+        (
+            {"gripper.type": "franka_hand", "gripper.open_position": 0.1, "gripper.closed_position": 0.0},
+            "'gripper.open_position' must be in (0.0, 0.08]",
+        ),
+        (
+            {"gripper.type": "franka_hand", "gripper.open_position": 0.08, "gripper.closed_position": -0.01},
+            "'gripper.closed_position' must be a width in [0, open_position)",
+        ),
+        ({"gripper.io_pin": 40}, "'gripper.io_pin' must be an integer in [0, 17]"),
+        ({"gripper.timeout": 0.0}, "'gripper.timeout'"),
+        ({"scene.table_thickness": -1.0}, "'scene.table_thickness'"),
+        ({"retreat_on_failure": 1}, "'retreat_on_failure' must be true or false"),
+        ({"controllers": "scaled_joint_trajectory_controller"}, "'controllers' must be a list"),
+        ({"workspace.x_max": 0.1}, "'workspace.*' invalid: Workspace.x_min (0.25) must be below Workspace.x_max"),
+        ({"velocity": 0.5}, "unknown cell parameter(s) ['velocity']"),
+    ],
+)
 def test_validation_errors_name_the_parameter(params, named):
     with pytest.raises(ValueError) as error:
         CellConfig.from_parameters(params)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from execution_doubles import RecordingGripper, RecordingMotionBackend
 
 from cliport_ros.execution import CellConfig, ErrorCode, MotionStatus, PickPlaceExecutor, Stage
 from cliport_ros.types import PickPlace, Pose
-from execution_doubles import RecordingGripper, RecordingMotionBackend
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 UR5 = CellConfig.from_yaml_dict(yaml.safe_load((CONFIG / "ur5.yaml").read_text()))
@@ -50,8 +50,7 @@ def test_out_of_workspace_goal_moves_nothing():
     assert backend.calls == [] and gripper.calls == [] and stages == []
 
 
-@pytest.mark.parametrize("index, stage, holding",
-                         [(0, "approach", False), (3, "move", True), (5, "retreat", False)])
+@pytest.mark.parametrize("index, stage, holding", [(0, "approach", False), (3, "move", True), (5, "retreat", False)])
 def test_plan_failure_stops_everything(index, stage, holding):
     backend = RecordingMotionBackend()
     backend.fail_on_call(index, MotionStatus.PLANNING_FAILED, "no IK solution")
@@ -59,17 +58,19 @@ def test_plan_failure_stops_everything(index, stage, holding):
     assert result.error_code == ErrorCode.PLANNING_FAILED
     assert f"({stage}) planning_failed: no IK solution; the arm did not move for this step" in result.message
     assert ("the object is still held" in result.message) == holding
-    assert len(backend.calls) == index + 1      # no motion after the failed plan
+    assert len(backend.calls) == index + 1  # no motion after the failed plan
     # Nothing is released mid-air.
-    assert gripper.calls == (["grasp", "is_holding"] if index >= 2 and index < 5 else
-                             [] if index < 2 else ["grasp", "is_holding", "release"])
+    assert gripper.calls == (
+        ["grasp", "is_holding"] if index >= 2 and index < 5 else [] if index < 2 else ["grasp", "is_holding", "release"]
+    )
 
 
 def test_grasp_failure_releases_at_the_surface_and_retreats_straight_up():
     result, backend, gripper, stages = run(gripper=RecordingGripper(grasp_result=False))
     assert result.error_code == ErrorCode.GRASP_FAILED
-    assert result.message == ("grasp failed at (0.400, -0.200, 0.040): grasp reported failure; "
-                              "gripper released; retreated straight up")
+    assert result.message == (
+        "grasp failed at (0.400, -0.200, 0.040): grasp reported failure; gripper released; retreated straight up"
+    )
     assert heights(backend) == pytest.approx([0.14, 0.04, 0.14])
     assert backend.calls[-1].linear
     assert gripper.calls == ["grasp", "release"]
@@ -111,8 +112,9 @@ def test_execution_failure_on_the_place_descent_retreats_holding_the_object():
     backend.fail_on_call(4, MotionStatus.EXECUTION_FAILED, "controller aborted")
     result, backend, gripper, _ = run(backend=backend)
     assert result.error_code == ErrorCode.EXECUTION_FAILED
-    assert result.message == ("down to place (release) execution_failed: controller aborted; "
-                              "retreated straight up; the object is still held")
+    assert result.message == (
+        "down to place (release) execution_failed: controller aborted; retreated straight up; the object is still held"
+    )
     assert heights(backend) == pytest.approx([0.14, 0.04, 0.14, 0.18, 0.08, 0.18])
     assert gripper.calls == ["grasp", "is_holding"]
 

@@ -17,21 +17,31 @@ from cliport_ros.ros.moveit_backend import (
 )
 
 
-@pytest.mark.parametrize("doc, style", [
-    ("execute(self: moveit.planning.MoveItPy, robot_trajectory: RobotTrajectory, controllers: list[str]) "
-     "-> ExecutionStatus\n\nExecute a trajectory (planning group is inferred)", EXECUTE_JAZZY),
-    ("execute(self: MoveItPy, robot_trajectory: RobotTrajectory, blocking: bool = True, "
-     "controllers: List[str]) -> bool", EXECUTE_BLOCKING),
-    (None, EXECUTE_JAZZY),
-])
+@pytest.mark.parametrize(
+    "doc, style",
+    [
+        (
+            "execute(self: moveit.planning.MoveItPy, robot_trajectory: RobotTrajectory, controllers: list[str]) "
+            "-> ExecutionStatus\n\nExecute a trajectory (planning group is inferred)",
+            EXECUTE_JAZZY,
+        ),
+        (
+            "execute(self: MoveItPy, robot_trajectory: RobotTrajectory, blocking: bool = True, "
+            "controllers: List[str]) -> bool",
+            EXECUTE_BLOCKING,
+        ),
+        (None, EXECUTE_JAZZY),
+    ],
+)
 def test_execute_style_from_the_binding_docstring(doc, style):
     assert execute_style(doc) == style
 
 
 def test_humbles_moveit_py_is_refused_with_the_reason():
     with pytest.raises(MoveItUnavailable, match="Humble.*supports ROS 2 Jazzy"):
-        execute_style("execute(self: MoveItPy, group_name: str, robot_trajectory: RobotTrajectory, "
-                      "blocking: bool = True) -> bool")
+        execute_style(
+            "execute(self: MoveItPy, group_name: str, robot_trajectory: RobotTrajectory, blocking: bool = True) -> bool"
+        )
 
 
 class Status:
@@ -39,11 +49,17 @@ class Status:
         self.status = status
 
 
-@pytest.mark.parametrize("value, status", [
-    (True, MotionStatus.SUCCEEDED), (False, MotionStatus.EXECUTION_FAILED),
-    (Status("SUCCEEDED"), MotionStatus.SUCCEEDED), (Status("PREEMPTED"), MotionStatus.STOPPED),
-    (Status("TIMED_OUT"), MotionStatus.TIMEOUT), (Status("ABORTED"), MotionStatus.EXECUTION_FAILED),
-])
+@pytest.mark.parametrize(
+    "value, status",
+    [
+        (True, MotionStatus.SUCCEEDED),
+        (False, MotionStatus.EXECUTION_FAILED),
+        (Status("SUCCEEDED"), MotionStatus.SUCCEEDED),
+        (Status("PREEMPTED"), MotionStatus.STOPPED),
+        (Status("TIMED_OUT"), MotionStatus.TIMEOUT),
+        (Status("ABORTED"), MotionStatus.EXECUTION_FAILED),
+    ],
+)
 def test_execution_status_mapping(value, status):
     assert execution_outcome(value).status is status
 
@@ -68,6 +84,7 @@ def test_table_box_top_is_the_workspace_floor_and_ceiling_is_optional():
 def test_missing_moveit_py_is_a_clear_error():
     try:
         import moveit.planning  # noqa: F401 - only probing
+
         pytest.skip("moveit_py is installed here")
     except ImportError:
         pass
@@ -91,8 +108,10 @@ def test_linear_moves_plan_from_the_current_state_at_rest():
     assert backend.plan_and_execute(target, linear=True).ok
     assert backend.plan_and_execute(target, linear=False).ok
     plans = [c for c in robot.arm.calls if c[0] == "plan"]
-    assert plans == [("plan", "pilz_industrial_motion_planner", "LIN", True),
-                     ("plan", "ompl", "RRTConnectkConfigDefault", True)]
+    assert plans == [
+        ("plan", "pilz_industrial_motion_planner", "LIN", True),
+        ("plan", "ompl", "RRTConnectkConfigDefault", True),
+    ]
     # The scene's own state is untouched (the start state is a copy).
     assert robot.monitor.scene.current_state.joint_velocities["joint1"] == 3e-5
     assert robot.executed == [("trajectory", ["scaled_joint_trajectory_controller"])] * 2

@@ -20,10 +20,17 @@ def cell(name: str) -> CellConfig:
     return CellConfig.from_yaml_dict(yaml.safe_load((CONFIG / name).read_text()))
 
 
-def decision(frame: str, pick=(0.4, -0.2, 0.04), pick_yaw=0.0, place=(0.6, 0.25, 0.03), place_yaw=math.pi / 4,
-             primitive="pick_place") -> PickPlace:
-    return PickPlace(Pose.from_xyz_yaw(pick, pick_yaw), Pose.from_xyz_yaw(place, place_yaw), frame_id=frame,
-                     primitive=primitive)
+def decision(
+    frame: str,
+    pick=(0.4, -0.2, 0.04),
+    pick_yaw=0.0,
+    place=(0.6, 0.25, 0.03),
+    place_yaw=math.pi / 4,
+    primitive="pick_place",
+) -> PickPlace:
+    return PickPlace(
+        Pose.from_xyz_yaw(pick, pick_yaw), Pose.from_xyz_yaw(place, place_yaw), frame_id=frame, primitive=primitive
+    )
 
 
 def axes(pose: Pose) -> tuple[np.ndarray, np.ndarray]:
@@ -36,8 +43,12 @@ def test_ur5_pick_place_sequence_heights_frames_and_link_offset():
     config = cell("ur5.yaml")
     waypoints = plan_pick_place(decision("base_link"), config)
     assert [(w.stage, w.motion, w.gripper) for w in waypoints] == [
-        (Stage.APPROACH, "free", "none"), (Stage.GRASP, "linear", "grasp"), (Stage.LIFT, "linear", "none"),
-        (Stage.MOVE, "free", "none"), (Stage.RELEASE, "linear", "release"), (Stage.RETREAT, "linear", "none"),
+        (Stage.APPROACH, "free", "none"),
+        (Stage.GRASP, "linear", "grasp"),
+        (Stage.LIFT, "linear", "none"),
+        (Stage.MOVE, "free", "none"),
+        (Stage.RELEASE, "linear", "release"),
+        (Stage.RETREAT, "linear", "none"),
     ]
     assert {w.frame_id for w in waypoints} == {"base_link"}
     # Suction: TCP on the surface (z 0.04); the object (0.04 tall) lands 0.01 above the place surface.
@@ -64,7 +75,7 @@ def test_franka_pick_place_grasps_below_the_top_and_composes_yaws():
     # Fingers close 0.02 below the 0.04 top; release: 0.03 + (0.02 - 0.0) + 0.01.
     assert [w.tcp_pose.position[2] for w in waypoints] == pytest.approx([0.12, 0.02, 0.12, 0.16, 0.06, 0.16])
     for w in waypoints:
-        assert w.link_pose == w.tcp_pose   # fr3_hand_tcp is the TCP
+        assert w.link_pose == w.tcp_pose  # fr3_hand_tcp is the TCP
         assert axes(w.tcp_pose)[1] == pytest.approx([0.0, 0.0, -1.0], abs=1e-9)
     pick_x = axes(waypoints[1].tcp_pose)[0]
     place_x = axes(waypoints[4].tcp_pose)[0]
@@ -80,24 +91,30 @@ def test_grasp_depth_is_cut_short_at_min_height_for_thin_objects():
 def test_push_sweeps_at_push_height_facing_the_push():
     config = cell("ur5.yaml")
     waypoints = plan_pick_place(
-        decision("base_link", pick=(0.4, -0.2, 0.0), place=(0.4, 0.1, 0.0), primitive="push"), config)
+        decision("base_link", pick=(0.4, -0.2, 0.0), place=(0.4, 0.1, 0.0), primitive="push"), config
+    )
     assert [(w.stage, w.motion, w.gripper) for w in waypoints] == [
-        (Stage.APPROACH, "free", "none"), (Stage.GRASP, "linear", "none"), (Stage.MOVE, "linear", "none"),
+        (Stage.APPROACH, "free", "none"),
+        (Stage.GRASP, "linear", "none"),
+        (Stage.MOVE, "linear", "none"),
         (Stage.RETREAT, "linear", "none"),
     ]
     assert [w.tcp_pose.position for w in waypoints] == [
-        pytest.approx(p) for p in [(0.4, -0.2, 0.11), (0.4, -0.2, 0.01), (0.4, 0.1, 0.01), (0.4, 0.1, 0.11)]]
+        pytest.approx(p) for p in [(0.4, -0.2, 0.11), (0.4, -0.2, 0.01), (0.4, 0.1, 0.01), (0.4, 0.1, 0.11)]
+    ]
     assert axes(waypoints[2].tcp_pose)[0] == pytest.approx([0.0, 1.0, 0.0], abs=1e-9)
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    (dict(pick=(0.8, 0.0, 0.04)), "above pick target rejected in base_link: x=0.800 outside [0.18, 0.68]"),
-    (dict(place=(0.5, -0.55, 0.04)),
-     "above place target rejected in base_link: y=-0.550 outside [-0.5, 0.5]"),
-    (dict(pick=(0.5, 0.0, 0.002)), "pick surface z=0.002 is below min_height 0.005"),
-    (dict(place=(0.5, 0.0, -0.05)), "place z=-0.050 outside the workspace heights [0.0, 0.28]"),
-    (dict(pick=(0.5, 0.0, 0.4)), "pick z=0.400 outside the workspace heights [0.0, 0.28]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        (dict(pick=(0.8, 0.0, 0.04)), "above pick target rejected in base_link: x=0.800 outside [0.18, 0.68]"),
+        (dict(place=(0.5, -0.55, 0.04)), "above place target rejected in base_link: y=-0.550 outside [-0.5, 0.5]"),
+        (dict(pick=(0.5, 0.0, 0.002)), "pick surface z=0.002 is below min_height 0.005"),
+        (dict(place=(0.5, 0.0, -0.05)), "place z=-0.050 outside the workspace heights [0.0, 0.28]"),
+        (dict(pick=(0.5, 0.0, 0.4)), "pick z=0.400 outside the workspace heights [0.0, 0.28]"),
+    ],
+)
 def test_out_of_bounds_targets_are_rejected_with_a_message(kwargs, expected):
     with pytest.raises(PlanRejected) as error:
         plan_pick_place(decision("base_link", **kwargs), cell("ur5.yaml"))

@@ -9,7 +9,13 @@ import yaml
 
 from cliport_ros.execution import CellConfig
 from cliport_ros.execution.preflight import (
-    check_controllers, check_description, check_gripper, check_reach, check_stream, check_tf, connected,
+    check_controllers,
+    check_description,
+    check_gripper,
+    check_reach,
+    check_stream,
+    check_tf,
+    connected,
     gripper_endpoints,
 )
 
@@ -57,10 +63,14 @@ def test_controllers_must_be_loaded_and_active():
 
 def test_gripper_endpoints_and_their_types():
     franka = cell("franka.yaml")
-    assert gripper_endpoints(franka) == [("action", "/franka_gripper/grasp", "franka_msgs/action/Grasp"),
-                                         ("action", "/franka_gripper/move", "franka_msgs/action/Move")]
-    offered = {"/franka_gripper/grasp": ["franka_msgs/action/Grasp"],
-               "/franka_gripper/move": ["control_msgs/action/GripperCommand"]}
+    assert gripper_endpoints(franka) == [
+        ("action", "/franka_gripper/grasp", "franka_msgs/action/Grasp"),
+        ("action", "/franka_gripper/move", "franka_msgs/action/Move"),
+    ]
+    offered = {
+        "/franka_gripper/grasp": ["franka_msgs/action/Grasp"],
+        "/franka_gripper/move": ["control_msgs/action/GripperCommand"],
+    }
     grasp, move = check_gripper(franka, offered)
     assert grasp.ok and not move.ok and "not franka_msgs/action/Move" in move.detail
     ur = cell("ur5.yaml")

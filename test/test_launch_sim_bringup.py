@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 
 import yaml
-
 from test_launch_files import calls, cmake_nodes, console_scripts, declared, literal, own_nodes, parameter_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,8 +38,9 @@ def test_referenced_config_files_exist():
 
 def test_every_argument_is_used_and_in_the_readme():
     arguments = set(declared(MODULE))
-    used = {literal(c.args[0]) for c in calls(MODULE, "LaunchConfiguration")} | \
-           {literal(c.args[0]) for c in ast.walk(MODULE) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "cfg"}
+    used = {literal(c.args[0]) for c in calls(MODULE, "LaunchConfiguration")} | {
+        literal(c.args[0]) for c in ast.walk(MODULE) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "cfg"
+    }
     assert arguments == {"task", "split", "seed", "robot", "checkpoint", "device", "execute", "publish_instructions"}
     assert arguments <= used, arguments - used
     readme = (REPO / "README.md").read_text()

@@ -22,14 +22,40 @@ def saved_view(tmp_path):
 
 
 def _predict(checkpoint, colour, height, *extra):
-    return main(["predict", "--checkpoint", str(checkpoint), "--colour", str(colour), "--height", str(height),
-                 "--instruction", INSTRUCTION, "--device", "cpu", *extra])
+    return main(
+        [
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            "--colour",
+            str(colour),
+            "--height",
+            str(height),
+            "--instruction",
+            INSTRUCTION,
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def test_predict_prints_a_decision_and_writes_logits_and_pictures(random_checkpoint, saved_view, tmp_path, capsys):
     colour, height = saved_view
-    assert _predict(random_checkpoint, colour, height, "--pick-pixel", "10,20", "--logits",
-                    str(tmp_path / "l.npz"), "--out", str(tmp_path / "pics")) == 0
+    assert (
+        _predict(
+            random_checkpoint,
+            colour,
+            height,
+            "--pick-pixel",
+            "10,20",
+            "--logits",
+            str(tmp_path / "l.npz"),
+            "--out",
+            str(tmp_path / "pics"),
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["pick_pixel"] == [10, 20] and len(result["pick_net_argmax"]) == 2
     logits = np.load(tmp_path / "l.npz")

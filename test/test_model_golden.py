@@ -20,10 +20,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from reference_checkpoints import REPO, golden_dir, golden_file, rule_state_dict, write_lightning_checkpoint
 
 from cliport_ros.cli import main
 from cliport_ros.model import Policy
-from reference_checkpoints import REPO, golden_dir, golden_file, rule_state_dict, write_lightning_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,10 @@ def imported(golden, tmp_path_factory):
     )
     run = subprocess.run(
         [sys.executable, "-c", code, "import", str(ckpt), "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr
     hwm = [line for line in run.stderr.splitlines() if line.startswith("VmHWM")]
@@ -72,7 +75,11 @@ def imported(golden, tmp_path_factory):
     report = json.loads(run.stdout.strip().splitlines()[-1])
     policy = Policy.load(out, device="cpu", precision="fp32")
     return SimpleNamespace(
-        ckpt=ckpt, out=out, report=report, policy=policy, weight_bytes=weight_bytes,
+        ckpt=ckpt,
+        out=out,
+        report=report,
+        policy=policy,
+        weight_bytes=weight_bytes,
         import_peak=peak,
     )
 
@@ -215,9 +222,25 @@ def test_cliport_predict_writes_the_fixture_layout(imported, golden, tmp_path, c
     np.save(height, golden.data["height"])
     row, col = (int(v) for v in golden.data["pick_fixed"])
     argv = [
-        "predict", "--checkpoint", str(imported.out), "--colour", str(colour), "--height", str(height),
-        "--instruction", lang(golden, 0), "--pick-pixel", f"{row},{col}", "--logits", str(tmp_path / "l.npz"),
-        "--out", str(tmp_path / "pictures"), "--batchnorm", "running", "--device", "cpu",
+        "predict",
+        "--checkpoint",
+        str(imported.out),
+        "--colour",
+        str(colour),
+        "--height",
+        str(height),
+        "--instruction",
+        lang(golden, 0),
+        "--pick-pixel",
+        f"{row},{col}",
+        "--logits",
+        str(tmp_path / "l.npz"),
+        "--out",
+        str(tmp_path / "pictures"),
+        "--batchnorm",
+        "running",
+        "--device",
+        "cpu",
     ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -4,14 +4,14 @@ The conversion of the full `paper` network is checked against the reference's ou
 here a small network of the same layout makes the checkpoints, so each case takes a second.
 """
 
-import io
 import json
 import pickle
 import zipfile
 
-import numpy as np
 import pytest
 import torch
+from reference_checkpoints import reference_state_from_model, write_lightning_checkpoint
+from test_model_reference import INSTRUCTION, random_image, small_reference
 
 from cliport_ros.cli import main
 from cliport_ros.model import Policy
@@ -23,8 +23,6 @@ from cliport_ros.model.importer import (
     read_torch_archive,
 )
 from cliport_ros.model.policy import CLIPortModel
-from reference_checkpoints import reference_state_from_model, write_lightning_checkpoint
-from test_model_reference import INSTRUCTION, random_image, small_reference
 
 CFG = small_reference(n_rotations=4, crop_size=32)
 
@@ -146,10 +144,16 @@ def test_conversion_errors_name_the_tensors_and_the_agent(small_model):
     _expect(extra, r"1 unexpected: \['transport.key_stream_one.layer11.0.conv1.weight'\]")
     wrong = dict(base, **{"attention.attn_stream_two.conv2.0.bias": torch.zeros(2)})
     _expect(wrong, r"attention.attn_stream_two.conv2.0.bias: file \(2,\) vs network \(1,\)")
-    transporter = {k.replace("attn_stream_one", "attn_stream").replace("key_stream_one", "key_resnet"): v
-                   for k, v in base.items() if "stream_two" not in k}
-    _expect(transporter, r"'transporter / transporter_lang \(single stream\)' agent; `cliport import` supports "
-                         r"'cliport' \(TwoStreamClipLingUNetLatTransporterAgent\)")
+    transporter = {
+        k.replace("attn_stream_one", "attn_stream").replace("key_stream_one", "key_resnet"): v
+        for k, v in base.items()
+        if "stream_two" not in k
+    }
+    _expect(
+        transporter,
+        r"'transporter / transporter_lang \(single stream\)' agent; `cliport import` supports "
+        r"'cliport' \(TwoStreamClipLingUNetLatTransporterAgent\)",
+    )
     no_lang = {k: v for k, v in base.items() if ".lang_proj" not in k}
     _expect(no_lang, "'two_stream_clip_unet_lat_transporter' agent")
 

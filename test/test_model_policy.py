@@ -69,9 +69,7 @@ def test_logit_shapes_for_a_batch(policy):
 
 def test_bad_inputs_are_rejected(policy):
     with pytest.raises(ValueError, match="workspace grid is \\(80, 40\\)"):
-        policy.act(
-            SimpleNamespace(colour=np.zeros((320, 160, 3), np.uint8), height=np.zeros((320, 160))), "x"
-        )
+        policy.act(SimpleNamespace(colour=np.zeros((320, 160, 3), np.uint8), height=np.zeros((320, 160))), "x")
     with pytest.raises(ValueError, match="instruction must be a non-empty string"):
         policy.act(random_view(), "  ")
     with pytest.raises(ValueError, match="device must be one of"):
@@ -119,7 +117,6 @@ def test_bad_checkpoints_give_clear_errors(policy, tmp_path):
         Policy.load(folder)
 
 
-
 @pytest.mark.parametrize(
     "section, changes, message",
     [
@@ -146,6 +143,7 @@ def test_a_config_with_absurd_sizes_fails_before_any_network_is_built(
     with pytest.raises(CheckpointError, match=f"config.json holds an invalid configuration: .*{message}"):
         Policy.load(folder, device="cpu")
 
+
 def test_offline_openai_weights_fail_fast_naming_the_alternatives(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # .invalid never resolves
@@ -167,9 +165,7 @@ def test_clip_from_a_local_file_is_loaded_and_frozen(tmp_path):
     # a full open_clip state dict (attention pool included), as open_clip writes one
     source = open_clip_model(cfg)
     torch.save(source.state_dict(), tmp_path / "clip.pt")
-    policy = Policy(
-        small_cfg(clip_weights=str(tmp_path / "clip.pt"), clip_trainable=False), workspace=WS, device="cpu"
-    )
+    policy = Policy(small_cfg(clip_weights=str(tmp_path / "clip.pt"), clip_trainable=False), workspace=WS, device="cpu")
     loaded = policy.model.clip.clip.state_dict()
     for key, value in source.state_dict().items():
         if not key.startswith("visual.attnpool"):
@@ -193,7 +189,6 @@ def test_one_clip_is_shared_and_frozen_text_is_cached():
     cached = model.clip._text_cache[INSTRUCTION]
     assert torch.equal(model.text([INSTRUCTION]).pick[0], cached)
     assert list(model.clip._text_cache) == [INSTRUCTION]
-
 
 
 def test_the_text_cache_keeps_the_most_recent_instructions_only():
@@ -220,6 +215,7 @@ def test_the_text_cache_keeps_the_most_recent_instructions_only():
     many = [f"stack block {k}" for k in range(TEXT_CACHE_SIZE + 10)]
     assert model.text(many).pick.shape == (len(many), model.cfg.clip_embed_dim)
     assert len(cache) == TEXT_CACHE_SIZE and list(cache)[-1] == many[-1]
+
 
 def test_act_from_simulated_camera_images_matches_act_on_the_fused_view():
     from cliport_ros.sim import SimEnvironment

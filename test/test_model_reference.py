@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_checkpoints import golden_dir, manifest
 
 from cliport_ros.model import ModelConfig
 from cliport_ros.model.importer import _expected_state, our_key_to_reference, reference_key_to_ours
@@ -20,7 +21,6 @@ from cliport_ros.model.reference import (
     kornia_crop_grid,
     sample_crops,
 )
-from reference_checkpoints import golden_dir, manifest
 
 INSTRUCTION = "put the red blocks in a green bowl"
 

@@ -59,9 +59,7 @@ def test_turned_object_matches_the_bin_whose_theta_is_minus_its_yaw(yaw_deg):
     key_image = torch.from_numpy(_draw((h, w), place, yaw))[None, None]
     pad = size // 2
     angles = torch.arange(n_rot, dtype=torch.float64) * (2 * math.pi / n_rot)
-    crops = rotated_crops(
-        torch.nn.functional.pad(query_image, (pad,) * 4), torch.tensor([pick]) + pad, size, angles
-    )
+    crops = rotated_crops(torch.nn.functional.pad(query_image, (pad,) * 4), torch.tensor([pick]) + pad, size, angles)
     logits = correlate_fft(torch.nn.functional.pad(key_image, (pad,) * 4), crops)[0, :, :h, :w]
     r, rem = divmod(int(torch.argmax(logits)), h * w)
     u, v = divmod(rem, w)

@@ -33,12 +33,43 @@ def test_no_paths_of_a_developers_machine():
 
 def test_no_downloaded_binaries_or_build_outputs():
     bad = [str(p.relative_to(REPO)) for p in tracked_files() if p.suffix in BINARY_SUFFIXES]
-    bad += [str(p.relative_to(REPO)) for p in tracked_files()
-            if p.relative_to(REPO).parts[0] in {".venv", "build", "install", "log"}]
+    bad += [
+        str(p.relative_to(REPO))
+        for p in tracked_files()
+        if p.relative_to(REPO).parts[0] in {".venv", "build", "install", "log"}
+    ]
     assert not bad, f"binaries or build outputs tracked: {bad}"
 
 
 def test_tracked_files_are_small():
-    big = [(str(p.relative_to(REPO)), p.stat().st_size) for p in tracked_files()
-           if p.is_file() and p.stat().st_size > 25 * 1024 * 1024]
+    big = [
+        (str(p.relative_to(REPO)), p.stat().st_size)
+        for p in tracked_files()
+        if p.is_file() and p.stat().st_size > 25 * 1024 * 1024
+    ]
     assert not big, f"files over 25 MB: {big}"
+
+
+DOCS = ["real_cell.md", "architecture.md", "training.md", "experiments.md", "benchmarks.md", "troubleshooting.md"]
+
+
+def test_readme_is_a_manual_and_the_docs_hold_the_rest():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.encode()) <= 20 * 1024, f"README.md is {len(readme.encode())} bytes; at most 20 KB"
+    for name in DOCS:
+        assert (REPO / "docs" / name).is_file(), name
+        assert f"docs/{name}" in readme, f"README.md does not point to docs/{name}"
+    assert "```mermaid" in readme, "the diagram of nodes, topics and actions"
+
+
+def test_documents_tell_history_by_runs_dates_and_versions():
+    """Not by how the work was organised (numbered work items, work periods)."""
+    # Built from pieces so that this file does not match itself.
+    phrases = ["ses" + "sion ", "ses" + "sions ", "iss" + "ue #", "tick" + "et #", "spr" + "int "]
+    offenders = []
+    for path in tracked_files():
+        if path.suffix != ".md":
+            continue
+        text = path.read_text(encoding="utf-8").lower()
+        offenders += [f"{path.relative_to(REPO)}: {p!r}" for p in phrases if p in text]
+    assert not offenders, offenders

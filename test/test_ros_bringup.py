@@ -4,20 +4,29 @@ with its type, and launch arguments win over the cell files."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import rclpy
 import yaml
+from execution_doubles import RecordingGripper, RecordingMotionBackend
+from launch_ros_delivery import ConfigurationDouble, deliver
 
 from cliport_ros.ros.bringup import (
-    FRANKA_ARGUMENTS, UR5_ARGUMENTS, BringupError, Include, NodeSpec, check_distro, franka_bringup, moveit_controllers,
-    ur5_bringup, ur5_gazebo_bringup,
+    FRANKA_ARGUMENTS,
+    UR5_ARGUMENTS,
+    BringupError,
+    Include,
+    NodeSpec,
+    check_distro,
+    franka_bringup,
+    moveit_controllers,
+    ur5_bringup,
+    ur5_gazebo_bringup,
 )
 from cliport_ros.ros.cliport_node import CliportNode
 from cliport_ros.ros.moveit_executor import MoveItExecutorNode
-from execution_doubles import RecordingGripper, RecordingMotionBackend
-from launch_ros_delivery import ConfigurationDouble, deliver
 
 REPO = Path(__file__).resolve().parents[1]
 RCLPY_OWN = ("use_sim_time", "start_type_description_service")
@@ -37,8 +46,11 @@ class Delivered:
         return self.nodes[-1]
 
     def executor(self) -> MoveItExecutorNode:
-        node = MoveItExecutorNode(context=self.context, backend_factory=lambda n, c: RecordingMotionBackend(),
-                                  gripper_factory=lambda n, c, g: RecordingGripper())
+        node = MoveItExecutorNode(
+            context=self.context,
+            backend_factory=lambda n, c: RecordingMotionBackend(),
+            gripper_factory=lambda n, c, g: RecordingGripper(),
+        )
         self.nodes.append(node)
         return node
 
@@ -83,8 +95,14 @@ def check_accepted(node, parameters: dict) -> None:
 
 UR5_CASES = [
     {},
-    {"execute": "true", "camera_name": "d435", "joint_controller": "joint_trajectory_controller",
-     "checkpoint": "~/models/cell", "device": "cuda:0", "use_mock_hardware": "true"},
+    {
+        "execute": "true",
+        "camera_name": "d435",
+        "joint_controller": "joint_trajectory_controller",
+        "checkpoint": "~/models/cell",
+        "device": "cuda:0",
+        "use_mock_hardware": "true",
+    },
     {"tcp_offset": "[0.0, 0.0, 0.125]", "execute": "False"},
 ]
 
@@ -101,8 +119,16 @@ def test_ur5_bringup_parameters_reach_both_nodes_with_their_types(deliver_to, va
 
 
 def test_launch_arguments_win_over_the_cell_file(deliver_to):
-    bringup = ur5_bringup({"joint_controller": "joint_trajectory_controller", "execute": "true",
-                           "camera_name": "d435", "tcp_offset": "[0, 0, 0.2]"}, REPO, "jazzy")
+    bringup = ur5_bringup(
+        {
+            "joint_controller": "joint_trajectory_controller",
+            "execute": "true",
+            "camera_name": "d435",
+            "tcp_offset": "[0, 0, 0.2]",
+        },
+        REPO,
+        "jazzy",
+    )
     cell = yaml.safe_load((REPO / "config" / "ur5.yaml").read_text())
     assert cell["moveit_executor"]["ros__parameters"]["controllers"] == ["scaled_joint_trajectory_controller"]
     node = deliver_to([bringup.executor_parameters], "executor").executor()
@@ -119,9 +145,15 @@ def test_launch_arguments_win_over_the_cell_file(deliver_to):
 
 def test_a_list_holding_one_substitution_arrives_as_a_string(deliver_to):
     """The double reproduces the crash of the bringups as they were: camera_names: [LaunchConfiguration]."""
-    process = deliver_to([{"camera_names": [ConfigurationDouble("camera_name")],
-                           "camera_namespaces": ["/camera/", ConfigurationDouble("camera_name")]}],
-                         values={"camera_name": "camera"})
+    process = deliver_to(
+        [
+            {
+                "camera_names": [ConfigurationDouble("camera_name")],
+                "camera_namespaces": ["/camera/", ConfigurationDouble("camera_name")],
+            }
+        ],
+        values={"camera_name": "camera"},
+    )
     with pytest.raises(rclpy.exceptions.InvalidParameterTypeException, match="STRING_ARRAY"):
         process.cliport_node()
 
@@ -133,15 +165,18 @@ def test_a_section_named_after_the_node_beats_launch_dicts(deliver_to, tmp_path)
     assert process.executor().config.controllers == ("scaled_joint_trajectory_controller",)
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"execute": "yes"}, "execute:='yes' must be true or false"),
-    ({"use_mock_hardware": "ture"}, "use_mock_hardware:='ture' must be true or false"),
-    ({"camera_name": "my camera"}, "camera_name:='my camera' must be a ROS name"),
-    ({"robot_ip": "192.168.1.300"}, "must be an IPv4 address"),
-    ({"tcp_offset": "[0, 0]"}, "must be a list of 3 numbers"),
-    ({"cell_config": "/nonexistent/cell.yaml"}, "cannot read it"),
-    ({"robot_ipp": "10.0.0.2"}, "unknown launch argument(s) ['robot_ipp']"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"execute": "yes"}, "execute:='yes' must be true or false"),
+        ({"use_mock_hardware": "ture"}, "use_mock_hardware:='ture' must be true or false"),
+        ({"camera_name": "my camera"}, "camera_name:='my camera' must be a ROS name"),
+        ({"robot_ip": "192.168.1.300"}, "must be an IPv4 address"),
+        ({"tcp_offset": "[0, 0]"}, "must be a list of 3 numbers"),
+        ({"cell_config": "/nonexistent/cell.yaml"}, "cannot read it"),
+        ({"robot_ipp": "10.0.0.2"}, "unknown launch argument(s) ['robot_ipp']"),
+    ],
+)
 def test_bad_launch_arguments_say_what_is_wrong(values, message):
     with pytest.raises(BringupError, match=__import__("re").escape(message)):
         ur5_bringup(values, REPO, "jazzy")
@@ -197,8 +232,7 @@ FRANKA_CASES = [
 
 
 @pytest.mark.parametrize("values, ee_link, gripper", FRANKA_CASES)
-def test_franka_bringup_parameters_reach_both_nodes_and_the_gripper_argument_wins(deliver_to, values, ee_link,
-                                                                                 gripper):
+def test_franka_bringup_parameters_reach_both_nodes_and_the_gripper_argument_wins(deliver_to, values, ee_link, gripper):
     bringup = franka_bringup(values, REPO, "jazzy")
     check_accepted(deliver_to([bringup.cliport_parameters], "cliport").cliport_node(), bringup.cliport_parameters)
     node = deliver_to([bringup.executor_parameters], "executor").executor()
@@ -218,11 +252,16 @@ def test_franka_bringup_parameters_reach_both_nodes_and_the_gripper_argument_win
 def test_franka_fake_hardware_gets_a_simulated_hand_and_real_hardware_does_not():
     """franka_ros2 starts no gripper server on fake hardware: the documented dry run ended in TIMEOUT."""
     fake = franka_bringup({"use_fake_hardware": "true"}, REPO, "jazzy")
-    assert fake.extra_nodes == [NodeSpec("cliport_ros", "fake_franka_hand", "fake_franka_hand",
-                                         {"action": "/franka_gripper"})]
+    assert fake.extra_nodes == [
+        NodeSpec("cliport_ros", "fake_franka_hand", "fake_franka_hand", {"action": "/franka_gripper"})
+    ]
     assert franka_bringup({}, REPO, "jazzy").extra_nodes == []
-    assert franka_bringup({"use_fake_hardware": "true", "gripper": "suction", "tcp_offset": "[0,0,0.1]"},
-                          REPO, "jazzy").extra_nodes == []
+    assert (
+        franka_bringup(
+            {"use_fake_hardware": "true", "gripper": "suction", "tcp_offset": "[0,0,0.1]"}, REPO, "jazzy"
+        ).extra_nodes
+        == []
+    )
 
 
 def test_franka_suction_needs_a_measured_tcp_offset():
@@ -235,15 +274,23 @@ def test_franka_suction_needs_a_measured_tcp_offset():
 def test_franka_description_mappings_are_the_urdfs_arguments():
     # franka_bringup/urdf/franka_arm.urdf.xacro's arguments as franka_fr3_moveit_config 3.4.0 passes them.
     mappings = franka_bringup({"robot_ip": "10.0.0.2"}, REPO, "jazzy").description_mappings
-    assert mappings == {"hand": "true", "robot_type": "fr3", "ee_id": "franka_hand", "robot_ip": "10.0.0.2",
-                        "use_fake_hardware": "false", "fake_sensor_commands": "false"}
+    assert mappings == {
+        "hand": "true",
+        "robot_type": "fr3",
+        "ee_id": "franka_hand",
+        "robot_ip": "10.0.0.2",
+        "use_fake_hardware": "false",
+        "fake_sensor_commands": "false",
+    }
 
 
 def test_moveit_controllers_keep_only_the_arms():
     # fr3_controllers.yaml of franka_fr3_moveit_config 3.4.0 (abridged to its structure).
-    document = {"controller_names": ["fr3_arm_controller", "fr3_gripper"],
-                "fr3_arm_controller": {"action_ns": "follow_joint_trajectory", "type": "FollowJointTrajectory"},
-                "fr3_gripper": {"action_ns": "gripper_action", "type": "GripperCommand"}}
+    document = {
+        "controller_names": ["fr3_arm_controller", "fr3_gripper"],
+        "fr3_arm_controller": {"action_ns": "follow_joint_trajectory", "type": "FollowJointTrajectory"},
+        "fr3_gripper": {"action_ns": "gripper_action", "type": "GripperCommand"},
+    }
     block = moveit_controllers(document, ["fr3_arm_controller"])
     assert block == {"controller_names": ["fr3_arm_controller"], "fr3_arm_controller": document["fr3_arm_controller"]}
     with pytest.raises(BringupError, match=r"controllers \['arm'\] are not in the MoveIt controllers file"):
@@ -264,13 +311,10 @@ def test_gazebo_bringup_parameters_reach_both_nodes_on_sim_time(deliver_to, valu
     check_accepted(node, bringup.executor_parameters)
     # No UR IO controller runs in the simulation: the cup is fake_suction's SetBool service.
     suction = next(n for n in bringup.extra_nodes if n.executable == "fake_suction")
-    assert (node.config.gripper.type, node.config.gripper.service) == ("suction_service",
-                                                                       suction.parameters["service"])
+    assert (node.config.gripper.type, node.config.gripper.service) == ("suction_service", suction.parameters["service"])
 
 
-def sdf() -> "ET.Element":
-    import xml.etree.ElementTree as ET
-
+def sdf() -> ET.Element:
     return ET.parse(GAZEBO / "cliport_table.sdf").getroot()
 
 
@@ -280,13 +324,17 @@ def test_the_gazebo_camera_is_bridged_to_the_topics_the_node_reads():
     topic = "/" + sensor.findtext("topic").strip("/")
     bridge = next(n for n in bringup.extra_nodes if n.executable == "parameter_bridge")
     # gz-sensors' RGB-D camera publishes <topic>/image, <topic>/depth_image (32FC1, m), <topic>/camera_info.
-    assert bridge.arguments == [f"{topic}/image@sensor_msgs/msg/Image[gz.msgs.Image",
-                                f"{topic}/depth_image@sensor_msgs/msg/Image[gz.msgs.Image",
-                                f"{topic}/camera_info@sensor_msgs/msg/CameraInfo[gz.msgs.CameraInfo"]
+    assert bridge.arguments == [
+        f"{topic}/image@sensor_msgs/msg/Image[gz.msgs.Image",
+        f"{topic}/depth_image@sensor_msgs/msg/Image[gz.msgs.Image",
+        f"{topic}/camera_info@sensor_msgs/msg/CameraInfo[gz.msgs.CameraInfo",
+    ]
     p = bringup.cliport_parameters
     assert dict(bridge.remappings) == {
-        f"{topic}/image": f"/camera/sim/{p['color_topic']}", f"{topic}/depth_image": f"/camera/sim/{p['depth_topic']}",
-        f"{topic}/camera_info": f"/camera/sim/{p['info_topic']}"}
+        f"{topic}/image": f"/camera/sim/{p['color_topic']}",
+        f"{topic}/depth_image": f"/camera/sim/{p['depth_topic']}",
+        f"{topic}/camera_info": f"/camera/sim/{p['info_topic']}",
+    }
     assert p["camera_namespaces"] == ["/camera/sim"] and p["camera_pose_source"] == "tf"
     plugins = {plugin.get("name") for plugin in sdf().iter("plugin")}
     assert "gz::sim::systems::Sensors" in plugins, "cameras render only with the Sensors system"
@@ -303,8 +351,11 @@ def test_the_gazebo_calibration_file_is_the_cameras_pose_in_the_world():
     x, y, z, roll, pitch, yaw = (float(v) for v in model.findtext("pose").split())
     cr, sr, cp, sp, cy, sy = np.cos(roll), np.sin(roll), np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
     # SDF: R = Rz(yaw) Ry(pitch) Rx(roll); a gz camera looks along its +x with image up +z, right -y.
-    link = (np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]]) @ np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-            @ np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]]))
+    link = (
+        np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+        @ np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+        @ np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    )
     optical = link @ np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]])
     assert calibration.translation == pytest.approx((x, y, z))
     assert quaternion_to_matrix(calibration.rotation) == pytest.approx(optical, abs=1e-9)

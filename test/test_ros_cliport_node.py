@@ -13,23 +13,23 @@ import numpy as np
 import pytest
 import yaml
 from action_msgs.msg import GoalStatus
+from conftest import spin_until
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from ros_peers import PeerNode
+from scenes import overhead_camera, overhead_frame
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
+from test_ros_interfaces import run_action
 
 from cliport_ros.action import FollowInstruction
 from cliport_ros.msg import PickPlace
 from cliport_ros.ros.cliport_node import CliportNode, load_policy
 from cliport_ros.ros.images import array_to_image, camera_info_from_model
-from conftest import spin_until
-from ros_peers import PeerNode
-from scenes import overhead_camera, overhead_frame
-from test_ros_interfaces import run_action
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,9 @@ class CameraPublisher(Node):
     def __init__(self, context, camera, encoding="32FC1"):
         super().__init__("fake_camera_driver", context=context)
         self.camera = camera
-        self.rgb, self.depth = overhead_frame(camera, [(0.45, -0.1, 0.02, 0.04, (220, 30, 30)),
-                                                       (0.6, 0.2, 0.04, 0.03, (30, 200, 30))])
+        self.rgb, self.depth = overhead_frame(
+            camera, [(0.45, -0.1, 0.02, 0.04, (220, 30, 30)), (0.6, 0.2, 0.04, 0.03, (30, 200, 30))]
+        )
         self.colour_pub = self.create_publisher(Image, "/top/color/image_raw", qos_profile_sensor_data)
         self.depth_pub = self.create_publisher(Image, "/top/aligned_depth_to_color/image_raw", qos_profile_sensor_data)
         self.info_pub = self.create_publisher(CameraInfo, "/top/color/camera_info", qos_profile_sensor_data)
@@ -83,12 +84,23 @@ def rig(tmp_path, ros_context, policy, random_checkpoint):
     poses.write_text(yaml.safe_dump({"cameras": [camera.to_dict()]}))
 
     def make(**params):
-        defaults = {"checkpoint": str(random_checkpoint), "device": "cpu", "warm_up": False,
-                    "camera_names": ["top"], "camera_namespaces": ["/top"], "camera_poses_file": str(poses),
-                    "execute": False, "execute_action": "peer/execute_pick_place", "server_wait_timeout": 1.0}
+        defaults = {
+            "checkpoint": str(random_checkpoint),
+            "device": "cpu",
+            "warm_up": False,
+            "camera_names": ["top"],
+            "camera_namespaces": ["/top"],
+            "camera_poses_file": str(poses),
+            "execute": False,
+            "execute_action": "peer/execute_pick_place",
+            "server_wait_timeout": 1.0,
+        }
         defaults.update(params)
-        node = CliportNode(context=ros_context, policy_factory=lambda c, d: policy,
-                           parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()])
+        node = CliportNode(
+            context=ros_context,
+            policy_factory=lambda c, d: policy,
+            parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()],
+        )
         return node
 
     cams = CameraPublisher(ros_context, camera)
@@ -109,8 +121,19 @@ def rig(tmp_path, ros_context, policy, random_checkpoint):
     received, status = [], []
     client.create_subscription(PickPlace, "/cliport/pick_place", received.append, 10)
     client.create_subscription(String, "/cliport/status", lambda m: status.append(m.data), 10)
-    yield type("Rig", (), dict(start=start, cams=cams, client=client, executor=executor, received=received,
-                               status=status, context=ros_context))
+    yield type(
+        "Rig",
+        (),
+        dict(
+            start=start,
+            cams=cams,
+            client=client,
+            executor=executor,
+            received=received,
+            status=status,
+            context=ros_context,
+        ),
+    )
     for node in nodes:
         node.stop_worker()
     executor.shutdown()
@@ -118,11 +141,15 @@ def rig(tmp_path, ros_context, policy, random_checkpoint):
 
 def feed_images(rig, node):
     """Publish camera frames until the node holds the pair just published."""
+
     def arrived():
         stamp = rig.cams.publish()
         spin_until(rig.executor, lambda: False, 0.05)
         latest = node.cameras[0].latest()[0]
-        return latest is not None and (latest.header.stamp.sec, latest.header.stamp.nanosec) == (stamp.sec, stamp.nanosec)
+        return latest is not None and (latest.header.stamp.sec, latest.header.stamp.nanosec) == (
+            stamp.sec,
+            stamp.nanosec,
+        )
 
     assert spin_until(rig.executor, arrived, 10)
 
@@ -132,8 +159,13 @@ def follow(rig, instruction, **goal):
     # take long enough to look like a missing server.
     if not hasattr(rig, "follow_client"):
         rig.follow_client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
-    return run_action(rig.executor, rig.follow_client, FollowInstruction.Goal(instruction=instruction, **goal), timeout=60,
-                      expect_feedback=0)
+    return run_action(
+        rig.executor,
+        rig.follow_client,
+        FollowInstruction.Goal(instruction=instruction, **goal),
+        timeout=60,
+        expect_feedback=0,
+    )
 
 
 def test_instruction_topic_gives_a_pick_place_in_the_workspace(rig):
@@ -165,9 +197,14 @@ def test_follow_instruction_executes_steps_through_the_arm(rig):
     assert {f.arm_stage for f in feedback if f.stage_name == "execute"} >= {"retreat"}
 
 
-@pytest.mark.parametrize("instruction, message", [
-    ("", "empty or whitespace only"), ("   ", "empty or whitespace only"), ("a" * 1001, "limit is 1000"),
-])
+@pytest.mark.parametrize(
+    "instruction, message",
+    [
+        ("", "empty or whitespace only"),
+        ("   ", "empty or whitespace only"),
+        ("a" * 1001, "limit is 1000"),
+    ],
+)
 def test_bad_instructions_fail_the_goal_and_the_node_stays_up(rig, instruction, message):
     node = rig.start()
     feed_images(rig, node)
@@ -183,7 +220,9 @@ def test_no_images_stale_images_and_missing_camera_info(rig):
     node = rig.start(max_image_age=0.5, image_wait_timeout=0.5)
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
     assert result.error_code == FollowInstruction.Result.NO_OBSERVATION
-    assert "no synchronised colour/depth images from camera 'top'" in result.message and "within 0.5 s" in result.message
+    assert (
+        "no synchronised colour/depth images from camera 'top'" in result.message and "within 0.5 s" in result.message
+    )
 
     rig.cams.send_info, rig.cams.streaming = False, True
     feed_images(rig, node)
@@ -211,7 +250,9 @@ def test_wrong_encoding_and_nan_depth(rig):
     rig.cams.encoding = "32FC1"
     feed_images(rig, node)
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
-    assert result.error_code == FollowInstruction.Result.NO_OBSERVATION and "no view has any valid depth" in result.message
+    assert (
+        result.error_code == FollowInstruction.Result.NO_OBSERVATION and "no view has any valid depth" in result.message
+    )
 
 
 def test_arm_controller_absent_fails_with_a_reason(rig):
@@ -220,8 +261,10 @@ def test_arm_controller_absent_fails_with_a_reason(rig):
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1, execute=True)
     assert status == GoalStatus.STATUS_ABORTED
     assert result.error_code == FollowInstruction.Result.EXECUTION_FAILED
-    assert "arm controller action 'no_such_arm' did not answer the goal within server_wait_timeout (1.0 s)" \
+    assert (
+        "arm controller action 'no_such_arm' did not answer the goal within server_wait_timeout (1.0 s)"
         in result.message
+    )
     assert result.steps_taken == 1  # the decision was made, and is reported, but not executed
 
 
@@ -244,9 +287,14 @@ def test_cancel_during_execution(rig):
     feed_images(rig, node)
     client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
     # The test peer holds a goal whose instruction is "hold" until it is cancelled.
-    status, result, feedback = run_action(rig.executor, client,
-                                          FollowInstruction.Goal(instruction="hold", max_steps=3, execute=True),
-                                          cancel_after_feedback=True, timeout=60, expect_feedback=0)
+    status, result, feedback = run_action(
+        rig.executor,
+        client,
+        FollowInstruction.Goal(instruction="hold", max_steps=3, execute=True),
+        cancel_after_feedback=True,
+        timeout=60,
+        expect_feedback=0,
+    )
     assert status == GoalStatus.STATUS_CANCELED
     assert result.error_code == FollowInstruction.Result.CANCELED
 
@@ -260,7 +308,8 @@ def test_busy_node_rejects_when_configured(rig):
     assert spin_until(rig.executor, future.done, 60)
     assert not future.result().accepted
     assert any("rejected: busy" in s for s in rig.status) or spin_until(
-        rig.executor, lambda: any("rejected: busy" in s for s in rig.status), 5)
+        rig.executor, lambda: any("rejected: busy" in s for s in rig.status), 5
+    )
     node._busy.clear()
 
 
@@ -268,22 +317,28 @@ def test_corrupt_checkpoint_fails_configure_with_a_clear_error(ros_context, tmp_
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "config.json").write_text("{not json")
-    node = CliportNode(context=ros_context, parameter_overrides=[
-        Parameter("checkpoint", value=str(bad)), Parameter("device", value="cpu")])
+    node = CliportNode(
+        context=ros_context,
+        parameter_overrides=[Parameter("checkpoint", value=str(bad)), Parameter("device", value="cpu")],
+    )
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert "configure failed" in node.last_error and str(bad) in node.last_error
     node.destroy_node()
 
 
 def test_parameter_errors_name_the_parameter(ros_context, policy):
-    node = CliportNode(context=ros_context, policy_factory=lambda c, d: policy, parameter_overrides=[
-        Parameter("on_busy", value="drop")])
+    node = CliportNode(
+        context=ros_context,
+        policy_factory=lambda c, d: policy,
+        parameter_overrides=[Parameter("on_busy", value="drop")],
+    )
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert "parameter on_busy must be 'queue' or 'reject'" in node.last_error
     node.destroy_node()
 
 
 # ----- the ROS loop: freshness, responsiveness, lifecycle, bad input ---------------------------------------------
+
 
 def publish_instruction(rig, text):
     if not hasattr(rig, "instruction_pub"):
@@ -300,8 +355,9 @@ def test_decides_only_on_images_taken_after_the_instruction(rig):
     if not hasattr(rig, "follow_client"):
         rig.follow_client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
     rig.follow_client.wait_for_server(timeout_sec=10)
-    future = rig.follow_client.send_goal_async(FollowInstruction.Goal(instruction="put the red block in the bowl",
-                                                                      max_steps=1))
+    future = rig.follow_client.send_goal_async(
+        FollowInstruction.Goal(instruction="put the red block in the bowl", max_steps=1)
+    )
     assert spin_until(rig.executor, future.done, 30) and future.result().accepted
     result_future = future.result().get_result_async()
     spin_until(rig.executor, lambda: False, 0.5)
@@ -331,8 +387,12 @@ def test_many_queued_goals_leave_the_node_responsive(rig):
     feed_images(rig, node)
     client = ActionClient(rig.client, FollowInstruction, "follow_instruction")
     client.wait_for_server(timeout_sec=10)
-    goals = [client.send_goal_async(FollowInstruction.Goal(instruction=f"put block {k} in the bowl", max_steps=1,
-                                                           execute=True)) for k in range(8)]
+    goals = [
+        client.send_goal_async(
+            FollowInstruction.Goal(instruction=f"put block {k} in the bowl", max_steps=1, execute=True)
+        )
+        for k in range(8)
+    ]
     assert spin_until(rig.executor, lambda: all(g.done() for g in goals), 60)
     results = [g.result().get_result_async() for g in goals]
     assert spin_until(rig.executor, lambda: all(r.done() for r in results), 120)
@@ -403,8 +463,16 @@ def test_the_goal_is_sent_even_when_the_readiness_poll_says_no(rig):
     assert status == GoalStatus.STATUS_SUCCEEDED, result.message
 
 
-@pytest.mark.parametrize("text", ["put it\n[ERROR] [cliport_node]: arm collided", "put it\x7f", "put it\x85 now",
-                                  "put the \u202eblock", "put it\x1b[31m"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "put it\n[ERROR] [cliport_node]: arm collided",
+        "put it\x7f",
+        "put it\x85 now",
+        "put the \u202eblock",
+        "put it\x1b[31m",
+    ],
+)
 def test_control_and_bidi_characters_are_refused_and_never_logged_raw(rig, text):
     node = rig.start()
     feed_images(rig, node)
@@ -430,7 +498,7 @@ def test_a_burst_of_instructions_is_answered_one_by_one(rig):
 
 def test_a_queued_instruction_expires(rig):
     rig.cams.streaming = False
-    node = rig.start(image_wait_timeout=1.5, max_queue_age=0.5)
+    rig.start(image_wait_timeout=1.5, max_queue_age=0.5)
     publish_instruction(rig, "put the red block in the green bowl")  # waits 1.5 s for images, then fails
     publish_instruction(rig, "put the blue block in the green bowl")
     assert spin_until(rig.executor, lambda: any("expired" in s for s in rig.status), 10), rig.status

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from upstream_interfaces import build_all
 
 HERE = Path(__file__).resolve().parent
@@ -40,8 +38,13 @@ print(f"exit {code}")
 
 def doctor(state: str, *arguments: str) -> tuple[int, list[str]]:
     env = build_all("ur_msgs", "controller_manager_msgs", "tf2_msgs")
-    done = subprocess.run([sys.executable, "-c", PROBE, str(HERE), state, *arguments], env=env,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(HERE), state, *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0 and lines and lines[-1].startswith("exit "), done.stderr[-3000:]
     return int(lines[-1].split()[1]), lines[:-1]
@@ -52,31 +55,46 @@ def test_a_healthy_cell_passes_every_item():
     assert code == 0, "\n".join(lines)
     assert not [line for line in lines if line.startswith("PROBLEM")]
     text = "\n".join(lines)
-    for item in ("ROS distribution: jazzy", "base frame: link base_link", "TCP link: link tool0",
-                 "planning group: ur_manipulator is in the SRDF", "controller scaled_joint_trajectory_controller: active",
-                 "gripper service: /io_and_status_controller/set_io (ur_msgs/srv/SetIO) is served",
-                 "camera camera color /camera/camera/color/image_raw:", "rgb8",
-                 "camera camera depth /camera/camera/aligned_depth_to_color/image_raw:", "16UC1",
-                 "TF camera: base_link -> camera_color_optical_frame", "reach: farthest workspace corner 0.844 m",
-                 "checkpoint: the shipped model loads"):
+    for item in (
+        "ROS distribution: jazzy",
+        "base frame: link base_link",
+        "TCP link: link tool0",
+        "planning group: ur_manipulator is in the SRDF",
+        "controller scaled_joint_trajectory_controller: active",
+        "gripper service: /io_and_status_controller/set_io (ur_msgs/srv/SetIO) is served",
+        "camera camera color /camera/camera/color/image_raw:",
+        "rgb8",
+        "camera camera depth /camera/camera/aligned_depth_to_color/image_raw:",
+        "16UC1",
+        "TF camera: base_link -> camera_color_optical_frame",
+        "reach: farthest workspace corner 0.844 m",
+        "checkpoint: the shipped model loads",
+    ):
         assert item in text, item
     assert lines[-1].endswith("0 problem(s)")
 
 
 def test_a_broken_cell_gets_each_problem_with_its_fix():
-    code, lines = doctor("broken", "joint_controller:=joint_trajectory_controller", "checkpoint:=/nonexistent",
-                         "ee_link:=flange")
+    code, lines = doctor(
+        "broken", "joint_controller:=joint_trajectory_controller", "checkpoint:=/nonexistent", "ee_link:=flange"
+    )
     assert code == 2, "an unknown launch argument is a usage error"
-    code, lines = doctor("broken", "joint_controller:=joint_trajectory_controller", "checkpoint:=/nonexistent",
-                         f"cell_config:={HERE / 'data' / 'far_cell.yaml'}")
+    code, lines = doctor(
+        "broken",
+        "joint_controller:=joint_trajectory_controller",
+        "checkpoint:=/nonexistent",
+        f"cell_config:={HERE / 'data' / 'far_cell.yaml'}",
+    )
     text = "\n".join(lines)
     assert code == 1, text
     problems = [line for line in lines if line.startswith("PROBLEM")]
-    expected = ["controller joint_trajectory_controller: inactive, not active",
-                "camera camera depth /camera/camera/aligned_depth_to_color/image_raw: no message",
-                "TF camera: no TF between base_link and camera_color_optical_frame",
-                "reach: workspace corner (0.75, -0.5) is 0.901 m from the base axis; the ur5e reaches 0.85 m",
-                "checkpoint: /nonexistent:"]
+    expected = [
+        "controller joint_trajectory_controller: inactive, not active",
+        "camera camera depth /camera/camera/aligned_depth_to_color/image_raw: no message",
+        "TF camera: no TF between base_link and camera_color_optical_frame",
+        "reach: workspace corner (0.75, -0.5) is 0.901 m from the base axis; the ur5e reaches 0.85 m",
+        "checkpoint: /nonexistent:",
+    ]
     for item in expected:
         assert any(item in line for line in problems), f"{item!r} not in:\n{text}"
     fixes = [line.strip() for line in lines if line.strip().startswith("fix:")]

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import spin_until
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -20,7 +21,6 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from cliport_ros.action import FollowInstruction
-from conftest import spin_until
 
 EXIT_LIMIT_S = 5.0
 SHM = Path("/dev/shm")
@@ -34,8 +34,9 @@ def participant_segments() -> set[str]:
 
 def start(args: list[str], ready: str) -> tuple[subprocess.Popen, set[str]]:
     before = participant_segments()
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ)
+    )
     deadline = time.monotonic() + 180
     seen = []
     while time.monotonic() < deadline:
@@ -85,8 +86,9 @@ def client(ros_context):
 
 def serve(request, seed: int = 10009) -> tuple[subprocess.Popen, set[str]]:
     """`cliport sim --serve`, killed when the test ends whatever happens."""
-    proc, before = start(["-m", "cliport_ros.cli", "sim", "--serve", "--seed", str(seed), "--device", "cpu"],
-                         '"serving"')
+    proc, before = start(
+        ["-m", "cliport_ros.cli", "sim", "--serve", "--seed", str(seed), "--device", "cpu"], '"serving"'
+    )
     request.addfinalizer(lambda: kill(proc))
     return proc, before
 
@@ -110,8 +112,12 @@ def test_cliport_sim_exits_while_deciding_executing_and_with_goals_queued(sig, c
     node, executor = client
     follow = ActionClient(node, FollowInstruction, "follow_instruction")
     follow.wait_for_server(timeout_sec=30)
-    goals = [follow.send_goal_async(FollowInstruction.Goal(instruction="put the brown blocks in a yellow bowl",
-                                                           max_steps=5, execute=True)) for _ in range(4)]
+    goals = [
+        follow.send_goal_async(
+            FollowInstruction.Goal(instruction="put the brown blocks in a yellow bowl", max_steps=5, execute=True)
+        )
+        for _ in range(4)
+    ]
     assert spin_until(executor, lambda: all(g.done() for g in goals), 60)
     handles = [g.result() for g in goals]
     assert all(h.accepted for h in handles)
@@ -126,8 +132,13 @@ def test_cliport_sim_exits_while_deciding_executing_and_with_goals_queued(sig, c
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cliport_episodes_exit_mid_episode(sig, request):
     before = participant_segments()
-    proc = subprocess.Popen([sys.executable, "-m", "cliport_ros.cli", "sim", "--episodes", "20", "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cliport_ros.cli", "sim", "--episodes", "20", "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
+    )
     request.addfinalizer(lambda: kill(proc))
     line = ""
     while not line.startswith("{") and proc.poll() is None:
@@ -139,8 +150,9 @@ def test_cliport_episodes_exit_mid_episode(sig, request):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_the_node_executables_exit_when_idle(sig):
-    sim, before = start(["-m", "cliport_ros.ros.sim_node", "--ros-args", "-p", "renderer:=tiny", "-p", "seed:=10001"],
-                        "ready:")
+    sim, before = start(
+        ["-m", "cliport_ros.ros.sim_node", "--ros-args", "-p", "renderer:=tiny", "-p", "seed:=10001"], "ready:"
+    )
     try:
         node, _ = start(["-m", "cliport_ros.ros.cliport_node", "--ros-args", "-p", "device:=cpu"], "active:")
         try:

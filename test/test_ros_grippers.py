@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from upstream_interfaces import build
 
 UR_IO_PROBE = r"""
@@ -104,8 +103,9 @@ def test_franka_hand_grasps_objects_of_any_width_and_knows_an_empty_grasp(object
     the Franka Hand adapter asks Grasp for the whole window [closed + tolerance, open] (franka_msgs from
     franka_ros2 v3.4.0, generated here)."""
     env = build("franka_msgs")
-    done = subprocess.run([sys.executable, "-c", FRANKA_PROBE, str(object_width)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", FRANKA_PROBE, str(object_width)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     width, inner, outer, speed, force = out["goal"]
@@ -134,8 +134,9 @@ def test_fake_suction_serves_the_suction_gripper(ros_context):
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        gripper = make_gripper(node, GripperConfig(type="suction_service", service="/suction/set", timeout=10.0),
-                               ReentrantCallbackGroup())
+        gripper = make_gripper(
+            node, GripperConfig(type="suction_service", service="/suction/set", timeout=10.0), ReentrantCallbackGroup()
+        )
         assert gripper.grasp() and gripper.is_holding() and cup.on
         assert gripper.release() and not gripper.is_holding() and not cup.on
     finally:
@@ -200,8 +201,13 @@ def test_parallel_jaw_over_gripper_command(object_at, allow_stalling, held):
     object holds it, whether the controller reports the stall as success or as an abort; a jaw that reached
     closed_position caught nothing, and an open one holds nothing."""
     env = build("control_msgs")
-    done = subprocess.run([sys.executable, "-c", JAW_PROBE, str(object_at), allow_stalling], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", JAW_PROBE, str(object_at), allow_stalling],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["goals"] == [[0.8, 20.0], [0.0, 20.0]]

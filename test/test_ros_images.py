@@ -45,12 +45,18 @@ def test_big_endian_depth():
     assert np.allclose(depth_to_array(msg), [[1.0, 2.0]])
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Image(height=2, width=2, encoding="mono16", step=4, data=bytes(8)), "unsupported colour encoding 'mono16'"),
-    (lambda: Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(5)), "image data has 5 bytes"),
-    (lambda: Image(height=2, width=2, encoding="rgb8", step=4, data=bytes(8)), "step 4 is shorter than a row"),
-    (lambda: Image(height=0, width=0, encoding="rgb8", step=0, data=b""), "image is empty"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: Image(height=2, width=2, encoding="mono16", step=4, data=bytes(8)),
+            "unsupported colour encoding 'mono16'",
+        ),
+        (lambda: Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(5)), "image data has 5 bytes"),
+        (lambda: Image(height=2, width=2, encoding="rgb8", step=4, data=bytes(8)), "step 4 is shorter than a row"),
+        (lambda: Image(height=0, width=0, encoding="rgb8", step=0, data=b""), "image is empty"),
+    ],
+)
 def test_malformed_colour_images(make, message):
     with pytest.raises(ImageError, match=message):
         colour_to_array(make())
@@ -64,18 +70,27 @@ def test_wrong_depth_encoding():
 def test_camera_info_round_trip_and_uncalibrated():
     cam = load_camera_rig()["front"]
     assert camera_info_intrinsics(camera_info_from_model(cam)) == {
-        "width": 640, "height": 480, "fx": 450.0, "fy": 450.0, "cx": 320.0, "cy": 240.0}
+        "width": 640,
+        "height": 480,
+        "fx": 450.0,
+        "fy": 450.0,
+        "cx": 320.0,
+        "cy": 240.0,
+    }
     with pytest.raises(ImageError, match="is the camera calibrated"):
         camera_info_intrinsics(CameraInfo(width=640, height=480))
     with pytest.raises(ImageError, match="zero width or height"):
         camera_info_intrinsics(CameraInfo())
 
 
-@pytest.mark.parametrize("fx, fy, cx, cy, message", [
-    (1e-300, 450.0, 320.0, 240.0, "fx=1e-300 px gives a 180 degree field of view"),
-    (450.0, 1e9, 320.0, 240.0, "fy=1e\\+09 px gives a 2.75e-05 degree field of view"),
-    (450.0, 450.0, 5000.0, 240.0, "principal point \\(5000, 240\\) lies outside the 640x480 image"),
-])
+@pytest.mark.parametrize(
+    "fx, fy, cx, cy, message",
+    [
+        (1e-300, 450.0, 320.0, 240.0, "fx=1e-300 px gives a 180 degree field of view"),
+        (450.0, 1e9, 320.0, 240.0, "fy=1e\\+09 px gives a 2.75e-05 degree field of view"),
+        (450.0, 450.0, 5000.0, 240.0, "principal point \\(5000, 240\\) lies outside the 640x480 image"),
+    ],
+)
 def test_camera_info_that_no_camera_has_is_refused(fx, fy, cx, cy, message):
     info = CameraInfo(width=640, height=480, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
     with pytest.raises(ImageError, match=message):

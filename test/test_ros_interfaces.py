@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
+from conftest import spin_until
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from ros_peers import STAGES, PeerNode, sample_pick_place
 
 from cliport_ros.action import ExecutePickPlace, FollowInstruction
 from cliport_ros.msg import PickPlace
-from conftest import spin_until
-from ros_peers import STAGES, PeerNode, sample_pick_place
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,8 +44,14 @@ def receive_one(executor, node, topic: str, publish=None, timeout: float = 10.0)
     return received[0]
 
 
-def run_action(executor, client: ActionClient, goal, cancel_after_feedback: bool = False, timeout: float = 60.0,
-               expect_feedback: int = 1):
+def run_action(
+    executor,
+    client: ActionClient,
+    goal,
+    cancel_after_feedback: bool = False,
+    timeout: float = 60.0,
+    expect_feedback: int = 1,
+):
     """Send a goal; return (status, result, feedback list). Optionally cancel after the first feedback.
 
     The feedback list is everything the server published for this goal, read from the action's feedback
@@ -81,7 +87,7 @@ def run_action(executor, client: ActionClient, goal, cancel_after_feedback: bool
     client._node.destroy_subscription(tap)
     everything = [str(f) for f in feedback()]
     got = [str(f) for f in delivered]
-    assert any(everything[i:i + len(got)] == got for i in range(len(everything) - len(got) + 1)), (got, everything)
+    assert any(everything[i : i + len(got)] == got for i in range(len(everything) - len(got) + 1)), (got, everything)
     return response.status, response.result, feedback()
 
 
@@ -120,8 +126,12 @@ def test_execute_pick_place_round_trip_in_process(in_process_peer):
     assert result.message == "executed pick at x=0.400 for 'put the red block in the green bowl'"
     assert [f.stage_name for f in feedback] == STAGES
     assert [f.stage for f in feedback] == [
-        ExecutePickPlace.Feedback.APPROACH, ExecutePickPlace.Feedback.GRASP, ExecutePickPlace.Feedback.LIFT,
-        ExecutePickPlace.Feedback.MOVE, ExecutePickPlace.Feedback.RELEASE, ExecutePickPlace.Feedback.RETREAT,
+        ExecutePickPlace.Feedback.APPROACH,
+        ExecutePickPlace.Feedback.GRASP,
+        ExecutePickPlace.Feedback.LIFT,
+        ExecutePickPlace.Feedback.MOVE,
+        ExecutePickPlace.Feedback.RELEASE,
+        ExecutePickPlace.Feedback.RETREAT,
     ]
 
 
@@ -159,8 +169,12 @@ def test_follow_instruction_round_trip_and_cancel_in_process(in_process_peer):
 def peer_process():
     env = dict(os.environ)
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "ros_peers.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        env=env, cwd=str(HERE), text=True,
+        [sys.executable, str(HERE / "ros_peers.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        cwd=str(HERE),
+        text=True,
     )
     try:
         assert proc.stdout.readline().strip() == "ready"
@@ -185,23 +199,29 @@ def test_interfaces_across_two_processes(ros_context, peer_process):
 
         execute = ActionClient(node, ExecutePickPlace, "peer/execute_pick_place")
         status, result, feedback = run_action(
-            executor, execute, ExecutePickPlace.Goal(pick_place=sample_pick_place("move it", 5)), expect_feedback=6)
+            executor, execute, ExecutePickPlace.Goal(pick_place=sample_pick_place("move it", 5)), expect_feedback=6
+        )
         assert status == GoalStatus.STATUS_SUCCEEDED and result.success
         assert result.message == "executed pick at x=0.450 for 'move it'"
         assert [f.stage_name for f in feedback] == STAGES
         status, result, _ = run_action(
-            executor, execute, ExecutePickPlace.Goal(pick_place=sample_pick_place("hold")), cancel_after_feedback=True)
+            executor, execute, ExecutePickPlace.Goal(pick_place=sample_pick_place("hold")), cancel_after_feedback=True
+        )
         assert status == GoalStatus.STATUS_CANCELED and result.error_code == ExecutePickPlace.Result.CANCELED
 
         follow = ActionClient(node, FollowInstruction, "peer/follow_instruction")
         status, result, feedback = run_action(
-            executor, follow, FollowInstruction.Goal(instruction="stack the blocks", max_steps=2, execute=False),
-            expect_feedback=6)
+            executor,
+            follow,
+            FollowInstruction.Goal(instruction="stack the blocks", max_steps=2, execute=False),
+            expect_feedback=6,
+        )
         assert status == GoalStatus.STATUS_SUCCEEDED
         assert result.steps_taken == 2 and result.message == "2 steps, execute=False"
         assert len(feedback) == 6
         status, result, _ = run_action(
-            executor, follow, FollowInstruction.Goal(instruction="hold", max_steps=1), cancel_after_feedback=True)
+            executor, follow, FollowInstruction.Goal(instruction="hold", max_steps=1), cancel_after_feedback=True
+        )
         assert status == GoalStatus.STATUS_CANCELED and result.error_code == FollowInstruction.Result.CANCELED
     finally:
         executor.shutdown()

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 from action_msgs.msg import GoalStatus
-
-from cliport_ros.action import ExecutePickPlace
-from cliport_ros.execution import CellConfig
-from cliport_ros.ros.moveit_backend import params_files
-from cliport_ros.ros.motion_process import MotionProcessError, ProcessBackend
-from cliport_ros.types import Pose
 from conftest import spin_until
 from ros_peers import sample_pick_place
 from test_ros_moveit_executor import Cell
+
+from cliport_ros.action import ExecutePickPlace
+from cliport_ros.execution import CellConfig
+from cliport_ros.ros.motion_process import MotionProcessError, ProcessBackend
+from cliport_ros.ros.moveit_backend import params_files
+from cliport_ros.types import Pose
 
 HOLD = 3.0  # s the double's plan() holds the motion process's GIL
 
@@ -70,7 +70,15 @@ def test_the_motion_process_runs_motions_and_reports_a_failed_start(tmp_path):
 
 
 def test_params_files_are_the_command_lines():
-    argv = ["moveit_executor", "--ros-args", "--params-file", "/tmp/a.yaml", "-r", "__node:=x",
-            "--params-file", "/tmp/b.yaml"]
+    argv = [
+        "moveit_executor",
+        "--ros-args",
+        "--params-file",
+        "/tmp/a.yaml",
+        "-r",
+        "__node:=x",
+        "--params-file",
+        "/tmp/b.yaml",
+    ]
     assert params_files(argv) == ["/tmp/a.yaml", "/tmp/b.yaml"]
     assert params_files(["x", "--params-file"]) == []

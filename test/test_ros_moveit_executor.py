@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 from action_msgs.msg import GoalStatus
+from conftest import spin_until
+from execution_doubles import RecordingGripper, RecordingMotionBackend
 from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from ros_peers import sample_pick_place
 from std_srvs.srv import SetBool
 
 from cliport_ros.action import ExecutePickPlace
 from cliport_ros.execution import MotionStatus, Stage
 from cliport_ros.ros.moveit_executor import MoveItExecutorNode
-from conftest import spin_until
-from execution_doubles import RecordingGripper, RecordingMotionBackend
-from ros_peers import sample_pick_place
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = ExecutePickPlace.Result
@@ -39,8 +39,11 @@ class Cell:
         self.gripper = gripper or RecordingGripper()
         kwargs = {} if real_gripper else {"gripper_factory": lambda node, config, group: self.gripper}
         self.node = MoveItExecutorNode(
-            context=context, backend_factory=lambda node, config: self.backend,
-            parameter_overrides=[Parameter(k, value=v) for k, v in (overrides or {}).items()], **kwargs)
+            context=context,
+            backend_factory=lambda node, config: self.backend,
+            parameter_overrides=[Parameter(k, value=v) for k, v in (overrides or {}).items()],
+            **kwargs,
+        )
         self.client_node = Node("executor_client", context=context)
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self.executor.add_node(self.node)
@@ -51,8 +54,9 @@ class Cell:
 
     def send(self, pick_place):
         feedback: list = []
-        future = self.client.send_goal_async(ExecutePickPlace.Goal(pick_place=pick_place),
-                                             feedback_callback=lambda msg: feedback.append(msg.feedback))
+        future = self.client.send_goal_async(
+            ExecutePickPlace.Goal(pick_place=pick_place), feedback_callback=lambda msg: feedback.append(msg.feedback)
+        )
         assert spin_until(self.executor, future.done, 60), "no answer to the goal: action server not available"
         handle = future.result()
         assert handle.accepted
@@ -89,7 +93,7 @@ def test_goal_runs_all_stages_and_adds_the_table(cell):
     handle, feedback = c.send(sample_pick_place("put the red block in the green bowl"))
     # Each stage's feedback is published just before its one motion: see it, then let that motion run.
     for seen in range(1, 7):
-        assert spin_until(c.executor, lambda: len(feedback) >= seen, 10), [f.stage_name for f in feedback]
+        assert spin_until(c.executor, lambda seen=seen: len(feedback) >= seen, 10), [f.stage_name for f in feedback]
         c.backend.allow_step()
     status, result = c.result(handle)
     assert status == GoalStatus.STATUS_SUCCEEDED
@@ -105,16 +109,17 @@ def test_goal_runs_all_stages_and_adds_the_table(cell):
     assert c.backend.boxes[0].center[2] == pytest.approx(-0.025)
 
 
-@pytest.mark.parametrize("change, code, text", [
-    (lambda m: setattr(m.pick.position, "x", 0.95), RESULT.OUT_OF_WORKSPACE, "x=0.950 outside [0.25, 0.75]"),
-    (lambda m: setattr(m.place.position, "z", -0.2), RESULT.OUT_OF_WORKSPACE, "place z=-0.200 outside"),
-    (lambda m: setattr(m.header, "frame_id", ""), RESULT.INVALID_GOAL, "PickPlace.header.frame_id is empty"),
-    (lambda m: setattr(m.header, "frame_id", "world"), RESULT.INVALID_GOAL,
-     "'world' is not the cell's base frame"),
-    (lambda m: setattr(m.pick.position, "y", math.nan), RESULT.INVALID_GOAL, "PickPlace pose invalid"),
-    (lambda m: setattr(m, "primitive", "throw"), RESULT.INVALID_GOAL,
-     "PickPlace.primitive 'throw' is unknown"),
-])
+@pytest.mark.parametrize(
+    "change, code, text",
+    [
+        (lambda m: setattr(m.pick.position, "x", 0.95), RESULT.OUT_OF_WORKSPACE, "x=0.950 outside [0.25, 0.75]"),
+        (lambda m: setattr(m.place.position, "z", -0.2), RESULT.OUT_OF_WORKSPACE, "place z=-0.200 outside"),
+        (lambda m: setattr(m.header, "frame_id", ""), RESULT.INVALID_GOAL, "PickPlace.header.frame_id is empty"),
+        (lambda m: setattr(m.header, "frame_id", "world"), RESULT.INVALID_GOAL, "'world' is not the cell's base frame"),
+        (lambda m: setattr(m.pick.position, "y", math.nan), RESULT.INVALID_GOAL, "PickPlace pose invalid"),
+        (lambda m: setattr(m, "primitive", "throw"), RESULT.INVALID_GOAL, "PickPlace.primitive 'throw' is unknown"),
+    ],
+)
 def test_rejected_goals_abort_before_any_motion(cell, change, code, text):
     c = cell()
     msg = sample_pick_place("reject me")
@@ -147,14 +152,14 @@ def test_gripper_failure_aborts_releases_and_retreats(cell):
 
 def test_cancel_stops_the_motion_and_a_second_goal_is_busy(cell):
     c = cell()
-    c.backend.hold_on_call(3)      # the move above the place runs until stopped
+    c.backend.hold_on_call(3)  # the move above the place runs until stopped
     handle, feedback = c.send(sample_pick_place("hold"))
     assert spin_until(c.executor, c.backend.held.is_set, 10)
 
     busy_handle, _ = c.send(sample_pick_place("second"))
     status, result = c.result(busy_handle)
     assert status == GoalStatus.STATUS_ABORTED and result.error_code == RESULT.BUSY
-    assert c.backend.stop_calls == 0      # the busy goal did not disturb the running one
+    assert c.backend.stop_calls == 0  # the busy goal did not disturb the running one
 
     cancel = handle.cancel_goal_async()
     assert spin_until(c.executor, cancel.done, 10)
@@ -164,20 +169,26 @@ def test_cancel_stops_the_motion_and_a_second_goal_is_busy(cell):
     assert result.error_code == RESULT.CANCELED
     assert result.message == "canceled during move; the arm was stopped"
     assert len(c.backend.calls) == 4 and c.backend.stop_calls >= 1
-    assert c.gripper.calls == ["grasp", "is_holding"]      # nothing released mid-air
+    assert c.gripper.calls == ["grasp", "is_holding"]  # nothing released mid-air
 
 
-@pytest.mark.parametrize("overrides, named", [
-    ({"velocity_scaling": 2.0}, "'velocity_scaling' must be in (0.0, 1.0]"),
-    ({"gripper.type": "magnet"}, "'gripper.type' must be one of"),
-    ({"workspace.z_min": 0.1}, "'min_height' (0.005) must not be below 'workspace.z_min' (0.1)"),
-    ({"action_name": " "}, "'action_name' must be a non-empty action name"),
-])
+@pytest.mark.parametrize(
+    "overrides, named",
+    [
+        ({"velocity_scaling": 2.0}, "'velocity_scaling' must be in (0.0, 1.0]"),
+        ({"gripper.type": "magnet"}, "'gripper.type' must be one of"),
+        ({"workspace.z_min": 0.1}, "'min_height' (0.005) must not be below 'workspace.z_min' (0.1)"),
+        ({"action_name": " "}, "'action_name' must be a non-empty action name"),
+    ],
+)
 def test_bad_parameters_fail_start_up_naming_the_parameter(ros_context, overrides, named):
     with pytest.raises(ValueError) as error:
-        MoveItExecutorNode(context=ros_context, backend_factory=lambda node, config: RecordingMotionBackend(),
-                           gripper_factory=lambda node, config, group: RecordingGripper(),
-                           parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        MoveItExecutorNode(
+            context=ros_context,
+            backend_factory=lambda node, config: RecordingMotionBackend(),
+            gripper_factory=lambda node, config, group: RecordingGripper(),
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+        )
     assert named in str(error.value)
 
 
@@ -213,7 +224,7 @@ def test_missing_driver_packages_are_named(ros_context):
         for gripper_type, package in (("suction_ur_io", "ur_msgs"), ("parallel_jaw", "control_msgs")):
             try:
                 __import__(package)
-                continue      # installed here: nothing to check
+                continue  # installed here: nothing to check
             except ImportError:
                 pass
             expected = f"gripper.type {gripper_type} needs the {package} package"
@@ -226,7 +237,12 @@ def test_missing_driver_packages_are_named(ros_context):
 def run_main(*ros_args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cliport_ros.ros.moveit_executor", "--ros-args", *ros_args],
-        cwd=str(REPO), env=dict(os.environ), capture_output=True, text=True, timeout=60)
+        cwd=str(REPO),
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_main_exits_with_the_reason():

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from conftest import spin_until
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -18,8 +19,6 @@ from std_msgs.msg import String
 
 from cliport_ros.msg import PickPlace, TaskStatus
 from cliport_ros.ros.sim_node import LATCHED
-from conftest import spin_until
-
 
 # Test seeds on which the shipped model (99 % success over 100 test episodes: see the README) completes the
 # episode; `cliport eval put-block-in-bowl-seen-colors --checkpoint <shipped> --split test --n 10` lists them.
@@ -50,8 +49,19 @@ def run_cli(*args, timeout=240):
 
 @pytest.mark.slow
 def test_episodes_run_through_ros_and_are_scored(random_checkpoint, tmp_path):
-    done, lines = run_cli("sim", "--checkpoint", str(random_checkpoint), "--device", "cpu", "--episodes", "2",
-                          "--split", "test", "--record", str(tmp_path / "rec"))
+    done, lines = run_cli(
+        "sim",
+        "--checkpoint",
+        str(random_checkpoint),
+        "--device",
+        "cpu",
+        "--episodes",
+        "2",
+        "--split",
+        "test",
+        "--record",
+        str(tmp_path / "rec"),
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     episodes, summary = lines[:-1], lines[-1]
     assert [e["seed"] for e in episodes] == [10001, 10003]
@@ -72,8 +82,9 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_the_shipped_model_completes_episodes_through_ros():
-    done, lines = run_cli("sim", "--device", "cpu", "--episodes", str(len(SHIPPED_SUCCESS_SEEDS)),
-                          "--seed", str(SHIPPED_SUCCESS_SEEDS[0]))  # the default checkpoint: the shipped model
+    done, lines = run_cli(
+        "sim", "--device", "cpu", "--episodes", str(len(SHIPPED_SUCCESS_SEEDS)), "--seed", str(SHIPPED_SUCCESS_SEEDS[0])
+    )  # the default checkpoint: the shipped model
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     episodes, summary = lines[:-1], lines[-1]
     assert [e["seed"] for e in episodes] == SHIPPED_SUCCESS_SEEDS
@@ -83,9 +94,13 @@ def test_the_shipped_model_completes_episodes_through_ros():
 
 @pytest.mark.slow
 def test_an_instruction_from_another_process_moves_the_named_block(ros_context):
-    server = subprocess.Popen([sys.executable, "-m", "cliport_ros.cli", "sim", "--serve",
-                               "--seed", str(NAMED_BLOCK_SEED), "--device", "cpu"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cliport_ros.cli", "sim", "--serve", "--seed", str(NAMED_BLOCK_SEED), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
+    )
     try:
         deadline = time.monotonic() + 180
         line = ""
@@ -124,9 +139,13 @@ def test_switching_tasks_through_the_reset_service_keeps_the_bridge_alive(ros_co
     was built crashed the process (SIGSEGV) at the new world's first render."""
     from cliport_ros.srv import ResetEpisode
 
-    server = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "cliport_ros.cli", "sim", "--serve",
-                               "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=dict(os.environ))
+    server = subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-m", "cliport_ros.cli", "sim", "--serve", "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     try:
         line = ""
         while '"serving"' not in line and server.poll() is None:
@@ -138,7 +157,7 @@ def test_switching_tasks_through_the_reset_service_keeps_the_bridge_alive(ros_co
         client.wait_for_service(timeout_sec=30)
         for task in ("stack-block-pyramid-seq-seen-colors", "put-block-in-bowl-seen-colors"):
             future = client.call_async(ResetEpisode.Request(task=task, split="test", seed=10001))
-            assert spin_until(executor, lambda: future.done() or server.poll() is not None, 120)
+            assert spin_until(executor, lambda future=future: future.done() or server.poll() is not None, 120)
             assert server.poll() is None, f"cliport sim died ({server.returncode}) resetting to {task}"
             assert future.result().success and task in future.result().message
         executor.shutdown()

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import pytest
 from action_msgs.msg import GoalStatus
+from conftest import spin_until
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from test_ros_interfaces import run_action
 
 from cliport_ros.action import ExecutePickPlace
 from cliport_ros.msg import TaskStatus
 from cliport_ros.ros.conversions import pick_place_to_msg
 from cliport_ros.ros.sim_node import LATCHED, SimNode
 from cliport_ros.srv import ResetEpisode
-from conftest import spin_until
-from test_ros_interfaces import run_action
 
 TASK = "put-block-in-bowl-seen-colors"
 
@@ -33,18 +33,27 @@ def environment():
 
 def only_the_test_task(environment):
     """An environment factory that hands out the module's environment and refuses other tasks."""
+
     def make(task, *args):
         if task != TASK:
             raise ValueError(f"unknown task {task!r}")
         return environment
+
     return make
 
 
 @pytest.fixture
 def bridge(ros_context, environment):
-    node = SimNode(context=ros_context, environment_factory=only_the_test_task(environment), parameter_overrides=[
-        Parameter("task", value=TASK), Parameter("split", value="test"), Parameter("seed", value=10001),
-        Parameter("camera_rate", value=0.0)])
+    node = SimNode(
+        context=ros_context,
+        environment_factory=only_the_test_task(environment),
+        parameter_overrides=[
+            Parameter("task", value=TASK),
+            Parameter("split", value="test"),
+            Parameter("seed", value=10001),
+            Parameter("camera_rate", value=0.0),
+        ],
+    )
     client = Node("sim_client", context=ros_context)
     executor = MultiThreadedExecutor(num_threads=4, context=ros_context)
     executor.add_node(node)
@@ -58,12 +67,21 @@ def test_cameras_joint_states_and_status_look_like_a_real_cell(bridge):
     node, client, executor = bridge
     got = {}
     for cam in ("front", "left", "right"):
-        client.create_subscription(Image, f"/{cam}/color/image_raw", lambda m, c=cam: got.setdefault((c, "rgb"), m),
-                                   qos_profile_sensor_data)
-        client.create_subscription(Image, f"/{cam}/aligned_depth_to_color/image_raw",
-                                   lambda m, c=cam: got.setdefault((c, "depth"), m), qos_profile_sensor_data)
-        client.create_subscription(CameraInfo, f"/{cam}/color/camera_info",
-                                   lambda m, c=cam: got.setdefault((c, "info"), m), qos_profile_sensor_data)
+        client.create_subscription(
+            Image, f"/{cam}/color/image_raw", lambda m, c=cam: got.setdefault((c, "rgb"), m), qos_profile_sensor_data
+        )
+        client.create_subscription(
+            Image,
+            f"/{cam}/aligned_depth_to_color/image_raw",
+            lambda m, c=cam: got.setdefault((c, "depth"), m),
+            qos_profile_sensor_data,
+        )
+        client.create_subscription(
+            CameraInfo,
+            f"/{cam}/color/camera_info",
+            lambda m, c=cam: got.setdefault((c, "info"), m),
+            qos_profile_sensor_data,
+        )
     client.create_subscription(JointState, "/joint_states", lambda m: got.setdefault("joints", m), 10)
     client.create_subscription(TaskStatus, "/sim/task_status", lambda m: got.setdefault("status", m), LATCHED)
     assert spin_until(executor, lambda: (node.publish_cameras(), len(got) == 11)[1], 30), sorted(map(str, got))
@@ -144,10 +162,15 @@ def test_huge_quaternions_are_normalised_not_an_empty_result(bridge, environment
     msg = pick_place_to_msg(environment.oracle())
     q = msg.pick.orientation
     q.x, q.y, q.z, q.w = 1e200, 0.0, 0.0, 1e200
-    status, result, _ = run_action(executor, action, ExecutePickPlace.Goal(pick_place=msg), timeout=120,
-                                   expect_feedback=0)
+    status, result, _ = run_action(
+        executor, action, ExecutePickPlace.Goal(pick_place=msg), timeout=120, expect_feedback=0
+    )
     assert result.error_code != ExecutePickPlace.Result.UNKNOWN and result.message, result
-    assert (status == GoalStatus.STATUS_SUCCEEDED) == result.success == (result.error_code == ExecutePickPlace.Result.SUCCESS)
+    assert (
+        (status == GoalStatus.STATUS_SUCCEEDED)
+        == result.success
+        == (result.error_code == ExecutePickPlace.Result.SUCCESS)
+    )
 
 
 def test_an_error_inside_the_bridge_is_an_internal_error_never_an_empty_result(bridge, environment):

@@ -9,7 +9,6 @@ import sys
 import threading
 
 import cv2
-import numpy as np
 import pytest
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -28,11 +27,14 @@ def test_snapshot_of_the_sim_rig_shows_the_block_where_it_is(ros_context, tmp_pa
     rig = load_camera_rig()
     frames = {cam.name: table_frame(cam, [(0.45, -0.2, 0.03, 0.05, (230, 20, 20))]) for cam in rig}
     node = Node("rig_publisher", context=ros_context)
-    pubs = {cam.name: (node.create_publisher(Image, f"/{cam.name}/color/image_raw", qos_profile_sensor_data),
-                       node.create_publisher(Image, f"/{cam.name}/aligned_depth_to_color/image_raw",
-                                             qos_profile_sensor_data),
-                       node.create_publisher(CameraInfo, f"/{cam.name}/color/camera_info", qos_profile_sensor_data))
-            for cam in rig}
+    pubs = {
+        cam.name: (
+            node.create_publisher(Image, f"/{cam.name}/color/image_raw", qos_profile_sensor_data),
+            node.create_publisher(Image, f"/{cam.name}/aligned_depth_to_color/image_raw", qos_profile_sensor_data),
+            node.create_publisher(CameraInfo, f"/{cam.name}/color/camera_info", qos_profile_sensor_data),
+        )
+        for cam in rig
+    }
 
     def publish():
         header = Header(stamp=node.get_clock().now().to_msg())
@@ -51,8 +53,13 @@ def test_snapshot_of_the_sim_rig_shows_the_block_where_it_is(ros_context, tmp_pa
     spinner.start()
     try:
         out = tmp_path / "view.png"
-        done = subprocess.run([sys.executable, "-m", "cliport_ros.cli", "snapshot", "--out", str(out), "--per-camera"],
-                              capture_output=True, text=True, timeout=120, env=dict(os.environ))
+        done = subprocess.run(
+            [sys.executable, "-m", "cliport_ros.cli", "snapshot", "--out", str(out), "--per-camera"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ),
+        )
     finally:
         stop.set()
         spinner.join()
@@ -69,8 +76,12 @@ def test_snapshot_of_the_sim_rig_shows_the_block_where_it_is(ros_context, tmp_pa
 
 
 def test_snapshot_without_cameras_says_which_topics(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "cliport_ros.cli", "snapshot", "--out", str(tmp_path / "x.png"),
-                           "--timeout", "1"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cliport_ros.cli", "snapshot", "--out", str(tmp_path / "x.png"), "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert "no synchronised colour/depth images yet from camera 'front'" in report["error"]
@@ -80,7 +91,10 @@ def test_overrides():
     from cliport_ros.ros.snapshot import parse_overrides
 
     assert parse_overrides(["camera_pose_source=tf", "camera_namespaces=[/camera/camera]", "sync_slop=0.1"]) == {
-        "camera_pose_source": "tf", "camera_namespaces": ["/camera/camera"], "sync_slop": 0.1}
+        "camera_pose_source": "tf",
+        "camera_namespaces": ["/camera/camera"],
+        "sync_slop": 0.1,
+    }
     with pytest.raises(ValueError, match="--set expects NAME=VALUE"):
         parse_overrides(["camera_pose_source"])
 

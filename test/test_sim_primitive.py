@@ -79,8 +79,10 @@ def test_targets_outside_the_workspace_are_refused_before_any_motion(env):
     env.reset(0)
     action = env.oracle()
     joints = env.joint_state()[1]
-    for far, name in ((PickPlace(Pose((0.5, -0.65, 0.02)), action.place), "pick at (0.500, -0.650)"),
-                      (PickPlace(action.pick, Pose((0.5, 0.7, 0.02))), "place at (0.500, 0.700)")):
+    for far, name in (
+        (PickPlace(Pose((0.5, -0.65, 0.02)), action.place), "pick at (0.500, -0.650)"),
+        (PickPlace(action.pick, Pose((0.5, 0.7, 0.02))), "place at (0.500, 0.700)"),
+    ):
         result = env.step(far)
         assert not result.success and result.message.startswith(name), result.message
         assert "is outside the workspace x [0.25, 0.75], y [-0.5, 0.5]: nothing moved" in result.message
@@ -94,11 +96,25 @@ def test_unreachable_targets_fail_with_a_reason_not_an_exception(env):
     env.reset(0)
     action = env.oracle()
     # The primitive itself, below the environment's workspace check: poses no arm can reach.
-    result = pick_place(env.robot, env.suction, Pose((1.6, 0.0, 0.02)), action.place, env.workspace.z_min,
-                        env.primitive, settle=env.scene.settle)
+    result = pick_place(
+        env.robot,
+        env.suction,
+        Pose((1.6, 0.0, 0.02)),
+        action.place,
+        env.workspace.z_min,
+        env.primitive,
+        settle=env.scene.settle,
+    )
     assert not result.success and result.reason.startswith("pick pose unreachable")
-    result = pick_place(env.robot, env.suction, action.pick, Pose((0.0, 1.5, 0.02)), env.workspace.z_min,
-                        env.primitive, settle=env.scene.settle)
+    result = pick_place(
+        env.robot,
+        env.suction,
+        action.pick,
+        Pose((0.0, 1.5, 0.02)),
+        env.workspace.z_min,
+        env.primitive,
+        settle=env.scene.settle,
+    )
     assert not result.success and result.reason.startswith("place pose unreachable")
     env.suction.release()
     assert env.suction.held is None

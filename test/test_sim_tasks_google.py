@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from sim_checks import assert_same_seed_same_episode
 
 from cliport_ros.sim import SimEnvironment, list_tasks, seed_for
 from cliport_ros.sim.google_objects import (
@@ -17,7 +18,6 @@ from cliport_ros.sim.google_objects import (
     scan_folder,
     write_sample_objects,
 )
-from sim_checks import assert_same_seed_same_episode
 
 KEYS = [f"packing-{s}-google-objects-{v}" for s in ("seen", "unseen") for v in ("seq", "group")]
 PATTERNS = {

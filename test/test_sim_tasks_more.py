@@ -4,10 +4,10 @@ import re
 
 import numpy as np
 import pytest
+from sim_checks import assert_same_seed_same_episode
 
 from cliport_ros.sim import SimEnvironment, list_tasks, seed_for
 from cliport_ros.sim.scene import SEEN_COLORS, UNSEEN_COLORS
-from sim_checks import assert_same_seed_same_episode
 
 # key -> (instruction pattern, step cap, oracle steps before checking partial credit; 0: move the goal
 # object half out of its zone instead, for one-step tasks)

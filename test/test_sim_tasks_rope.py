@@ -5,11 +5,11 @@ import re
 
 import numpy as np
 import pytest
+from sim_checks import assert_same_seed_same_episode
 
 from cliport_ros.sim import PrimitiveConfig, SimEnvironment, list_tasks, seed_for
 from cliport_ros.sim.tasks import SPLITS, make_task
 from cliport_ros.sim.tasks.rope import CORNERS, SIDES
-from sim_checks import assert_same_seed_same_episode
 
 KEY = "align-rope"
 INSTRUCTION = re.compile(r"^align the rope from ([\w ]+) to ([\w ]+)$")
@@ -85,9 +85,7 @@ def test_the_oracle_drags_the_bead_it_names_low_over_the_table(env):
     action = env.oracle()
     bead = _bead_under(env, np.asarray(action.pick.position))
     heights = {}
-    result = env.execute(
-        action, on_stage=lambda stage: heights.setdefault(stage, float(env.robot.tip_pose()[0][2]))
-    )
+    result = env.execute(action, on_stage=lambda stage: heights.setdefault(stage, float(env.robot.tip_pose()[0][2])))
     assert result.success, result.reason
     assert result.picked == bead  # the cup touches neighbours too; it takes the bead under its axis
     carry = env.task.carry_height

@@ -80,9 +80,7 @@ def test_decision_panel_marks_the_choice():
     height = np.zeros((32, 16), np.float32)
     pick = np.zeros((32, 16), np.float32)
     pick[5, 6] = 1.0
-    out = PolicyOutput(
-        PickPlace(Pose((0.3, 0, 0)), Pose((0.4, 0, 0))), pick, pick.copy(), (5, 6), (20, 10), 0.0, 0
-    )
+    out = PolicyOutput(PickPlace(Pose((0.3, 0, 0)), Pose((0.4, 0, 0))), pick, pick.copy(), (5, 6), (20, 10), 0.0, 0)
     panel = decision_panel(colour, height, out)
     assert panel.shape == (32, 4 * 16 + 3 * 4, 3)
     assert panel[:, :16].any()  # the markers are drawn on the colour panel
@@ -106,8 +104,8 @@ def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
                 "val",
                 "--n",
                 "1",
-                "--seed-start",
-                "2",
+                "--seed",
+                "5",
                 "--threads",
                 "1",
                 "--record",
@@ -125,7 +123,12 @@ def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
     # every step is sorted into one outcome, listed on the episode's row and counted in the summary
     assert sum(summary["step_outcomes"].values()) == int(row[2])
     assert set(summary["step_outcomes"]) == {
-        "progress", "pick_nothing", "pick_other", "primitive_failed", "place_wrong", "push_no_progress"
+        "progress",
+        "pick_nothing",
+        "pick_other",
+        "primitive_failed",
+        "place_wrong",
+        "push_no_progress",
     }
     listed = lines[1][lines[1].index("[") + 1 : lines[1].index("]")].split()
     assert len(listed) == int(row[2]) and all(summary["step_outcomes"][k] >= 1 for k in listed)
@@ -169,10 +172,7 @@ def test_train_with_unreachable_openai_weights_fails_with_the_alternatives(capsy
     ]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert (
-        "cannot load CLIP RN50 'openai' weights: HF_HUB_OFFLINE is set" in err
-        and "clip_weights='none'" in err
-    )
+    assert "cannot load CLIP RN50 'openai' weights: HF_HUB_OFFLINE is set" in err and "clip_weights='none'" in err
     argv_no_data = argv[:-2] + [str(tmp_path / "elsewhere"), "--no-progress"]
     assert main(argv_no_data) == 2
     assert "no train demos of 'put-block-in-bowl-seen-colors'" in capsys.readouterr().err
@@ -245,8 +245,9 @@ def test_busy_processes_run_beside_the_measurement_and_are_stopped():
         # each one is on the CPU, not asleep
         assert all(open(f"/proc/{pid}/stat").read().split()[2] in "RD" for pid in pids)
     assert all(p.poll() is not None for p in procs)
-    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
-                   for pid in pids)
+    assert not any(
+        os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z" for pid in pids
+    )
     with pytest.raises(ValueError, match="load must be >= 0"):
         with busy_processes(-1):
             pass
@@ -270,3 +271,25 @@ def test_openmp_threads_sleep_at_barriers_unless_told_otherwise(given, expected)
     probe = "import cliport_ros, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == [expected], out.stderr
+
+
+def test_eval_takes_the_first_episodes_seed_and_the_old_index_spelling_with_a_warning(capsys):
+    """One concept, one name: --seed is the first episode's seed in cliport demos, eval and sim. eval's old
+    --seed-start (an episode index) still works, says it is deprecated and which seed it means."""
+    import argparse
+
+    from cliport_ros.training.commands import _first_episode
+
+    def args(**kw):
+        return argparse.Namespace(**{"split": "test", "seed": None, "seed_start": None, **kw})
+
+    assert _first_episode(args()) == 0
+    assert _first_episode(args(seed=10005)) == 2
+    assert _first_episode(args(split="val", seed=5)) == 2
+    assert capsys.readouterr().err == ""
+    assert _first_episode(args(seed_start=3)) == 3
+    assert "--seed-start is deprecated and will be removed; use --seed 10007" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="seed 10002 is not a test seed"):
+        _first_episode(args(seed=10002))
+    with pytest.raises(ValueError, match="not both"):
+        _first_episode(args(seed=10001, seed_start=0))

@@ -107,9 +107,12 @@ def test_a_run_fine_tunes_from_every_weight_of_a_checkpoint(tmp_path):
     # zero steps of fine-tuning is impossible (steps >= 1), so compare against the source before training:
     # one step at a tiny learning rate keeps every weight within rounding of the checkpoint's
     summary = train(
-        TrainConfig(out=str(tmp_path / "ft"), lr=1e-12, init_from=str(tmp_path / "base" / "last"),
-                    **{**_common(), "steps": 1}),
-        demos, progress=False, workspace=WS,
+        TrainConfig(
+            out=str(tmp_path / "ft"), lr=1e-12, init_from=str(tmp_path / "base" / "last"), **{**_common(), "steps": 1}
+        ),
+        demos,
+        progress=False,
+        workspace=WS,
     )
     assert summary["steps"] == 1  # a fresh schedule: counted from 0, not from the source's step 3
     tuned = Policy.load(tmp_path / "ft" / "last", device="cpu")
@@ -127,8 +130,12 @@ def test_fine_tuning_refuses_another_config_and_a_second_source(tmp_path):
     demos = {"synthetic": [[sample(0)]]}
     small_policy(0, lang_layers=2).save(tmp_path / "other")
     with pytest.raises(ValueError, match=r"another model config than this run \(fields \['lang_layers'\]\)"):
-        train(TrainConfig(out=str(tmp_path / "ft"), init_from=str(tmp_path / "other"), **_common()), demos,
-              progress=False, workspace=WS)
+        train(
+            TrainConfig(out=str(tmp_path / "ft"), init_from=str(tmp_path / "other"), **_common()),
+            demos,
+            progress=False,
+            workspace=WS,
+        )
     with pytest.raises(ValueError, match="init_from and place_init_from both set the starting weights"):
         TrainConfig(out="x", init_from="a", place_init_from="b", **_common())
 

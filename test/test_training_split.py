@@ -1,7 +1,6 @@
 """Training the pick and place halves apart (``--nets pick|place``) and merging them into one policy."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.model import CheckpointError, ModelConfig, Policy
 from cliport_ros.model.policy import image_tensor, merge_halves
-from cliport_ros.training.train import Trainer, TrainConfig, TrainSample
+from cliport_ros.training.train import TrainConfig, Trainer, TrainSample
 
 WS = Workspace(pixel_size=0.0125)
 INSTRUCTION = "put the red blocks in a green bowl"
@@ -58,8 +57,10 @@ def test_one_half_trains_and_the_other_stays_exactly_as_it_was(half):
     moved = changed(before, policy)
     assert moved and moved <= set(keys[half])
     # every part of the half learns: its net, its image trunk and its text encoder
-    prefix = {"pick": ("attention.net.spatial", "attention.net.visual", "clip.clip.transformer"),
-              "place": ("transport.key.", "transport.query.visual", "place_clip.clip.transformer")}[half]
+    prefix = {
+        "pick": ("attention.net.spatial", "attention.net.visual", "clip.clip.transformer"),
+        "place": ("transport.key.", "transport.query.visual", "place_clip.clip.transformer"),
+    }[half]
     assert all(any(k.startswith(p) for k in moved) for p in prefix)
     assert not moved & set(keys[other])
 
@@ -78,7 +79,9 @@ def test_split_training_is_refused_when_the_halves_share_a_trainable_clip():
         TrainConfig(tasks=("put-block-in-bowl-seen-colors",), out="x", nets="pick", val_every=0)
     with pytest.raises(ValueError, match="set val_every to 0"):
         TrainConfig(
-            tasks=("put-block-in-bowl-seen-colors",), out="x", nets="place",
+            tasks=("put-block-in-bowl-seen-colors",),
+            out="x",
+            nets="place",
             model_overrides={"clip_per_net": True},
         )
     # a frozen (pretrained) CLIP is shared but not trained: the halves are independent
@@ -129,11 +132,15 @@ def test_merge_command_prints_json_and_fails_cleanly(tmp_path, capsys):
     torch.manual_seed(0)
     policy = Policy(small_cfg(clip_per_net=True), workspace=WS, device="cpu")
     policy.save(tmp_path / "a")
-    assert main(["merge", "--pick", str(tmp_path / "a"), "--place", str(tmp_path / "a"), "--out",
-                 str(tmp_path / "m")]) == 0
+    assert (
+        main(["merge", "--pick", str(tmp_path / "a"), "--place", str(tmp_path / "a"), "--out", str(tmp_path / "m")])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["out"] == str(tmp_path / "m")
-    assert main(["merge", "--pick", str(tmp_path / "a"), "--place", str(tmp_path / "nope"), "--out",
-                 str(tmp_path / "m2")]) == 2
+    assert (
+        main(["merge", "--pick", str(tmp_path / "a"), "--place", str(tmp_path / "nope"), "--out", str(tmp_path / "m2")])
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -165,8 +172,9 @@ def test_the_place_half_can_start_from_a_trained_pick_net(tmp_path):
         shared.save(tmp_path / "shared")
         init_place_from_pick(policy.model, tmp_path / "shared")
     with pytest.raises(ValueError, match="nets='pick' does not train"):
-        TrainConfig(tasks=("t",), out="x", nets="pick", val_every=0, place_init_from="c",
-                    model_overrides={"clip_per_net": True})
+        TrainConfig(
+            tasks=("t",), out="x", nets="pick", val_every=0, place_init_from="c", model_overrides={"clip_per_net": True}
+        )
 
 
 def test_fp16_weights_halve_the_file_and_load_back_to_fp32(tmp_path):

@@ -23,23 +23,40 @@ def build(package: str) -> dict[str, str]:
     install = root / "install"
     venv = Path(sys.prefix)
     if not (root / "done").is_file():
-        env = dict(os.environ, PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", AMENT_PREFIX_PATH=str(venv),
-                   VIRTUAL_ENV=str(venv))
-        for step in (["cmake", "-S", str(source), "-B", str(root / "build"), "-DBUILD_TESTING=OFF",
-                      f"-DCMAKE_PREFIX_PATH={venv}", f"-DPython3_EXECUTABLE={sys.executable}",
-                      f"-DCMAKE_INSTALL_PREFIX={install}"],
-                     ["cmake", "--build", str(root / "build"), "-j2"],
-                     ["cmake", "--install", str(root / "build")]):
+        env = dict(
+            os.environ,
+            PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            AMENT_PREFIX_PATH=str(venv),
+            VIRTUAL_ENV=str(venv),
+        )
+        for step in (
+            [
+                "cmake",
+                "-S",
+                str(source),
+                "-B",
+                str(root / "build"),
+                "-DBUILD_TESTING=OFF",
+                f"-DCMAKE_PREFIX_PATH={venv}",
+                f"-DPython3_EXECUTABLE={sys.executable}",
+                f"-DCMAKE_INSTALL_PREFIX={install}",
+            ],
+            ["cmake", "--build", str(root / "build"), "-j2"],
+            ["cmake", "--install", str(root / "build")],
+        ):
             done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
-                raise RuntimeError(f"building {package}: {' '.join(step[:2])} failed:\n{done.stdout[-3000:]}"
-                                   f"\n{done.stderr[-3000:]}")
+                raise RuntimeError(
+                    f"building {package}: {' '.join(step[:2])} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+                )
         (root / "done").write_text("ok\n")
     site = next(install.glob("lib/python3*/site-packages"))
-    return dict(os.environ,
-                PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-                LD_LIBRARY_PATH=os.pathsep.join([str(install / "lib"), os.environ.get("LD_LIBRARY_PATH", "")]),
-                AMENT_PREFIX_PATH=os.pathsep.join([str(install), os.environ.get("AMENT_PREFIX_PATH", str(venv))]))
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        LD_LIBRARY_PATH=os.pathsep.join([str(install / "lib"), os.environ.get("LD_LIBRARY_PATH", "")]),
+        AMENT_PREFIX_PATH=os.pathsep.join([str(install), os.environ.get("AMENT_PREFIX_PATH", str(venv))]),
+    )
 
 
 def build_all(*packages: str) -> dict[str, str]:

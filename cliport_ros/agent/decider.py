@@ -11,8 +11,9 @@ import enum
 import math
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -60,7 +61,9 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_instruction_length, int) or not 1 <= self.max_instruction_length <= 100_000:
-            raise ValueError(f"max_instruction_length must be an integer in [1, 100000], got {self.max_instruction_length!r}")
+            raise ValueError(
+                f"max_instruction_length must be an integer in [1, 100000], got {self.max_instruction_length!r}"
+            )
         if not (math.isfinite(self.max_image_age) and self.max_image_age >= 0):
             raise ValueError(f"max_image_age must be >= 0 seconds (0 disables), got {self.max_image_age!r}")
         if not (math.isfinite(self.max_stamp_lead) and 0.0 <= self.max_stamp_lead <= 10.0):
@@ -105,22 +108,25 @@ class Decision:
 def validate_instruction(text: Any, max_length: int = 1000) -> str:
     """The instruction, stripped; raises DecisionError(INVALID_INSTRUCTION) saying what is wrong."""
     if not isinstance(text, str):
-        raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
-                            f"instruction must be text, got {type(text).__name__}")
+        raise DecisionError(DecisionCode.INVALID_INSTRUCTION, f"instruction must be text, got {type(text).__name__}")
     bad = [ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") and ch != " "]
     if bad:
         # Line breaks, terminal escapes and bidi overrides would forge log lines or hide text from an operator.
-        raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
-                            f"instruction contains control or format characters ({quote_text(''.join(bad[:5]))}); "
-                            "send one line of plain text")
+        raise DecisionError(
+            DecisionCode.INVALID_INSTRUCTION,
+            f"instruction contains control or format characters ({quote_text(''.join(bad[:5]))}); "
+            "send one line of plain text",
+        )
     stripped = " ".join(text.split())
     if not stripped:
-        raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
-                            "instruction is empty or whitespace only; say what to do, e.g. "
-                            "'put the red block in the green bowl'")
+        raise DecisionError(
+            DecisionCode.INVALID_INSTRUCTION,
+            "instruction is empty or whitespace only; say what to do, e.g. 'put the red block in the green bowl'",
+        )
     if len(text) > max_length:
-        raise DecisionError(DecisionCode.INVALID_INSTRUCTION,
-                            f"instruction is {len(text)} characters long; the limit is {max_length}")
+        raise DecisionError(
+            DecisionCode.INVALID_INSTRUCTION, f"instruction is {len(text)} characters long; the limit is {max_length}"
+        )
     if not any(ch.isalpha() for ch in stripped):
         raise DecisionError(DecisionCode.INVALID_INSTRUCTION, "instruction must be words (letters)")
     return stripped
@@ -141,8 +147,7 @@ def quote_text(text: str, limit: int = 80) -> str:
 class Decider:
     """Fuses frames into the top-down view, runs the policy, checks the result."""
 
-    def __init__(self, policy: PolicyLike, workspace: Workspace, config: AgentConfig | None = None,
-                 fuse=None) -> None:
+    def __init__(self, policy: PolicyLike, workspace: Workspace, config: AgentConfig | None = None, fuse=None) -> None:
         if fuse is None:
             from cliport_ros.perception.fusion import fuse_views as fuse
         self.policy = policy
@@ -160,7 +165,8 @@ class Decider:
                 raise DecisionError(
                     DecisionCode.NO_OBSERVATION,
                     f"images from camera '{frame.camera.name}' are stamped {frame.stamp - now:.2f} s in the future "
-                    f"(max_stamp_lead is {self.config.max_stamp_lead:.2f} s): are the computers' clocks in sync?")
+                    f"(max_stamp_lead is {self.config.max_stamp_lead:.2f} s): are the computers' clocks in sync?",
+                )
         if self.config.max_image_age > 0:
             for frame in frames:
                 age = now - frame.stamp
@@ -168,7 +174,8 @@ class Decider:
                     raise DecisionError(
                         DecisionCode.NO_OBSERVATION,
                         f"images from camera '{frame.camera.name}' are {age:.2f} s old "
-                        f"(max_image_age is {self.config.max_image_age:.2f} s)")
+                        f"(max_image_age is {self.config.max_image_age:.2f} s)",
+                    )
         return newest
 
     def decide(self, frames: Sequence[CameraFrame], instruction: Any, now: float) -> Decision:
@@ -181,12 +188,15 @@ class Decider:
             raise DecisionError(DecisionCode.NO_OBSERVATION, f"camera images unusable: {exc}") from exc
         coverage = float(np.mean((view.height > 0) | np.any(view.colour > 0, axis=-1)))
         if coverage == 0.0:
-            raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                "no camera sees the workspace: every depth point falls outside its bounds")
+            raise DecisionError(
+                DecisionCode.NO_OBSERVATION, "no camera sees the workspace: every depth point falls outside its bounds"
+            )
         if coverage < self.config.min_view_coverage:
-            raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                f"the cameras see {100 * coverage:.1f} % of the workspace (min_view_coverage is "
-                                f"{100 * self.config.min_view_coverage:.1f} %): check camera poses and intrinsics")
+            raise DecisionError(
+                DecisionCode.NO_OBSERVATION,
+                f"the cameras see {100 * coverage:.1f} % of the workspace (min_view_coverage is "
+                f"{100 * self.config.min_view_coverage:.1f} %): check camera poses and intrinsics",
+            )
         t1 = time.perf_counter()
         try:
             output = self.policy.act(view, text)
@@ -194,8 +204,15 @@ class Decider:
             raise DecisionError(DecisionCode.INTERNAL_ERROR, f"policy failed: {type(exc).__name__}: {exc}") from exc
         t2 = time.perf_counter()
         decision = output.pick_place
-        decision = PickPlace(decision.pick, decision.place, decision.pick_confidence, decision.place_confidence,
-                             instruction=text, primitive=self.config.primitive, frame_id=self.workspace.frame_id)
+        decision = PickPlace(
+            decision.pick,
+            decision.place,
+            decision.pick_confidence,
+            decision.place_confidence,
+            instruction=text,
+            primitive=self.config.primitive,
+            frame_id=self.workspace.frame_id,
+        )
         self.check_decision(decision)
         newest = max(frames, key=lambda f: f.stamp)
         return Decision(decision, output, view, stamp, newest.stamp_ns, {"fuse_s": t1 - t0, "policy_s": t2 - t1})
@@ -209,9 +226,11 @@ class Decider:
                     DecisionCode.OUT_OF_WORKSPACE,
                     f"{name} at ({x:.3f}, {y:.3f}) m is outside the workspace x [{self.workspace.x_min}, "
                     f"{self.workspace.x_max}], y [{self.workspace.y_min}, {self.workspace.y_max}] "
-                    f"(margin {margin} m); not sent to the arm")
+                    f"(margin {margin} m); not sent to the arm",
+                )
         low = min(decision.pick_confidence, decision.place_confidence)
         if low < self.config.min_confidence:
             raise DecisionError(
                 DecisionCode.LOW_CONFIDENCE,
-                f"confidence {low:.3f} is below min_confidence {self.config.min_confidence:.3f}")
+                f"confidence {low:.3f} is below min_confidence {self.config.min_confidence:.3f}",
+            )

@@ -72,9 +72,7 @@ def perturb(
     colour = np.asarray(colour)
     height = np.asarray(height)
     if colour.shape[:2] != height.shape or colour.ndim != 3:
-        raise ValueError(
-            f"need colour (rows, cols, 3) and height (rows, cols), got {colour.shape} and {height.shape}"
-        )
+        raise ValueError(f"need colour (rows, cols, 3) and height (rows, cols), got {colour.shape} and {height.shape}")
     if rotation_std < 0 or translation_std < 0 or max_tries < 1:
         raise ValueError("rotation_std and translation_std must be >= 0 and max_tries >= 1")
     shape = height.shape
@@ -90,4 +88,11 @@ def perturb(
             out_c, out_h = apply_se2(colour, height, matrix)
             return Augmented(out_c, out_h, pick, place, matrix, angle)
     identity = se2_matrix(shape, 0.0, (0.0, 0.0))
-    return Augmented(colour.copy(), height.copy(), tuple(pick_pixel), tuple(place_pixel), identity, 0.0)
+    return Augmented(
+        colour.copy(),
+        height.copy(),
+        (int(pick_pixel[0]), int(pick_pixel[1])),
+        (int(place_pixel[0]), int(place_pixel[1])),
+        identity,
+        0.0,
+    )

@@ -84,9 +84,7 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
     rows, cols = episode.workspace.shape
     for k, s in enumerate(episode.steps):
         if s.colour.shape != (rows, cols, 3) or s.colour.dtype != np.uint8:
-            raise ValueError(
-                f"step {k}: colour must be uint8 {(rows, cols, 3)}, got {s.colour.dtype} {s.colour.shape}"
-            )
+            raise ValueError(f"step {k}: colour must be uint8 {(rows, cols, 3)}, got {s.colour.dtype} {s.colour.shape}")
         if s.height.shape != (rows, cols):
             raise ValueError(f"step {k}: height must be {(rows, cols)}, got {s.height.shape}")
     out = Path(out_dir)
@@ -176,15 +174,13 @@ def _read_meta(path: Path, array: np.ndarray) -> tuple[dict[str, Any], Workspace
     except json.JSONDecodeError as exc:
         raise EpisodeFormatError(f"{path}: field 'meta' is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):
-        raise EpisodeFormatError(
-            f"{path}: field 'meta' is a JSON {type(meta).__name__}, expected a JSON object"
-        )
+        raise EpisodeFormatError(f"{path}: field 'meta' is a JSON {type(meta).__name__}, expected a JSON object")
     types = {"task": (str,), "split": (str,), "seed": (int,), "score": (int, float), "workspace": (dict,)}
     for key, allowed in types.items():
         value = meta.get(key)
         if not isinstance(value, allowed) or isinstance(value, bool):
-            what = "a JSON object of Workspace fields" if key == "workspace" else " or ".join(
-                t.__name__ for t in allowed
+            what = (
+                "a JSON object of Workspace fields" if key == "workspace" else " or ".join(t.__name__ for t in allowed)
             )
             raise EpisodeFormatError(f"{path}: field 'meta' is invalid: {key!r} must be {what}, got {value!r}")
     try:
@@ -200,7 +196,7 @@ def _check_step_arrays(path: Path, arrays: dict[str, np.ndarray], workspace: Wor
     sizes = {"rows": rows, "cols": cols}
     for name, (dtype, step_shape) in _STEP_FIELDS.items():
         array = arrays[name]
-        shape = tuple(sizes.get(d, d) for d in step_shape)
+        shape = tuple(sizes[d] if isinstance(d, str) else d for d in step_shape)
         if not _dtype_is(array, dtype) or array.ndim != 1 + len(shape) or tuple(array.shape[1:]) != shape:
             expected = ", ".join(["T", *(str(d) for d in shape)]) + ("," if not shape else "")
             raise EpisodeFormatError(
@@ -213,9 +209,7 @@ def _check_step_arrays(path: Path, arrays: dict[str, np.ndarray], workspace: Wor
     for name, length in lengths.items():
         if length != n:
             agree = ", ".join(k for k, v in lengths.items() if v == n)
-            raise EpisodeFormatError(
-                f"{path}: field {name!r} has {length} steps, expected {n} (the steps of {agree})"
-            )
+            raise EpisodeFormatError(f"{path}: field {name!r} has {length} steps, expected {n} (the steps of {agree})")
     if n == 0:
         raise EpisodeFormatError(f"{path}: the episode holds no steps, expected at least one")
     for name in ("pick", "place", "reward"):
@@ -251,9 +245,7 @@ def load_episode(path: str | Path) -> Episode:
         with np.load(path, allow_pickle=False) as data:
             names = set(data.files)
             if "format" not in names or str(data["format"]) != FORMAT_MARKER:
-                raise EpisodeFormatError(
-                    f"{path}: not a cliport_ros episode (no '{FORMAT_MARKER}' format marker)"
-                )
+                raise EpisodeFormatError(f"{path}: not a cliport_ros episode (no '{FORMAT_MARKER}' format marker)")
             missing = [name for name in _FIELDS if name not in names]
             if missing:
                 raise EpisodeFormatError(
@@ -263,9 +255,7 @@ def load_episode(path: str | Path) -> Episode:
     except EpisodeFormatError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise EpisodeFormatError(
-            f"{path}: corrupt or truncated episode file ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise EpisodeFormatError(f"{path}: corrupt or truncated episode file ({type(exc).__name__}: {exc})") from exc
     version = arrays["version"]
     if version.shape != () or version.dtype.kind not in "iu":
         raise EpisodeFormatError(f"{path}: field 'version' is {_describe(version)}, expected an integer ()")
@@ -291,9 +281,7 @@ def load_episode(path: str | Path) -> Episode:
         )
         for k in range(n)
     )
-    return Episode(
-        str(meta["task"]), str(meta["split"]), int(meta["seed"]), float(meta["score"]), steps, workspace
-    )
+    return Episode(str(meta["task"]), str(meta["split"]), int(meta["seed"]), float(meta["score"]), steps, workspace)
 
 
 def list_episodes(directory: str | Path, task: str | None = None, split: str | None = None) -> list[Path]:

@@ -9,19 +9,20 @@ camera fixed in the cell) fits CLIPort's top-down view.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 
 @dataclass(frozen=True)
 class CameraCalibration:
-    parent_frame: str                                  # the robot base frame (easy_handeye2 robot_base_frame)
-    child_frame: str                                   # the camera frame (easy_handeye2 tracking_base_frame)
+    parent_frame: str  # the robot base frame (easy_handeye2 robot_base_frame)
+    child_frame: str  # the camera frame (easy_handeye2 tracking_base_frame)
     translation: tuple[float, float, float]
-    rotation: tuple[float, float, float, float]        # xyzw, unit
+    rotation: tuple[float, float, float, float]  # xyzw, unit
 
     def static_transform_arguments(self) -> list[str]:
         """Arguments of ``ros2 run tf2_ros static_transform_publisher`` (the named-flag form of Humble+)."""
@@ -44,8 +45,7 @@ def _field(data: Mapping[str, Any], path: str) -> Any:
 def camera_calibration_from_dict(data: Mapping[str, Any], source: str = "calibration") -> CameraCalibration:
     kind = _field(data, "parameters.calibration_type")
     if kind != "eye_on_base":
-        raise ValueError(
-            f"{source}: calibration_type is {kind!r}; only eye_on_base (a fixed camera) is supported")
+        raise ValueError(f"{source}: calibration_type is {kind!r}; only eye_on_base (a fixed camera) is supported")
     frames = []
     for key in ("parameters.robot_base_frame", "parameters.tracking_base_frame"):
         value = _field(data, key)
@@ -53,8 +53,15 @@ def camera_calibration_from_dict(data: Mapping[str, Any], source: str = "calibra
             raise ValueError(f"{source}: '{key}' must be a frame name, got {value!r}")
         frames.append(value)
     numbers = []
-    for key in ("translation.x", "translation.y", "translation.z", "rotation.x", "rotation.y", "rotation.z",
-                "rotation.w"):
+    for key in (
+        "translation.x",
+        "translation.y",
+        "translation.z",
+        "rotation.x",
+        "rotation.y",
+        "rotation.z",
+        "rotation.w",
+    ):
         value = _field(data, f"transform.{key}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{source}: 'transform.{key}' must be a finite number, got {value!r}")
@@ -63,7 +70,8 @@ def camera_calibration_from_dict(data: Mapping[str, Any], source: str = "calibra
     norm = math.sqrt(sum(c * c for c in rotation))
     if abs(norm - 1.0) > 1e-3:
         raise ValueError(f"{source}: 'transform.rotation' must be a unit quaternion, norm {norm:.4f}")
-    return CameraCalibration(frames[0], frames[1], tuple(numbers[:3]), tuple(c / norm for c in rotation))
+    x, y, z, qx, qy, qz, qw = numbers
+    return CameraCalibration(frames[0], frames[1], (x, y, z), (qx / norm, qy / norm, qz / norm, qw / norm))
 
 
 def load_camera_calibration(path: str | Path) -> CameraCalibration:

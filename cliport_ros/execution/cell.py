@@ -9,8 +9,9 @@ validated here, and every error message names the parameter, what it got and wha
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from cliport_ros.geometry import Workspace
 
@@ -36,8 +37,7 @@ def _in_range(name: str, value: Any, lo: float, hi: float, lo_open: bool = False
 
 def _name(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or value != value.strip():
-        raise ValueError(
-            f"parameter '{name}' must be a non-empty name without spaces around it, got {value!r}")
+        raise ValueError(f"parameter '{name}' must be a non-empty name without spaces around it, got {value!r}")
     return value
 
 
@@ -79,8 +79,7 @@ class GripperConfig:
 
     def __post_init__(self) -> None:
         if self.type not in GRIPPER_TYPES:
-            raise ValueError(
-                f"parameter 'gripper.type' must be one of {', '.join(GRIPPER_TYPES)}, got {self.type!r}")
+            raise ValueError(f"parameter 'gripper.type' must be one of {', '.join(GRIPPER_TYPES)}, got {self.type!r}")
         _name("gripper.service", self.service)
         _name("gripper.io_service", self.io_service)
         _name("gripper.action", self.action)
@@ -91,14 +90,21 @@ class GripperConfig:
         if self.open_position == self.closed_position:
             raise ValueError("parameters 'gripper.open_position' and 'gripper.closed_position' must differ")
         _in_range("gripper.max_effort", self.max_effort, 0.0, 1000.0)
-        _in_range("gripper.holding_tolerance", self.holding_tolerance, 0.0, abs(
-            self.closed_position - self.open_position), lo_open=True)
+        _in_range(
+            "gripper.holding_tolerance",
+            self.holding_tolerance,
+            0.0,
+            abs(self.closed_position - self.open_position),
+            lo_open=True,
+        )
         _in_range("gripper.timeout", self.timeout, 0.0, 120.0, lo_open=True)
         if self.type == "franka_hand":
             _in_range("gripper.open_position", self.open_position, 0.0, FRANKA_HAND_MAX_WIDTH, lo_open=True)
             if not 0.0 <= self.closed_position < self.open_position:
-                raise ValueError("parameter 'gripper.closed_position' must be a width in [0, open_position) for "
-                                 f"franka_hand, got {self.closed_position}")
+                raise ValueError(
+                    "parameter 'gripper.closed_position' must be a width in [0, open_position) for "
+                    f"franka_hand, got {self.closed_position}"
+                )
 
 
 @dataclass(frozen=True)
@@ -106,9 +112,9 @@ class SceneConfig:
     """Collision objects for the planning scene: the table under the workspace and an optional ceiling."""
 
     add_table: bool = True
-    table_margin: float = 0.2        # how far the table box extends beyond the workspace x/y bounds (m)
+    table_margin: float = 0.2  # how far the table box extends beyond the workspace x/y bounds (m)
     table_thickness: float = 0.05
-    ceiling_height: float = 0.0      # z of a ceiling box over the workspace; 0 adds none
+    ceiling_height: float = 0.0  # z of a ceiling box over the workspace; 0 adds none
 
     def __post_init__(self) -> None:
         _bool("scene.add_table", self.add_table)
@@ -127,12 +133,12 @@ class CellConfig:
     # Trajectory controllers passed to MoveIt's execute(); the UR one was renamed between driver releases.
     controllers: tuple[str, ...] = ("scaled_joint_trajectory_controller",)
     workspace: Workspace = field(default_factory=Workspace)
-    min_height: float = 0.005        # no TCP target below this z (just above the table)
-    max_height: float = 0.6          # no TCP target above this z
-    approach_height: float = 0.1     # pre-grasp / pre-place poses this far above the grasp / release pose
-    grasp_depth: float = 0.0         # how far below the picked surface the TCP goes (fingers around it)
-    place_clearance: float = 0.01    # the held object's bottom is released this far above the place surface
-    push_height: float = 0.01        # TCP height above workspace.z_min while pushing
+    min_height: float = 0.005  # no TCP target below this z (just above the table)
+    max_height: float = 0.6  # no TCP target above this z
+    approach_height: float = 0.1  # pre-grasp / pre-place poses this far above the grasp / release pose
+    grasp_depth: float = 0.0  # how far below the picked surface the TCP goes (fingers around it)
+    place_clearance: float = 0.01  # the held object's bottom is released this far above the place surface
+    push_height: float = 0.01  # TCP height above workspace.z_min while pushing
     # Tool orientation (xyzw, in base_frame) that points the tool straight down at yaw 0; the predicted yaw
     # rotates it about the base z axis.
     tool_orientation: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
@@ -154,8 +160,7 @@ class CellConfig:
         _name("base_frame", self.base_frame)
         names_ok = all(isinstance(c, str) and c.strip() for c in self.controllers)
         if isinstance(self.controllers, str) or not names_ok:
-            raise ValueError(
-                f"parameter 'controllers' must be a list of controller names, got {self.controllers!r}")
+            raise ValueError(f"parameter 'controllers' must be a list of controller names, got {self.controllers!r}")
         object.__setattr__(self, "controllers", tuple(self.controllers))
         if self.workspace.frame_id != self.base_frame:
             raise ValueError(
@@ -171,7 +176,8 @@ class CellConfig:
         _number("max_height", self.max_height)
         if not self.max_height > self.min_height:
             raise ValueError(
-                f"parameter 'max_height' ({self.max_height}) must be above 'min_height' ({self.min_height})")
+                f"parameter 'max_height' ({self.max_height}) must be above 'min_height' ({self.min_height})"
+            )
         _in_range("approach_height", self.approach_height, 0.0, 0.5, lo_open=True)
         _in_range("grasp_depth", self.grasp_depth, 0.0, 0.2)
         _in_range("place_clearance", self.place_clearance, 0.0, 0.2)
@@ -179,21 +185,25 @@ class CellConfig:
         quaternion = _vector("tool_orientation", self.tool_orientation, 4)
         norm = math.sqrt(sum(c * c for c in quaternion))
         if abs(norm - 1.0) > 1e-3:
-            raise ValueError(
-                f"parameter 'tool_orientation' must be a unit quaternion (x, y, z, w), norm {norm:.4f}")
+            raise ValueError(f"parameter 'tool_orientation' must be a unit quaternion (x, y, z, w), norm {norm:.4f}")
         object.__setattr__(self, "tool_orientation", tuple(c / norm for c in quaternion))
         object.__setattr__(self, "tcp_offset", _vector("tcp_offset", self.tcp_offset, 3))
         if math.sqrt(sum(c * c for c in self.tcp_offset)) > 0.5:
             raise ValueError(f"parameter 'tcp_offset' must be shorter than 0.5 m, got {self.tcp_offset}")
-        for name in ("velocity_scaling", "acceleration_scaling", "linear_velocity_scaling",
-                     "linear_acceleration_scaling"):
+        for name in (
+            "velocity_scaling",
+            "acceleration_scaling",
+            "linear_velocity_scaling",
+            "linear_acceleration_scaling",
+        ):
             _in_range(name, getattr(self, name), 0.0, 1.0, lo_open=True)
         _in_range("planning_time", self.planning_time, 0.0, 60.0, lo_open=True)
         _bool("retreat_on_failure", self.retreat_on_failure)
         if 0.0 < self.scene.ceiling_height <= self.max_height:
             raise ValueError(
                 f"parameter 'scene.ceiling_height' ({self.scene.ceiling_height}) must be 0 (none) or above "
-                f"'max_height' ({self.max_height}): targets up to max_height must stay reachable")
+                f"'max_height' ({self.max_height}): targets up to max_height must stay reachable"
+            )
 
     # ROS parameters <-> config ---------------------------------------------------------------------------
 
@@ -215,7 +225,7 @@ class CellConfig:
         return params
 
     @classmethod
-    def from_parameters(cls, params: Mapping[str, Any], defaults: "CellConfig | None" = None) -> "CellConfig":
+    def from_parameters(cls, params: Mapping[str, Any], defaults: CellConfig | None = None) -> CellConfig:
         """Build from flat dotted parameters; missing ones keep ``defaults`` (CellConfig() if not given)."""
         base = (defaults or cls()).to_parameters()
         unknown = sorted(set(params) - set(base))
@@ -243,16 +253,21 @@ class CellConfig:
             workspace = Workspace.from_dict({**grouped["workspace"], "frame_id": top["base_frame"]})
         except ValueError as exc:
             raise ValueError(f"parameters 'workspace.*' invalid: {exc}") from exc
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in top.items()}
         return cls(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in top.items()},
+            **values,
             workspace=workspace,
             gripper=GripperConfig(**grouped["gripper"]),
             scene=SceneConfig(**grouped["scene"]),
         )
 
     @classmethod
-    def from_yaml_dict(cls, document: Mapping[str, Any], node_name: str = "moveit_executor",
-                       node_parameters: Sequence[str] = ("action_name",)) -> "CellConfig":
+    def from_yaml_dict(
+        cls,
+        document: Mapping[str, Any],
+        node_name: str = "moveit_executor",
+        node_parameters: Sequence[str] = ("action_name",),
+    ) -> CellConfig:
         """From a ROS parameter file's parsed YAML: the cell parameters under ``/**`` (shared with other
         nodes; theirs are skipped) and under ``node_name`` (where any name that is neither a cell parameter
         nor one of ``node_parameters`` is an error, so a typo does not silently keep a default)."""
@@ -270,8 +285,10 @@ class CellConfig:
             if section_name == node_name:
                 unknown = sorted(set(flat) - set(known) - set(node_parameters))
                 if unknown:
-                    raise ValueError(f"unknown parameter(s) {unknown} for {node_name}; allowed: "
-                                     f"{sorted(set(known) | set(node_parameters))}")
+                    raise ValueError(
+                        f"unknown parameter(s) {unknown} for {node_name}; allowed: "
+                        f"{sorted(set(known) | set(node_parameters))}"
+                    )
             merged.update({k: v for k, v in flat.items() if k in known})
         return cls.from_parameters(merged)
 

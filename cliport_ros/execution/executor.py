@@ -15,8 +15,9 @@ Failure policy (what moves after a failure):
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from cliport_ros.execution.cell import CellConfig
 from cliport_ros.execution.codes import ErrorCode, Stage
@@ -34,7 +35,7 @@ class MotionStatus(enum.Enum):
     SUCCEEDED = "succeeded"
     PLANNING_FAILED = "planning_failed"
     EXECUTION_FAILED = "execution_failed"
-    STOPPED = "stopped"          # stop() interrupted it
+    STOPPED = "stopped"  # stop() interrupted it
     TIMEOUT = "timeout"
 
 
@@ -63,14 +64,11 @@ class MotionBackend(Protocol):
 class Gripper(Protocol):
     """Each call blocks until done; False (or an exception) is a failure, TimeoutError a timeout."""
 
-    def grasp(self) -> bool:
-        ...
+    def grasp(self) -> bool: ...
 
-    def release(self) -> bool:
-        ...
+    def release(self) -> bool: ...
 
-    def is_holding(self) -> bool:
-        ...
+    def is_holding(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -100,15 +98,19 @@ class _Abort(Exception):
 class PickPlaceExecutor:
     """Runs one decision at a time; the caller serialises goals (see the node's BUSY handling)."""
 
-    def __init__(self, config: CellConfig, backend: MotionBackend, gripper: Gripper,
-                 on_stage: Callable[[Stage], None] | None = None):
+    def __init__(
+        self,
+        config: CellConfig,
+        backend: MotionBackend,
+        gripper: Gripper,
+        on_stage: Callable[[Stage], None] | None = None,
+    ):
         self.config = config
         self.backend = backend
         self.gripper = gripper
         self.on_stage = on_stage or (lambda stage: None)
 
-    def execute(self, decision: PickPlace,
-                is_canceled: Callable[[], bool] = lambda: False) -> ExecutionResult:
+    def execute(self, decision: PickPlace, is_canceled: Callable[[], bool] = lambda: False) -> ExecutionResult:
         try:
             waypoints = plan_pick_place(decision, self.config)
         except PlanRejected as exc:
@@ -122,7 +124,8 @@ class PickPlaceExecutor:
         x, y, _ = decision.pick.position
         u, v, _ = decision.place.position
         return ExecutionResult(
-            True, ErrorCode.SUCCESS,
+            True,
+            ErrorCode.SUCCESS,
             f"{kind} done: from ({x:.3f}, {y:.3f}) to ({u:.3f}, {v:.3f}) in {self.config.base_frame}",
             tuple(run.executed),
         )
@@ -207,8 +210,11 @@ class _Run:
         ok, reason = self._call(self.gripper.release, "release")
         if not ok:
             code = ErrorCode.TIMEOUT if "timed out" in reason else ErrorCode.RELEASE_FAILED
-            raise _Abort(code, f"release failed at {self._xy(waypoint)}: {reason}; the arm stays there "
-                               "(lifting could carry a half-attached object)")
+            raise _Abort(
+                code,
+                f"release failed at {self._xy(waypoint)}: {reason}; the arm stays there "
+                "(lifting could carry a half-attached object)",
+            )
         self.holding = False
 
     def _retreat(self, failed: Waypoint) -> str:

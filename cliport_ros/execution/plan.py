@@ -48,12 +48,12 @@ class Waypoint:
     description: str
     tcp_pose: Pose
     link_pose: Pose
-    motion: str                      # FREE (planned around obstacles) or LINEAR (straight line, Pilz LIN)
+    motion: str  # FREE (planned around obstacles) or LINEAR (straight line, Pilz LIN)
     frame_id: str
-    gripper: str = GRIPPER_NONE      # what the gripper does once the pose is reached
+    gripper: str = GRIPPER_NONE  # what the gripper does once the pose is reached
     # Where to go straight back up to if this motion fails part-way or the gripper fails after it: set on
     # the descents, None where staying put is safer.
-    retreat_to: "Waypoint | None" = None
+    retreat_to: Waypoint | None = None
 
     @property
     def linear(self) -> bool:
@@ -68,8 +68,8 @@ def tool_orientation(config: CellConfig, yaw: float) -> tuple[float, float, floa
 def tcp_to_link(config: CellConfig, tcp: Pose) -> Pose:
     """The end-effector link pose that puts the TCP (``tcp_offset`` in the link frame) at ``tcp``."""
     offset = quaternion_to_matrix(tcp.orientation) @ np.asarray(config.tcp_offset, dtype=np.float64)
-    position = tuple(float(p - o) for p, o in zip(tcp.position, offset))
-    return Pose(position, tcp.orientation)
+    x, y, z = (float(p - o) for p, o in zip(tcp.position, offset))
+    return Pose((x, y, z), tcp.orientation)
 
 
 def check_target(config: CellConfig, tcp: Pose, description: str) -> None:
@@ -120,11 +120,18 @@ def plan_pick_place(decision: PickPlace, config: CellConfig) -> list[Waypoint]:
     return waypoints
 
 
-def _make(config: CellConfig, stage: Stage, description: str, xyz: tuple[float, float, float], yaw: float,
-          motion: str, gripper: str = GRIPPER_NONE, retreat_to: Waypoint | None = None) -> Waypoint:
+def _make(
+    config: CellConfig,
+    stage: Stage,
+    description: str,
+    xyz: tuple[float, float, float],
+    yaw: float,
+    motion: str,
+    gripper: str = GRIPPER_NONE,
+    retreat_to: Waypoint | None = None,
+) -> Waypoint:
     tcp = Pose(xyz, tool_orientation(config, yaw))
-    return Waypoint(stage, description, tcp, tcp_to_link(config, tcp), motion, config.base_frame, gripper,
-                    retreat_to)
+    return Waypoint(stage, description, tcp, tcp_to_link(config, tcp), motion, config.base_frame, gripper, retreat_to)
 
 
 def _retreat_to(above: Waypoint) -> Waypoint:
@@ -138,8 +145,7 @@ def _pick_place(decision: PickPlace, config: CellConfig) -> list[Waypoint]:
     if pz < config.min_height:
         raise PlanRejected(
             ErrorCode.OUT_OF_WORKSPACE,
-            f"pick surface z={pz:.3f} is below min_height {config.min_height}: nothing to pick there; "
-            "nothing moved",
+            f"pick surface z={pz:.3f} is below min_height {config.min_height}: nothing to pick there; nothing moved",
         )
     pick_yaw = decision.pick.yaw
     # The place orientation is the object's rotation relative to its pick yaw.
@@ -147,18 +153,34 @@ def _pick_place(decision: PickPlace, config: CellConfig) -> list[Waypoint]:
     grasp_z = max(pz - config.grasp_depth, config.min_height)
     # The held object's bottom sits (grasp_z - z_min) below the TCP if it stood on the workspace floor.
     release_z = qz + (grasp_z - config.workspace.z_min) + config.place_clearance
-    above_pick = _make(config, Stage.APPROACH, "above pick", (px, py, grasp_z + config.approach_height),
-                       pick_yaw, FREE)
-    above_place = _make(config, Stage.MOVE, "above place", (qx, qy, release_z + config.approach_height),
-                        place_yaw, FREE)
+    above_pick = _make(config, Stage.APPROACH, "above pick", (px, py, grasp_z + config.approach_height), pick_yaw, FREE)
+    above_place = _make(
+        config, Stage.MOVE, "above place", (qx, qy, release_z + config.approach_height), place_yaw, FREE
+    )
     return [
         above_pick,
-        _make(config, Stage.GRASP, "down to pick", (px, py, grasp_z), pick_yaw, LINEAR, GRIPPER_GRASP,
-              _retreat_to(above_pick)),
+        _make(
+            config,
+            Stage.GRASP,
+            "down to pick",
+            (px, py, grasp_z),
+            pick_yaw,
+            LINEAR,
+            GRIPPER_GRASP,
+            _retreat_to(above_pick),
+        ),
         _make(config, Stage.LIFT, "lift from pick", above_pick.tcp_pose.position, pick_yaw, LINEAR),
         above_place,
-        _make(config, Stage.RELEASE, "down to place", (qx, qy, release_z), place_yaw, LINEAR, GRIPPER_RELEASE,
-              _retreat_to(above_place)),
+        _make(
+            config,
+            Stage.RELEASE,
+            "down to place",
+            (qx, qy, release_z),
+            place_yaw,
+            LINEAR,
+            GRIPPER_RELEASE,
+            _retreat_to(above_place),
+        ),
         _make(config, Stage.RETREAT, "retreat from place", above_place.tcp_pose.position, place_yaw, LINEAR),
     ]
 
@@ -172,8 +194,9 @@ def _push(decision: PickPlace, config: CellConfig) -> list[Waypoint]:
     up = z + config.approach_height
     above_start = _make(config, Stage.APPROACH, "above push start", (sx, sy, up), yaw, FREE)
     above_end = _make(config, Stage.RETREAT, "retreat from push end", (ex, ey, up), yaw, LINEAR)
-    down = _make(config, Stage.GRASP, "down to push start", (sx, sy, z), yaw, LINEAR,
-                 retreat_to=_retreat_to(above_start))
+    down = _make(
+        config, Stage.GRASP, "down to push start", (sx, sy, z), yaw, LINEAR, retreat_to=_retreat_to(above_start)
+    )
     # A push stopped part-way stays put: a retreat to a fixed pose would sweep diagonally through the scene.
     along = _make(config, Stage.MOVE, "push to end", (ex, ey, z), yaw, LINEAR)
     return [above_start, down, along, above_end]

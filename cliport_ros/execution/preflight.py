@@ -7,22 +7,34 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from cliport_ros.execution.cell import CellConfig
 
 # Maximum reach from the base axis, from the makers' data sheets (m).
-REACH = {"ur3": 0.50, "ur3e": 0.50, "ur5": 0.85, "ur5e": 0.85, "ur7e": 0.85, "ur10": 1.30, "ur10e": 1.30,
-         "ur12e": 1.30, "ur16e": 0.90, "fr3": 0.855}
+REACH = {
+    "ur3": 0.50,
+    "ur3e": 0.50,
+    "ur5": 0.85,
+    "ur5e": 0.85,
+    "ur7e": 0.85,
+    "ur10": 1.30,
+    "ur10e": 1.30,
+    "ur12e": 1.30,
+    "ur16e": 0.90,
+    "fr3": 0.855,
+}
 
 # The endpoint each gripper type needs: (kind, name suffix or parameter, ROS type).
 GRIPPER_ENDPOINTS = {
     "suction_service": [("service", "service", "std_srvs/srv/SetBool")],
     "suction_ur_io": [("service", "io_service", "ur_msgs/srv/SetIO")],
     "parallel_jaw": [("action", "action", "control_msgs/action/GripperCommand")],
-    "franka_hand": [("action", "action:/grasp", "franka_msgs/action/Grasp"),
-                    ("action", "action:/move", "franka_msgs/action/Move")],
+    "franka_hand": [
+        ("action", "action:/grasp", "franka_msgs/action/Grasp"),
+        ("action", "action:/move", "franka_msgs/action/Move"),
+    ],
 }
 
 
@@ -51,11 +63,17 @@ def check_description(urdf: str | None, srdf: str | None, config: CellConfig) ->
     """The planning group exists in the SRDF, the base and TCP links in the URDF."""
     checks = []
     if urdf is None:
-        checks.append(Check("robot description", False, "nothing on /robot_description",
-                            "start the robot driver (it publishes the URDF on /robot_description)"))
+        checks.append(
+            Check(
+                "robot description",
+                False,
+                "nothing on /robot_description",
+                "start the robot driver (it publishes the URDF on /robot_description)",
+            )
+        )
     else:
         try:
-            links = {link.get("name") for link in _parse(urdf, "/robot_description").iter("link")}
+            links = {str(link.get("name")) for link in _parse(urdf, "/robot_description").iter("link")}
         except ValueError as exc:
             links = set()
             checks.append(Check("robot description", False, str(exc), "check the driver's xacro arguments"))
@@ -63,44 +81,80 @@ def check_description(urdf: str | None, srdf: str | None, config: CellConfig) ->
             if link in links:
                 checks.append(Check(role, True, f"link {link} is in the robot description"))
             elif links:
-                checks.append(Check(role, False, f"link {link} is not in the robot description",
-                                    f"set {'base_frame' if role == 'base frame' else 'ee_link'} to a link of "
-                                    f"the robot (it has {len(links)}, e.g. {', '.join(sorted(links)[:6])})"))
+                checks.append(
+                    Check(
+                        role,
+                        False,
+                        f"link {link} is not in the robot description",
+                        f"set {'base_frame' if role == 'base frame' else 'ee_link'} to a link of "
+                        f"the robot (it has {len(links)}, e.g. {', '.join(sorted(links)[:6])})",
+                    )
+                )
     if srdf is None:
-        checks.append(Check("planning group", False, "nothing on /robot_description_semantic",
-                            "start MoveIt (move_group publishes the SRDF with publish_robot_description_semantic)"))
+        checks.append(
+            Check(
+                "planning group",
+                False,
+                "nothing on /robot_description_semantic",
+                "start MoveIt (move_group publishes the SRDF with publish_robot_description_semantic)",
+            )
+        )
     else:
         try:
-            groups = {group.get("name") for group in _parse(srdf, "/robot_description_semantic").iter("group")}
+            groups = {str(group.get("name")) for group in _parse(srdf, "/robot_description_semantic").iter("group")}
         except ValueError as exc:
             groups = set()
             checks.append(Check("planning group", False, str(exc), "check MoveIt's SRDF"))
         if config.planning_group in groups:
             checks.append(Check("planning group", True, f"{config.planning_group} is in the SRDF"))
         elif groups:
-            checks.append(Check("planning group", False, f"{config.planning_group} is not in the SRDF",
-                                f"set planning_group to one of {', '.join(sorted(groups))}"))
+            checks.append(
+                Check(
+                    "planning group",
+                    False,
+                    f"{config.planning_group} is not in the SRDF",
+                    f"set planning_group to one of {', '.join(sorted(groups))}",
+                )
+            )
     return checks
 
 
 def check_controllers(states: Mapping[str, str] | None, wanted: Iterable[str]) -> list[Check]:
     """Each controller the executor executes on is loaded and active (controller_manager's list)."""
     if states is None:
-        return [Check("controllers", False, "/controller_manager/list_controllers did not answer",
-                      "start the robot driver (ros2_control's controller_manager)")]
+        return [
+            Check(
+                "controllers",
+                False,
+                "/controller_manager/list_controllers did not answer",
+                "start the robot driver (ros2_control's controller_manager)",
+            )
+        ]
     checks = []
     for name in wanted:
         state = states.get(name)
         if state == "active":
             checks.append(Check(f"controller {name}", True, "active"))
         elif state is None:
-            checks.append(Check(f"controller {name}", False, "not loaded",
-                                f"load it, or set the executor's controllers to a loaded one "
-                                f"({', '.join(sorted(states)) or 'none loaded'})"))
+            checks.append(
+                Check(
+                    f"controller {name}",
+                    False,
+                    "not loaded",
+                    f"load it, or set the executor's controllers to a loaded one "
+                    f"({', '.join(sorted(states)) or 'none loaded'})",
+                )
+            )
         else:
-            checks.append(Check(f"controller {name}", False, f"{state}, not active",
-                                f"ros2 control switch_controllers --activate {name} (and deactivate the "
-                                "controller that holds the same joints)"))
+            checks.append(
+                Check(
+                    f"controller {name}",
+                    False,
+                    f"{state}, not active",
+                    f"ros2 control switch_controllers --activate {name} (and deactivate the "
+                    "controller that holds the same joints)",
+                )
+            )
     return checks
 
 
@@ -110,8 +164,13 @@ def gripper_endpoints(config: CellConfig) -> list[tuple[str, str, str]]:
     found = []
     for kind, source, ros_type in GRIPPER_ENDPOINTS[gripper.type]:
         attribute, _, suffix = source.partition(":")
-        found.append((kind, str(getattr(gripper, attribute)).rstrip("/") + suffix if suffix
-                      else str(getattr(gripper, attribute)), ros_type))
+        found.append(
+            (
+                kind,
+                str(getattr(gripper, attribute)).rstrip("/") + suffix if suffix else str(getattr(gripper, attribute)),
+                ros_type,
+            )
+        )
     return found
 
 
@@ -123,34 +182,59 @@ def check_gripper(config: CellConfig, offered: Mapping[str, Iterable[str]]) -> l
         if ros_type in types:
             checks.append(Check(f"gripper {kind}", True, f"{name} ({ros_type}) is served"))
         elif types:
-            checks.append(Check(f"gripper {kind}", False, f"{name} is served as {', '.join(sorted(types))}, "
-                                f"not {ros_type}", f"check gripper.type ({config.gripper.type})"))
+            checks.append(
+                Check(
+                    f"gripper {kind}",
+                    False,
+                    f"{name} is served as {', '.join(sorted(types))}, not {ros_type}",
+                    f"check gripper.type ({config.gripper.type})",
+                )
+            )
         else:
-            checks.append(Check(f"gripper {kind}", False, f"no {kind} {name} ({ros_type})",
-                                f"start the gripper's driver, or set gripper.{'action' if kind == 'action' else 'service'}"
-                                " to its name"))
+            checks.append(
+                Check(
+                    f"gripper {kind}",
+                    False,
+                    f"no {kind} {name} ({ros_type})",
+                    f"start the gripper's driver, or set gripper.{'action' if kind == 'action' else 'service'}"
+                    " to its name",
+                )
+            )
     return checks
 
 
-def check_stream(name: str, count: int, seconds: float, min_rate: float, encodings: set[str] | None = None,
-                 allowed: Iterable[str] = ()) -> Check:
+def check_stream(
+    name: str,
+    count: int,
+    seconds: float,
+    min_rate: float,
+    encodings: set[str] | None = None,
+    allowed: Iterable[str] = (),
+) -> Check:
     """A topic publishes at ``min_rate`` Hz or more (and, for images, in an encoding the node reads)."""
     rate = count / seconds if seconds > 0 else 0.0
     if count == 0:
-        return Check(name, False, f"no message in {seconds:.1f} s",
-                     "start the camera driver and check the topic names (camera_namespaces, *_topic)")
+        return Check(
+            name,
+            False,
+            f"no message in {seconds:.1f} s",
+            "start the camera driver and check the topic names (camera_namespaces, *_topic)",
+        )
     allowed = set(allowed)
     if encodings is not None and allowed and not encodings <= allowed:
-        return Check(name, False, f"encoding {', '.join(sorted(encodings))}",
-                     f"publish one of {', '.join(sorted(allowed))}")
+        return Check(
+            name, False, f"encoding {', '.join(sorted(encodings))}", f"publish one of {', '.join(sorted(allowed))}"
+        )
     if rate < min_rate:
-        return Check(name, False, f"{rate:.1f} Hz, below {min_rate:g} Hz",
-                     "check the camera's USB link and its fps settings")
+        return Check(
+            name, False, f"{rate:.1f} Hz, below {min_rate:g} Hz", "check the camera's USB link and its fps settings"
+        )
     return Check(name, True, f"{rate:.1f} Hz" + (f", {', '.join(sorted(encodings))}" if encodings else ""))
 
 
 def connected(edges: Mapping[str, str], a: str, b: str) -> bool:
     """Whether TF frames ``a`` and ``b`` are in one tree, given child -> parent edges."""
+
     def root_path(frame: str) -> list[str]:
         path, seen = [frame], {frame}
         while path[-1] in edges and edges[path[-1]] not in seen:
@@ -166,14 +250,25 @@ def check_tf(edges: Mapping[str, str], base_frame: str, camera_frames: Mapping[s
     checks = []
     for camera, frame in camera_frames.items():
         if frame is None:
-            checks.append(Check(f"TF {camera}", False, "no camera_info, so no camera frame to look up",
-                                "fix the camera's topics first"))
+            checks.append(
+                Check(
+                    f"TF {camera}",
+                    False,
+                    "no camera_info, so no camera frame to look up",
+                    "fix the camera's topics first",
+                )
+            )
         elif connected(edges, base_frame, frame):
             checks.append(Check(f"TF {camera}", True, f"{base_frame} -> {frame}"))
         else:
-            checks.append(Check(f"TF {camera}", False, f"no TF between {base_frame} and {frame}",
-                                "publish the camera calibration (calibration_file:= or "
-                                "handeye_calibration_name:= of the bringup)"))
+            checks.append(
+                Check(
+                    f"TF {camera}",
+                    False,
+                    f"no TF between {base_frame} and {frame}",
+                    "publish the camera calibration (calibration_file:= or handeye_calibration_name:= of the bringup)",
+                )
+            )
     return checks
 
 
@@ -184,11 +279,14 @@ def check_reach(config: CellConfig, robot: str) -> Check:
     if reach is None:
         return Check("reach", False, f"no reach known for {robot!r}", f"one of {', '.join(sorted(REACH))}")
     ws = config.workspace
-    corner = max(((x, y) for x in (ws.x_min, ws.x_max) for y in (ws.y_min, ws.y_max)),
-                 key=lambda c: math.hypot(*c))
+    corner = max(((x, y) for x in (ws.x_min, ws.x_max) for y in (ws.y_min, ws.y_max)), key=lambda c: math.hypot(*c))
     distance = math.hypot(*corner)
     if distance > reach:
-        return Check("reach", False, f"workspace corner ({corner[0]:g}, {corner[1]:g}) is {distance:.3f} m from "
-                     f"the base axis; the {robot} reaches {reach} m",
-                     "move workspace.x_*/y_* closer to the base (keep its extent)")
+        return Check(
+            "reach",
+            False,
+            f"workspace corner ({corner[0]:g}, {corner[1]:g}) is {distance:.3f} m from "
+            f"the base axis; the {robot} reaches {reach} m",
+            "move workspace.x_*/y_* closer to the base (keep its extent)",
+        )
     return Check("reach", True, f"farthest workspace corner {distance:.3f} m from the base axis, reach {reach} m")

@@ -11,8 +11,8 @@ from cliport_ros.execution.cell import CellConfig
 @dataclass(frozen=True)
 class Box:
     id: str
-    size: tuple[float, float, float]       # x, y, z extents (m)
-    center: tuple[float, float, float]     # in the cell's base frame, axis-aligned
+    size: tuple[float, float, float]  # x, y, z extents (m)
+    center: tuple[float, float, float]  # in the cell's base frame, axis-aligned
 
 
 def collision_boxes(config: CellConfig) -> list[Box]:

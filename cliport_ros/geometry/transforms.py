@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,8 +60,8 @@ def matrix_to_quaternion(m: np.ndarray) -> tuple[float, float, float, float]:
     else:
         s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
         q = ((m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s)
-    q = np.asarray(q)
-    if q[3] < 0:
-        q = -q
-    q = q / np.linalg.norm(q)
-    return (float(q[0]), float(q[1]), float(q[2]), float(q[3]))
+    unit = np.asarray(q, dtype=np.float64)
+    if unit[3] < 0:
+        unit = -unit
+    unit = unit / np.linalg.norm(unit)
+    return (float(unit[0]), float(unit[1]), float(unit[2]), float(unit[3]))

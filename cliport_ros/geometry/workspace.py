@@ -12,11 +12,11 @@ returns the cell corner; the half-pixel difference, 1.6 mm, is below the task to
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
-
 
 # Most pixels along each side of the grid. Checkpoints and configs carry a workspace, and the policy
 # allocates images of its grid (``Policy.warm_up`` at start-up); this refuses a crafted or mistyped extent
@@ -89,9 +89,7 @@ class Workspace:
     def contains(self, xyz: np.ndarray | tuple[float, ...], margin: float = 0.0, check_z: bool = True) -> bool:
         """Whether a point lies inside the box shrunk by ``margin`` metres."""
         x, y, z = (float(c) for c in xyz[:3])
-        inside = (
-            self.x_min + margin <= x <= self.x_max - margin and self.y_min + margin <= y <= self.y_max - margin
-        )
+        inside = self.x_min + margin <= x <= self.x_max - margin and self.y_min + margin <= y <= self.y_max - margin
         if check_z:
             inside = inside and self.z_min <= z <= self.z_max
         return inside
@@ -106,7 +104,9 @@ class Workspace:
         v = int(math.floor((float(xyz[0]) - self.x_min) / self.pixel_size))
         return (u, v)
 
-    def pixel_to_xyz(self, pixel: tuple[int, int], height: np.ndarray | float | None = None) -> tuple[float, float, float]:
+    def pixel_to_xyz(
+        self, pixel: tuple[int, int], height: np.ndarray | float | None = None
+    ) -> tuple[float, float, float]:
         """(row, column) -> base-frame centre of that cell; z from a heightmap (or a number), else z_min."""
         u, v = int(pixel[0]), int(pixel[1])
         x = self.x_min + (v + 0.5) * self.pixel_size
@@ -130,7 +130,7 @@ class Workspace:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Workspace":
+    def from_dict(cls, data: Mapping[str, Any]) -> Workspace:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(

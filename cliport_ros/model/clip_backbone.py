@@ -80,9 +80,7 @@ def resolve_openai_weights(arch: str) -> str:
     if offline:
         reason = "HF_HUB_OFFLINE is set and the weights are not in the local cache"
     elif not _host_reachable(endpoint.hostname or "huggingface.co", endpoint.port or 443):
-        reason = (
-            f"{endpoint.hostname} is unreachable (no internet?) and the weights are not in the local cache"
-        )
+        reason = f"{endpoint.hostname} is unreachable (no internet?) and the weights are not in the local cache"
     else:
         try:
             return open_clip.pretrained.download_pretrained(cfg)
@@ -97,9 +95,7 @@ def open_clip_model(cfg: ModelConfig) -> nn.Module:
 
     return CLIP(
         embed_dim=cfg.clip_embed_dim,
-        vision_cfg=CLIPVisionCfg(
-            layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224
-        ),
+        vision_cfg=CLIPVisionCfg(layers=list(cfg.clip_vision_layers), width=cfg.clip_vision_width, image_size=224),
         text_cfg=CLIPTextCfg(
             context_length=cfg.clip_context_length,
             width=cfg.clip_text_width,
@@ -157,12 +153,8 @@ class ClipBackbone(nn.Module):
         self.clip = build_open_clip(cfg)
         if cfg.clip_per_net and cfg.layout == "compact":  # the nets own their image trunks: dead weight here
             self.clip.visual = None
-        self.register_buffer(
-            "mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False
-        )
-        self.register_buffer(
-            "std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1) * 255.0, persistent=False
-        )
+        self.register_buffer("mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
         self._tokenizer = open_clip.get_tokenizer("RN50", context_length=cfg.clip_context_length)
         self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # least recently used first
         self.trainable = cfg.clip_trainable
@@ -170,7 +162,7 @@ class ClipBackbone(nn.Module):
             p.requires_grad_(self.trainable)
         self.train(False)
 
-    def train(self, mode: bool = True) -> "ClipBackbone":
+    def train(self, mode: bool = True) -> ClipBackbone:
         super().train(mode)
         # A frozen (pretrained) trunk keeps its batch norm on the running statistics it was trained with.
         # A trunk trained from scratch uses batch statistics while training (of one image, or of the 36

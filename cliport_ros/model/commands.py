@@ -72,7 +72,10 @@ def _pixel(text: str) -> tuple[int, int]:
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped model)")
     p.add_argument(
-        "--colour", "--color", dest="colour", required=True,
+        "--colour",
+        "--color",
+        dest="colour",
+        required=True,
         help="top-down colour view, a PNG of the workspace grid (rows = base y, columns = base x)",
     )
     p.add_argument("--height", required=True, help="top-down height map, a .npy float array in metres")

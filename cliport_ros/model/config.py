@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 # The two named configurations; other code asks for them by name through ``ModelConfig.named``.
 NAMES = ("paper", "tiny")
@@ -130,8 +131,7 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.up_batchnorm_stats not in UP_BATCHNORM_STATS:
             raise ValueError(
-                f"ModelConfig.up_batchnorm_stats must be one of {UP_BATCHNORM_STATS}, got "
-                f"{self.up_batchnorm_stats!r}"
+                f"ModelConfig.up_batchnorm_stats must be one of {UP_BATCHNORM_STATS}, got {self.up_batchnorm_stats!r}"
             )
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("ModelConfig.name must be a non-empty string")
@@ -155,8 +155,7 @@ class ModelConfig:
             )
         if self.clip_arch != "custom" and self.clip_arch not in OPENAI_ARCHS:
             raise ValueError(
-                f"ModelConfig.clip_arch must be one of {sorted(OPENAI_ARCHS)} or 'custom', got "
-                f"{self.clip_arch!r}"
+                f"ModelConfig.clip_arch must be one of {sorted(OPENAI_ARCHS)} or 'custom', got {self.clip_arch!r}"
             )
         if self.clip_arch in OPENAI_ARCHS:
             for key, expected in OPENAI_ARCHS[self.clip_arch].items():
@@ -192,8 +191,7 @@ class ModelConfig:
         self._check_size_limits()
         if self.clip_vision_width % 2:
             raise ValueError(
-                "ModelConfig.clip_vision_width must be even (the stem halves it), got "
-                f"{self.clip_vision_width}"
+                f"ModelConfig.clip_vision_width must be even (the stem halves it), got {self.clip_vision_width}"
             )
         if self.clip_text_width % self.clip_text_heads:
             raise ValueError(
@@ -201,9 +199,7 @@ class ModelConfig:
                 f"({self.clip_text_heads})"
             )
         if self.clip_context_length < 8:
-            raise ValueError(
-                f"ModelConfig.clip_context_length must be >= 8 tokens, got {self.clip_context_length}"
-            )
+            raise ValueError(f"ModelConfig.clip_context_length must be >= 8 tokens, got {self.clip_context_length}")
         if self.lang_layers > len(self.semantic_decoder):
             raise ValueError(
                 f"ModelConfig.lang_layers must be 1..{len(self.semantic_decoder)} (the semantic decoder's "
@@ -211,13 +207,10 @@ class ModelConfig:
             )
         if 360 % self.n_rotations:
             raise ValueError(
-                "ModelConfig.n_rotations must divide 360 so that the bins are whole degrees, got "
-                f"{self.n_rotations}"
+                f"ModelConfig.n_rotations must divide 360 so that the bins are whole degrees, got {self.n_rotations}"
             )
         if self.crop_size % 32:
-            raise ValueError(
-                f"ModelConfig.crop_size must be a multiple of 32 (CLIP's stride), got {self.crop_size}"
-            )
+            raise ValueError(f"ModelConfig.crop_size must be a multiple of 32 (CLIP's stride), got {self.crop_size}")
         for name in ("spatial_encoder", "spatial_decoder", "semantic_decoder"):
             for c in getattr(self, name):
                 if c < 4 or c % 4:
@@ -297,18 +290,17 @@ class ModelConfig:
         return (4 * w, 8 * w, 16 * w, 32 * w)
 
     @classmethod
-    def named(cls, name: str, **overrides: Any) -> "ModelConfig":
+    def named(cls, name: str, **overrides: Any) -> ModelConfig:
         """One of the named configurations (``paper``, ``tiny``), with fields overridden."""
         if name not in _PRESETS:
             raise ValueError(f"unknown model configuration {name!r}; choose from {', '.join(NAMES)}")
         return cls.from_dict({**_PRESETS[name], **overrides})
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         unknown = set(changes) - set(self.__dataclass_fields__)
         if unknown:
             raise ValueError(
-                f"unknown ModelConfig field(s) {sorted(unknown)}; allowed: "
-                f"{sorted(self.__dataclass_fields__)}"
+                f"unknown ModelConfig field(s) {sorted(unknown)}; allowed: {sorted(self.__dataclass_fields__)}"
             )
         return dataclasses.replace(self, **changes)
 
@@ -316,13 +308,13 @@ class ModelConfig:
         data = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
-    def differing_fields(self, other: "ModelConfig") -> list[str]:
+    def differing_fields(self, other: ModelConfig) -> list[str]:
         """The names of the fields whose values differ from ``other``'s, sorted."""
         mine, theirs = self.to_dict(), other.to_dict()
         return sorted(k for k, v in mine.items() if theirs[k] != v)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         if not isinstance(data, Mapping):
             raise ValueError(f"a model configuration must be a mapping of fields, got {type(data).__name__}")
         unknown = set(data) - set(cls.__dataclass_fields__)

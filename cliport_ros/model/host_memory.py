@@ -42,8 +42,6 @@ def keep_freed_host_memory() -> bool:
         mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
         mallopt.restype = ctypes.c_int
         _applied = bool(
-            mallopt(M_MMAP_MAX, 0) == 1
-            and mallopt(M_TRIM_THRESHOLD, _KEEP) == 1
-            and mallopt(M_TOP_PAD, _TOP_PAD) == 1
+            mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, _KEEP) == 1 and mallopt(M_TOP_PAD, _TOP_PAD) == 1
         )
         return _applied

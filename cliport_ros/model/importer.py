@@ -26,9 +26,10 @@ import pickle
 import struct
 import zipfile
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 
@@ -115,7 +116,7 @@ class _StorageType:
 class _LazyStorage:
     """A storage of the archive: its bytes are memory-mapped when a tensor is made from it."""
 
-    archive: "_Archive"
+    archive: _Archive
     key: str
     dtype: torch.dtype
     numel: int
@@ -149,7 +150,7 @@ class SafeUnpickler(pickle.Unpickler):
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     }
 
-    def __init__(self, file: Any, archive: "_Archive") -> None:
+    def __init__(self, file: Any, archive: _Archive) -> None:
         super().__init__(file)
         self.archive = archive
         self.placeholders: set[str] = set()
@@ -273,7 +274,7 @@ def reference_key_to_ours(key: str, clip_per_net: bool) -> str | None:
 def our_key_to_reference(key: str) -> list[str]:
     """The reference keys that map onto our ``key`` (three for a shared CLIP trunk's entries, else one)."""
     if key.startswith("clip.clip."):
-        return [prefix + key[len("clip.clip."):] for prefix in CLIP_PREFIXES.values()]
+        return [prefix + key[len("clip.clip.") :] for prefix in CLIP_PREFIXES.values()]
     return [key.replace(".clip_rn50.clip.", ".clip_rn50.", 1)]
 
 
@@ -289,7 +290,7 @@ def clip_copies_identical(state: Mapping[str, torch.Tensor]) -> tuple[bool, list
     pick = CLIP_PREFIXES["pick"]
     differing = []
     for key in (k for k in state if k.startswith(pick) and UNUSED_MARKER not in k):
-        rest = key[len(pick):]
+        rest = key[len(pick) :]
         a = state[key]
         for prefix in (CLIP_PREFIXES["place"], CLIP_PREFIXES["query"]):
             b = state.get(prefix + rest)
@@ -379,7 +380,11 @@ def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata:
         if t.dtype not in _SAFETENSORS_DTYPES:
             raise ReferenceImportError(f"tensor {key} has dtype {t.dtype}, which safetensors cannot store")
         n = t.numel() * t.element_size()
-        header[key] = {"dtype": _SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        header[key] = {
+            "dtype": _SAFETENSORS_DTYPES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + n],
+        }
         offset += n
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -272,9 +273,7 @@ class Policy:
         """``reuse_host_memory``: on a CPU, keep freed host memory for reuse (``host_memory``; ~15 % faster
         decisions of the paper network, at the price of the process keeping its peak memory)."""
         if not isinstance(cfg, ModelConfig):
-            raise ValueError(
-                f"Policy needs a ModelConfig (e.g. ModelConfig.named('tiny')), got {type(cfg).__name__}"
-            )
+            raise ValueError(f"Policy needs a ModelConfig (e.g. ModelConfig.named('tiny')), got {type(cfg).__name__}")
         self.cfg = cfg
         self.workspace = workspace if workspace is not None else Workspace()
         self.device = _resolve_device(device)
@@ -289,15 +288,10 @@ class Policy:
 
     # ------------------------------------------------------------------ acting
     def _autocast(self):
-        return torch.autocast(
-            device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
-        )
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
 
     def _check_view(self, colour: np.ndarray, height: np.ndarray) -> None:
-        if (
-            tuple(np.shape(colour)[:2]) != self.workspace.shape
-            or tuple(np.shape(height)) != self.workspace.shape
-        ):
+        if tuple(np.shape(colour)[:2]) != self.workspace.shape or tuple(np.shape(height)) != self.workspace.shape:
             raise ValueError(
                 f"view is {np.shape(colour)[:2]} (colour) / {np.shape(height)} (height) pixels but the "
                 "policy's "
@@ -317,9 +311,7 @@ class Policy:
         ``keep_logits`` returns the raw pick and place logits too.
         """
         if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError(
-                "instruction must be a non-empty string, e.g. 'put the red blocks in a green bowl'"
-            )
+            raise ValueError("instruction must be a non-empty string, e.g. 'put the red blocks in a green bowl'")
         colour, height = view.colour, view.height
         self._check_view(colour, height)
         if pick_pixel is not None:
@@ -376,9 +368,7 @@ class Policy:
             place_logits=place_logits.cpu().numpy() if keep_logits else None,
         )
 
-    def act_from_images(
-        self, images: Sequence[tuple[np.ndarray, np.ndarray, Any]], instruction: str
-    ) -> PolicyOutput:
+    def act_from_images(self, images: Sequence[tuple[np.ndarray, np.ndarray, Any]], instruction: str) -> PolicyOutput:
         """Fuse calibrated RGB-D views ``(rgb, depth, CameraModel)`` into a top-down view, then ``act``."""
         from cliport_ros.perception.fusion import fuse_views
 
@@ -401,9 +391,7 @@ class Policy:
             self.act(_Blank(), instruction)
 
     # ------------------------------------------------------------------ persistence
-    def save(
-        self, path: str | Path, metadata: Mapping[str, Any] | None = None, weights: str = "fp32"
-    ) -> Path:
+    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None, weights: str = "fp32") -> Path:
         """Write ``model.safetensors`` + ``config.json`` into folder ``path`` (created).
 
         ``weights='fp16'`` stores the parameters in half precision (half the file, e.g. to ship a model in
@@ -422,9 +410,7 @@ class Policy:
                 return value.dtype
             return WEIGHT_DTYPES[weights] if key in parameters else torch.float32
 
-        state = {
-            k: v.detach().to("cpu", stored(k, v)).contiguous() for k, v in self.model.state_dict().items()
-        }
+        state = {k: v.detach().to("cpu", stored(k, v)).contiguous() for k, v in self.model.state_dict().items()}
         meta = {**self.metadata, **(dict(metadata) if metadata else {})}
         config = {
             "format": CHECKPOINT_FORMAT,
@@ -443,7 +429,7 @@ class Policy:
         return folder
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto") -> "Policy":
+    def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto") -> Policy:
         """Rebuild a policy from a checkpoint folder written by ``save`` (no network needed)."""
         cfg, workspace, meta, state = read_checkpoint(path)
         model = _model_for_stored_weights(cfg)
@@ -468,9 +454,7 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, Workspace, dict, dic
 
     folder = Path(path)
     if folder.is_file():
-        raise CheckpointError(
-            f"{folder} is a file; a checkpoint is a folder holding {WEIGHTS_FILE} and {CONFIG_FILE}"
-        )
+        raise CheckpointError(f"{folder} is a file; a checkpoint is a folder holding {WEIGHTS_FILE} and {CONFIG_FILE}")
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {folder} does not exist")
     for name in (CONFIG_FILE, WEIGHTS_FILE):
@@ -482,13 +466,11 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, Workspace, dict, dic
         raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}") from exc
     if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{folder / CONFIG_FILE} is not a cliport_ros policy config (expected format "
-            f"{CHECKPOINT_FORMAT!r})"
+            f"{folder / CONFIG_FILE} is not a cliport_ros policy config (expected format {CHECKPOINT_FORMAT!r})"
         )
     if config.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(
-            f"checkpoint version {config.get('version')!r} is not supported (this code reads "
-            f"{CHECKPOINT_VERSION})"
+            f"checkpoint version {config.get('version')!r} is not supported (this code reads {CHECKPOINT_VERSION})"
         )
     try:
         model_fields = dict(config["model"])
@@ -527,9 +509,7 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str |
     model.load_state_dict(state, strict=True)
 
 
-def merge_halves(
-    pick_path: str | Path, place_path: str | Path, out: str | Path, weights: str = "fp32"
-) -> Path:
+def merge_halves(pick_path: str | Path, place_path: str | Path, out: str | Path, weights: str = "fp32") -> Path:
     """A checkpoint with the pick half of ``pick_path`` and the place half of ``place_path`` (one config).
 
     The halves must share no trainable parameter (``clip_per_net``, or a frozen CLIP, which must then be the

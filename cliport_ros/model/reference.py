@@ -25,7 +25,7 @@ forward's statistics, as the reference's eval.py (and so the paper's tables) did
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -421,9 +421,7 @@ def reference_resize(out: torch.Tensor, rows: int, cols: int, pad: int) -> torch
 class ReferenceTransport(nn.Module):
     """The place net (reference TwoStreamTransportLangFusionLat): key and query nets and their correlation."""
 
-    def __init__(
-        self, cfg: ModelConfig, clips: tuple[ClipBackbone | None, ClipBackbone | None]
-    ) -> None:
+    def __init__(self, cfg: ModelConfig, clips: tuple[ClipBackbone | None, ClipBackbone | None]) -> None:
         super().__init__()
         k = cfg.key_query_dim
         self.key_stream_one = SpatialStream(cfg, k)
@@ -462,9 +460,7 @@ class ReferenceTransport(nn.Module):
         flat = crops.reshape(b * r, *crops.shape[2:])
         # each sample's 36 crops are one batch (the up blocks' batch statistics span them, as in the reference)
         query = self.fusion_query(
-            *_two_streams(
-                self.query_stream_one, self.query_stream_two, flat, text_query.repeat_interleave(r, dim=0)
-            )
+            *_two_streams(self.query_stream_one, self.query_stream_two, flat, text_query.repeat_interleave(r, dim=0))
         )
         return key, query.reshape(b, r, *query.shape[1:])
 
@@ -476,8 +472,10 @@ class ReferenceTransport(nn.Module):
         if image.shape[0] > 1 and _batch_stats_at_inference(self):
             # batch statistics over the 36 crops of one sample, never across samples
             return torch.cat(
-                [self.forward(image[i : i + 1], pick[i : i + 1], text_key[i : i + 1], text_query[i : i + 1])
-                 for i in range(image.shape[0])]
+                [
+                    self.forward(image[i : i + 1], pick[i : i + 1], text_key[i : i + 1], text_query[i : i + 1])
+                    for i in range(image.shape[0])
+                ]
             )
         key, query = self.features(image, pick, text_key, text_query)
         out = self.correlate(key, query)  # (B, R, h + 1, w + 1): every window inside the padded key

@@ -114,9 +114,7 @@ class SemanticStream(nn.Module):
         self.lateral = nn.ModuleList([nn.Conv2d(c[i + 2] + lat[i], c[i + 2], 1) for i in range(6)])
         self.head = nn.Conv2d(c[-1], out_dim, 1)
 
-    def forward(
-        self, clip_feats: list[torch.Tensor], text: torch.Tensor, laterals: list[torch.Tensor]
-    ) -> torch.Tensor:
+    def forward(self, clip_feats: list[torch.Tensor], text: torch.Tensor, laterals: list[torch.Tensor]) -> torch.Tensor:
         f4, f8, f16, f32 = clip_feats
         skips = (f16, f8, f4, None, None, None, None)
 
@@ -178,9 +176,7 @@ class TwoStreamNet(nn.Module):
         # channels_last: several times faster for the narrow convolutions on CPU, and for tensor cores on GPU
         image = image.contiguous(memory_format=torch.channels_last)
         rgb = image[:, :3]
-        x = torch.cat(
-            [(rgb / 255.0 - COLOUR_MEAN) / COLOUR_STD, (image[:, 3:] - HEIGHT_MEAN) / HEIGHT_STD], dim=1
-        )
+        x = torch.cat([(rgb / 255.0 - COLOUR_MEAN) / COLOUR_STD, (image[:, 3:] - HEIGHT_MEAN) / HEIGHT_STD], dim=1)
         x = x.contiguous(memory_format=torch.channels_last)
         spatial_out, laterals = self.spatial(x)
         semantic_out = self.semantic(self._clip.image_features(rgb, self.visual), text, laterals)

@@ -18,7 +18,6 @@ from cliport_ros.model.clip_backbone import ClipBackbone
 from cliport_ros.model.config import ModelConfig
 from cliport_ros.model.streams import TwoStreamNet
 
-
 # Rotations whose spectra ``correlate_fft`` holds at once on a CPU (spectra of a few MB stay in reused memory).
 CORRELATION_CHUNK = 2
 
@@ -73,9 +72,7 @@ def _correlate_spectra(
     return out[..., : wp - k + 1]
 
 
-def rotated_crops(
-    padded: torch.Tensor, centres: torch.Tensor, size: int, angles: torch.Tensor
-) -> torch.Tensor:
+def rotated_crops(padded: torch.Tensor, centres: torch.Tensor, size: int, angles: torch.Tensor) -> torch.Tensor:
     """Crops (B, R, C, size, size) of ``padded`` about ``centres`` (B, 2; row, col) turned by ``angles`` (R,).
 
     Crop pixel (i, j) samples the image at centre + R(theta) (j - size/2, i - size/2) in (x = col, y = row),

@@ -9,9 +9,10 @@ the paper's), read by both the simulator and the CLIPort node.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,9 @@ class CameraModel:
         for attr in ("fx", "fy"):
             value = getattr(self, attr)
             if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"camera {self.name!r}: {attr} must be a positive focal length in pixels, got {value!r}")
+                raise ValueError(
+                    f"camera {self.name!r}: {attr} must be a positive focal length in pixels, got {value!r}"
+                )
         for attr in ("cx", "cy"):
             if not math.isfinite(getattr(self, attr)):
                 raise ValueError(f"camera {self.name!r}: {attr} must be finite")
@@ -95,23 +98,39 @@ class CameraModel:
         t[:3, 3] = self.position
         return t
 
-    def with_pose(self, position: Sequence[float], orientation: Sequence[float]) -> "CameraModel":
+    def with_pose(self, position: Sequence[float], orientation: Sequence[float]) -> CameraModel:
         """The same intrinsics at another pose (e.g. from TF)."""
         return CameraModel(
-            self.name, self.width, self.height, self.fx, self.fy, self.cx, self.cy,
-            tuple(position), tuple(orientation), self.z_near, self.z_far,
+            self.name,
+            self.width,
+            self.height,
+            self.fx,
+            self.fy,
+            self.cx,
+            self.cy,
+            (float(position[0]), float(position[1]), float(position[2])),
+            (float(orientation[0]), float(orientation[1]), float(orientation[2]), float(orientation[3])),
+            self.z_near,
+            self.z_far,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "width": self.width, "height": self.height,
-            "fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy,
-            "position": list(self.position), "orientation": list(self.orientation),
-            "z_near": self.z_near, "z_far": self.z_far,
+            "name": self.name,
+            "width": self.width,
+            "height": self.height,
+            "fx": self.fx,
+            "fy": self.fy,
+            "cx": self.cx,
+            "cy": self.cy,
+            "position": list(self.position),
+            "orientation": list(self.orientation),
+            "z_near": self.z_near,
+            "z_far": self.z_far,
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CameraModel":
+    def from_dict(cls, data: Mapping[str, Any]) -> CameraModel:
         """Build from a mapping; ``look_at: [x, y, z]`` may replace ``orientation``."""
         data = dict(data)
         allowed = set(cls.__dataclass_fields__) | {"look_at"}
@@ -122,7 +141,9 @@ class CameraModel:
             if "orientation" in data:
                 raise ValueError(f"camera {data.get('name')!r}: give either orientation or look_at, not both")
             data["orientation"] = look_at_quaternion(data["position"], data.pop("look_at"))
-        missing = [k for k in ("name", "width", "height", "fx", "fy", "cx", "cy", "position", "orientation") if k not in data]
+        missing = [
+            k for k in ("name", "width", "height", "fx", "fy", "cx", "cy", "position", "orientation") if k not in data
+        ]
         if missing:
             raise ValueError(f"camera {data.get('name')!r}: missing field(s) {missing}")
         data["position"] = tuple(float(c) for c in data["position"])
@@ -160,7 +181,7 @@ class CameraRig:
         return [c.name for c in self.cameras]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CameraRig":
+    def from_dict(cls, data: Mapping[str, Any]) -> CameraRig:
         if "cameras" not in data or not isinstance(data["cameras"], list):
             raise ValueError("a camera rig file needs a top-level 'cameras:' list")
         return cls(tuple(CameraModel.from_dict(c) for c in data["cameras"]))

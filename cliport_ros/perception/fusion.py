@@ -99,9 +99,7 @@ def _check_view(index: int, rgb: np.ndarray | None, depth: np.ndarray, camera: C
         dtype = getattr(rgb, "dtype", type(rgb).__name__)
         raise ValueError(f"view {index} ({camera.name}): rgb must be uint8 (H, W, 3), got {dtype} {shape}")
     if rgb.shape[:2] != depth.shape:
-        raise ValueError(
-            f"view {index} ({camera.name}): rgb {rgb.shape[:2]} and depth {depth.shape} differ in size"
-        )
+        raise ValueError(f"view {index} ({camera.name}): rgb {rgb.shape[:2]} and depth {depth.shape} differ in size")
 
 
 def depth_to_points(depth: np.ndarray, camera: CameraModel) -> np.ndarray:
@@ -117,9 +115,7 @@ def depth_to_points(depth: np.ndarray, camera: CameraModel) -> np.ndarray:
     return position.astype(np.float64)[None, :] + d[:, None] * dirs[:, valid].T.astype(np.float64)
 
 
-def fuse_views(
-    views: Sequence[tuple[np.ndarray, np.ndarray, CameraModel]], workspace: Workspace
-) -> TopDownView:
+def fuse_views(views: Sequence[tuple[np.ndarray, np.ndarray, CameraModel]], workspace: Workspace) -> TopDownView:
     """Fuse calibrated RGB-D views ``(rgb uint8 HxWx3, depth metres HxW, camera)`` into a TopDownView."""
     if not isinstance(workspace, Workspace):
         raise ValueError(f"workspace must be a Workspace, got {type(workspace).__name__}")
@@ -174,10 +170,10 @@ def fuse_views(
         raise ValueError("fuse_views: no view has any valid depth (all NaN, inf, zero or negative)")
 
     nviews = len(keys_all)
-    best = np.full(nviews * ncell, -1, dtype=np.int64)
+    flat_best = np.full(nviews * ncell, -1, dtype=np.int64)
     if nviews:
-        np.maximum.at(best, np.concatenate(cells_all), np.concatenate(keys_all))
-    best = best.reshape(nviews, ncell)
+        np.maximum.at(flat_best, np.concatenate(cells_all), np.concatenate(keys_all))
+    best = flat_best.reshape(nviews, ncell)
 
     height = np.zeros(ncell, dtype=np.float32)
     colour_sum = np.zeros((ncell, 3), dtype=np.float32)
@@ -203,9 +199,7 @@ def project_points(points: np.ndarray, colours: np.ndarray, workspace: Workspace
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise ValueError(f"points must be (N, 3), got {pts.shape}")
     if cols_.shape != pts.shape or cols_.dtype != np.uint8:
-        raise ValueError(
-            f"colours must be uint8 of the points' shape {pts.shape}, got {cols_.dtype} {cols_.shape}"
-        )
+        raise ValueError(f"colours must be uint8 of the points' shape {pts.shape}, got {cols_.dtype} {cols_.shape}")
     rows, cols = workspace.shape
     pix = workspace.points_to_pixels(pts)
     keep = (

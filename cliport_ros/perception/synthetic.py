@@ -6,7 +6,7 @@ exactly: tests and benchmarks use it to check fusion and the ROS path without a 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,9 +27,13 @@ def table_frame(camera: CameraModel, boxes: Sequence[Box] = (), table_z: float =
     """(rgb uint8 (H, W, 3), depth float32 metres (H, W)) of the table and boxes seen by ``camera``."""
     u = (np.arange(camera.width, dtype=np.float64) - camera.cx) / camera.fx
     v = (np.arange(camera.height, dtype=np.float64) - camera.cy) / camera.fy
-    rays = camera.rotation @ np.stack([np.broadcast_to(u[None, :], (camera.height, camera.width)).ravel(),
-                                       np.broadcast_to(v[:, None], (camera.height, camera.width)).ravel(),
-                                       np.ones(camera.height * camera.width)])
+    rays = camera.rotation @ np.stack(
+        [
+            np.broadcast_to(u[None, :], (camera.height, camera.width)).ravel(),
+            np.broadcast_to(v[:, None], (camera.height, camera.width)).ravel(),
+            np.ones(camera.height * camera.width),
+        ]
+    )
     px, py, pz = camera.position
     depth = np.full(rays.shape[1], np.inf)
     rgb = np.zeros((rays.shape[1], 3), np.uint8)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -108,9 +109,12 @@ UR5_ARGUMENTS = [
     Argument("ur_type", "ur5e", "UR model: ur5 | ur5e (any ur_type)"),
     Argument("robot_ip", "192.168.56.101", "the robot's IP address"),
     Argument("use_mock_hardware", "false", "ros2_control mock hardware instead of the robot"),
-    Argument("joint_controller", "scaled_joint_trajectory_controller",
-             "the trajectory controller the driver starts and MoveIt executes on "
-             "(joint_trajectory_controller on newer driver releases)"),
+    Argument(
+        "joint_controller",
+        "scaled_joint_trajectory_controller",
+        "the trajectory controller the driver starts and MoveIt executes on "
+        "(joint_trajectory_controller on newer driver releases)",
+    ),
     Argument("launch_rviz", "true", "start MoveIt's RViz"),
     *_CAMERA,
     Argument("cell_config", "", "cell parameter file; empty = config/ur5.yaml"),
@@ -119,8 +123,9 @@ UR5_ARGUMENTS = [
 
 FRANKA_ARGUMENTS = [
     Argument("robot_ip", "172.16.0.2", "the robot's IP address"),
-    Argument("use_fake_hardware", "false",
-             "ros2_control fake hardware instead of the robot (and a simulated Franka Hand)"),
+    Argument(
+        "use_fake_hardware", "false", "ros2_control fake hardware instead of the robot (and a simulated Franka Hand)"
+    ),
     Argument("gripper", "franka_hand", "franka_hand (franka_gripper) | suction (std_srvs/SetBool)"),
     *_CAMERA,
     Argument("cell_config", "", "cell parameter file; empty = config/franka.yaml"),
@@ -162,10 +167,14 @@ def _tcp_offset(text: str) -> list[float] | None:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise BringupError(f"launch argument tcp_offset:={text!r} is not a YAML list: {exc}") from exc
-    if (not isinstance(value, list) or len(value) != 3
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise BringupError(f"launch argument tcp_offset:={text!r} must be a list of 3 numbers in metres, "
-                           "e.g. '[0.0, 0.0, 0.12]'")
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        raise BringupError(
+            f"launch argument tcp_offset:={text!r} must be a list of 3 numbers in metres, e.g. '[0.0, 0.0, 0.12]'"
+        )
     return [float(v) for v in value]
 
 
@@ -179,7 +188,8 @@ def check_distro(distro: str) -> None:
     raise BringupError(
         f"ROS 2 {distro} is not supported: the real-cell bringups need ROS 2 {', '.join(SUPPORTED_DISTROS)} "
         f"(expected to work: {', '.join(EXPECTED_TO_WORK)}). On {distro}, moveit_py's API differs and the UR "
-        "driver calls its mock argument use_fake_hardware, so a mock run could reach the real robot.")
+        "driver calls its mock argument use_fake_hardware, so a mock run could reach the real robot."
+    )
 
 
 def values_with_defaults(arguments: list[Argument], given: Mapping[str, str]) -> dict[str, str]:
@@ -248,22 +258,34 @@ def _cliport_overrides(values: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _realsense(values: Mapping[str, str]) -> Include:
-    return Include("realsense2_camera", "rs_launch.py", {
-        "serial_no": values["camera_serial"], "camera_name": values["camera_name"], "camera_namespace": "camera",
-        "align_depth.enable": "true", "enable_color": "true", "enable_depth": "true",
-    })
+    return Include(
+        "realsense2_camera",
+        "rs_launch.py",
+        {
+            "serial_no": values["camera_serial"],
+            "camera_name": values["camera_name"],
+            "camera_namespace": "camera",
+            "align_depth.enable": "true",
+            "enable_color": "true",
+            "enable_depth": "true",
+        },
+    )
 
 
 def _launch_bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _parameters(values: Mapping[str, str], cell_path: str, executor_overrides: dict[str, Any]
-                ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _parameters(
+    values: Mapping[str, str], cell_path: str, executor_overrides: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     document = read_cell_file(cell_path)
     cliport = {**node_section(document, "cliport_node", cell_path), **_cliport_overrides(values)}
-    executor = {**node_section(document, "moveit_executor", cell_path), "action_name": EXECUTE_ACTION,
-                **executor_overrides}
+    executor = {
+        **node_section(document, "moveit_executor", cell_path),
+        "action_name": EXECUTE_ACTION,
+        **executor_overrides,
+    }
     offset = _tcp_offset(values["tcp_offset"])
     if offset is not None:
         executor["tcp_offset"] = offset
@@ -280,13 +302,25 @@ def ur5_bringup(given: Mapping[str, str], share: Path, distro: str) -> Bringup:
     robot_ip = _ip("robot_ip", values["robot_ip"])
     cell = values["cell_config"] or str(share / "config" / "ur5.yaml")
     cliport, executor = _parameters(values, cell, {"controllers": [controller]})
-    driver = Include("ur_robot_driver", "ur_control.launch.py", {
-        "ur_type": ur_type, "robot_ip": robot_ip, "use_mock_hardware": _launch_bool(mock),
-        "initial_joint_controller": controller, "launch_rviz": "false",
-    })
-    moveit = Include("ur_moveit_config", "ur_moveit.launch.py", {
-        "ur_type": ur_type, "launch_rviz": _launch_bool(parse_bool("launch_rviz", values["launch_rviz"])),
-    })
+    driver = Include(
+        "ur_robot_driver",
+        "ur_control.launch.py",
+        {
+            "ur_type": ur_type,
+            "robot_ip": robot_ip,
+            "use_mock_hardware": _launch_bool(mock),
+            "initial_joint_controller": controller,
+            "launch_rviz": "false",
+        },
+    )
+    moveit = Include(
+        "ur_moveit_config",
+        "ur_moveit.launch.py",
+        {
+            "ur_type": ur_type,
+            "launch_rviz": _launch_bool(parse_bool("launch_rviz", values["launch_rviz"])),
+        },
+    )
     return Bringup([driver, moveit, _realsense(values)], cliport, executor)
 
 
@@ -308,39 +342,60 @@ def franka_bringup(given: Mapping[str, str], share: Path, distro: str) -> Bringu
         if not values["tcp_offset"].strip():
             raise BringupError(
                 "gripper:=suction needs tcp_offset:='[0.0, 0.0, L]': the suction cup's tip in fr3_link8's frame, "
-                "measured on the cell (with the hand's 0 the arm would drive the flange into the table)")
+                "measured on the cell (with the hand's 0 the arm would drive the flange into the table)"
+            )
         overrides = {"ee_link": FRANKA_FLANGE, "gripper.type": "suction_service"}
     cell = values["cell_config"] or str(share / "config" / "franka.yaml")
     cliport, executor = _parameters(values, cell, overrides)
-    franka = Include("franka_fr3_moveit_config", "moveit.launch.py", {
-        "robot_ip": robot_ip, "use_fake_hardware": _launch_bool(fake), "load_gripper": _launch_bool(hand),
-    })
+    franka = Include(
+        "franka_fr3_moveit_config",
+        "moveit.launch.py",
+        {
+            "robot_ip": robot_ip,
+            "use_fake_hardware": _launch_bool(fake),
+            "load_gripper": _launch_bool(hand),
+        },
+    )
     # franka_bringup/urdf/franka_arm.urdf.xacro's arguments, as franka_fr3_moveit_config's moveit.launch.py
     # gives them (franka_ros2 3.4.0).
-    mappings = {"hand": _launch_bool(hand), "robot_type": "fr3", "ee_id": FRANKA_EE_ID, "robot_ip": robot_ip,
-                "use_fake_hardware": _launch_bool(fake), "fake_sensor_commands": "false"}
+    mappings = {
+        "hand": _launch_bool(hand),
+        "robot_type": "fr3",
+        "ee_id": FRANKA_EE_ID,
+        "robot_ip": robot_ip,
+        "use_fake_hardware": _launch_bool(fake),
+        "fake_sensor_commands": "false",
+    }
     extra = []
     if fake and hand:
         # franka_ros2 serves no gripper actions on fake hardware: a simulated hand keeps the dry run whole.
-        extra.append(NodeSpec("cliport_ros", "fake_franka_hand", "fake_franka_hand",
-                              {"action": executor.get("gripper.action", FRANKA_GRIPPER_NODE)}))
-    return Bringup([franka, _realsense(values)], cliport, executor, description_mappings=mappings,
-                   extra_nodes=extra)
+        extra.append(
+            NodeSpec(
+                "cliport_ros",
+                "fake_franka_hand",
+                "fake_franka_hand",
+                {"action": executor.get("gripper.action", FRANKA_GRIPPER_NODE)},
+            )
+        )
+    return Bringup([franka, _realsense(values)], cliport, executor, description_mappings=mappings, extra_nodes=extra)
 
 
 def moveit_controllers(document: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
     """The moveit_simple_controller_manager block for ``names`` only, from a MoveIt controllers file."""
     missing = [name for name in names if name not in document]
     if missing:
-        raise BringupError(f"controllers {missing} are not in the MoveIt controllers file "
-                           f"(it has {sorted(k for k in document if k != 'controller_names')})")
+        raise BringupError(
+            f"controllers {missing} are not in the MoveIt controllers file "
+            f"(it has {sorted(k for k in document if k != 'controller_names')})"
+        )
     return {"controller_names": list(names), **{name: document[name] for name in names}}
 
 
 GAZEBO_ARGUMENTS = [
     Argument("ur_type", "ur5e", "UR model: ur5 | ur5e (any ur_type of ur_simulation_gz)"),
-    Argument("world_file", "", "Gazebo world; empty = config/gazebo/cliport_table.sdf (table, blocks, bowls, "
-                               "RGB-D camera)"),
+    Argument(
+        "world_file", "", "Gazebo world; empty = config/gazebo/cliport_table.sdf (table, blocks, bowls, RGB-D camera)"
+    ),
     Argument("gazebo_gui", "true", "start Gazebo's GUI"),
     Argument("launch_rviz", "true", "start MoveIt's RViz"),
     Argument("camera_name", "camera", "the camera's topic namespace /camera/<camera_name>/ (as a RealSense)"),
@@ -367,27 +422,50 @@ def ur5_gazebo_bringup(given: Mapping[str, str], share: Path, distro: str) -> Br
     cell = values["cell_config"] or str(share / "config" / "ur5.yaml")
     # The simulated robot has no UR IO controller: the cup is a SetBool service of fake_suction.
     policy_values = {**values, "camera_serial": "", "tcp_offset": ""}
-    cliport, executor = _parameters(policy_values, cell, {
-        "gripper.type": "suction_service", "gripper.service": GAZEBO_SUCTION_SERVICE})
+    cliport, executor = _parameters(
+        policy_values, cell, {"gripper.type": "suction_service", "gripper.service": GAZEBO_SUCTION_SERVICE}
+    )
     cliport["use_sim_time"] = executor["use_sim_time"] = True
     controller = executor.get("controllers", ["scaled_joint_trajectory_controller"])
-    simulation = Include("ur_simulation_gz", "ur_sim_control.launch.py", {
-        "ur_type": ur_type, "world_file": world, "launch_rviz": "false",
-        "gazebo_gui": _launch_bool(parse_bool("gazebo_gui", values["gazebo_gui"])),
-        "initial_joint_controller": controller[0],
-    })
-    moveit = Include("ur_moveit_config", "ur_moveit.launch.py", {
-        "ur_type": ur_type, "launch_rviz": _launch_bool(parse_bool("launch_rviz", values["launch_rviz"])),
-        "use_sim_time": "true",
-    })
+    simulation = Include(
+        "ur_simulation_gz",
+        "ur_sim_control.launch.py",
+        {
+            "ur_type": ur_type,
+            "world_file": world,
+            "launch_rviz": "false",
+            "gazebo_gui": _launch_bool(parse_bool("gazebo_gui", values["gazebo_gui"])),
+            "initial_joint_controller": controller[0],
+        },
+    )
+    moveit = Include(
+        "ur_moveit_config",
+        "ur_moveit.launch.py",
+        {
+            "ur_type": ur_type,
+            "launch_rviz": _launch_bool(parse_bool("launch_rviz", values["launch_rviz"])),
+            "use_sim_time": "true",
+        },
+    )
     namespace = cliport["camera_namespaces"][0]
-    bridged = [("image", "sensor_msgs/msg/Image", "gz.msgs.Image", cliport["color_topic"]),
-               ("depth_image", "sensor_msgs/msg/Image", "gz.msgs.Image", cliport["depth_topic"]),
-               ("camera_info", "sensor_msgs/msg/CameraInfo", "gz.msgs.CameraInfo", cliport["info_topic"])]
+    bridged = [
+        ("image", "sensor_msgs/msg/Image", "gz.msgs.Image", cliport["color_topic"]),
+        ("depth_image", "sensor_msgs/msg/Image", "gz.msgs.Image", cliport["depth_topic"]),
+        ("camera_info", "sensor_msgs/msg/CameraInfo", "gz.msgs.CameraInfo", cliport["info_topic"]),
+    ]
     bridge = NodeSpec(
-        "ros_gz_bridge", "parameter_bridge", "cliport_camera_bridge", {"use_sim_time": True},
+        "ros_gz_bridge",
+        "parameter_bridge",
+        "cliport_camera_bridge",
+        {"use_sim_time": True},
         arguments=[f"{GAZEBO_CAMERA_TOPIC}/{gz}@{ros}[{gz_type}" for gz, ros, gz_type, _ in bridged],
-        remappings=[(f"{GAZEBO_CAMERA_TOPIC}/{gz}", f"{namespace}/{topic}") for gz, _, _, topic in bridged])
+        remappings=[(f"{GAZEBO_CAMERA_TOPIC}/{gz}", f"{namespace}/{topic}") for gz, _, _, topic in bridged],
+    )
     suction = NodeSpec("cliport_ros", "fake_suction", "fake_suction", {"service": GAZEBO_SUCTION_SERVICE})
-    return Bringup([simulation, moveit], cliport, executor, extra_nodes=[bridge, suction],
-                   calibration_file=str(share / "config" / "gazebo" / "camera_calibration.yaml"))
+    return Bringup(
+        [simulation, moveit],
+        cliport,
+        executor,
+        extra_nodes=[bridge, suction],
+        calibration_file=str(share / "config" / "gazebo" / "camera_calibration.yaml"),
+    )

@@ -27,7 +27,7 @@ except ImportError:
 #: Parameters (name -> default) that describe the cameras; declared by every node that uses CameraInputs.
 CAMERA_PARAMETERS: dict[str, Any] = {
     "camera_names": ["front", "left", "right"],
-    "camera_namespaces": ["/front", "/left", "/right"],
+    "camera_namespaces": ["front", "left", "right"],
     "color_topic": "color/image_raw",
     "depth_topic": "aligned_depth_to_color/image_raw",
     "info_topic": "color/camera_info",
@@ -50,16 +50,20 @@ class CameraInputs:
         p = lambda name: node.get_parameter(name).value  # noqa: E731
         self.names, spaces = list(p("camera_names")), list(p("camera_namespaces"))
         if not self.names or len(self.names) != len(spaces):
-            raise ValueError(f"parameters camera_names ({len(self.names)}) and camera_namespaces ({len(spaces)}) "
-                             "must be non-empty lists of the same length")
+            raise ValueError(
+                f"parameters camera_names ({len(self.names)}) and camera_namespaces ({len(spaces)}) "
+                "must be non-empty lists of the same length"
+            )
         self.pose_source = p("camera_pose_source")
         if self.pose_source not in ("file", "tf"):
             raise ValueError(f"parameter camera_pose_source must be 'file' or 'tf', got {self.pose_source!r}")
         self.slop = float(p("sync_slop"))
         if self.slop <= 0:
             raise ValueError(f"parameter sync_slop must be > 0 s, got {self.slop}")
-        self.topics = [CameraTopics(name, *(topic(ns, p(k)) for k in ("color_topic", "depth_topic", "info_topic")))
-                       for name, ns in zip(self.names, spaces)]
+        self.topics = [
+            CameraTopics(name, *(topic(ns, p(k)) for k in ("color_topic", "depth_topic", "info_topic")))
+            for name, ns in zip(self.names, spaces)
+        ]
         self.poses: dict[str, CameraModel] = {}
         self._tf_buffer = None
         if self.pose_source == "file":
@@ -85,8 +89,7 @@ class CameraInputs:
         self.cameras = []
 
     def ready(self) -> bool:
-        return bool(self.cameras) and all(c.latest()[0] is not None and c.latest()[2] is not None
-                                          for c in self.cameras)
+        return bool(self.cameras) and all(c.latest()[0] is not None and c.latest()[2] is not None for c in self.cameras)
 
     def wait_for_frames(self, not_before_ns: int, timeout: float) -> list[CameraFrame]:
         """The frames of every camera taken at or after ``not_before_ns`` (ROS time), waiting up to ``timeout`` s
@@ -96,13 +99,17 @@ class CameraInputs:
             if not cam.wait_for_pair(not_before_ns, max(0.0, deadline - time.monotonic())):
                 colour = cam.latest()[0]
                 if colour is None:
-                    raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                        f"no synchronised colour/depth images from camera '{cam.topics.name}' "
-                                        f"({cam.topics.colour}, {cam.topics.depth}) within {timeout:g} s")
+                    raise DecisionError(
+                        DecisionCode.NO_OBSERVATION,
+                        f"no synchronised colour/depth images from camera '{cam.topics.name}' "
+                        f"({cam.topics.colour}, {cam.topics.depth}) within {timeout:g} s",
+                    )
                 behind = (not_before_ns - stamp_to_nanoseconds(colour.header.stamp)) * 1e-9
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"no image from camera '{cam.topics.name}' taken after the instruction within "
-                                    f"{timeout:g} s (its newest is {behind:.2f} s older than the instruction)")
+                raise DecisionError(
+                    DecisionCode.NO_OBSERVATION,
+                    f"no image from camera '{cam.topics.name}' taken after the instruction within "
+                    f"{timeout:g} s (its newest is {behind:.2f} s older than the instruction)",
+                )
         return self.frames()
 
     def frames(self) -> list[CameraFrame]:
@@ -112,9 +119,11 @@ class CameraInputs:
             colour, depth, info = cam.latest()
             name = cam.topics.name
             if colour is None:
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"no synchronised colour/depth images yet from camera '{name}' "
-                                    f"({cam.topics.colour}, {cam.topics.depth})")
+                raise DecisionError(
+                    DecisionCode.NO_OBSERVATION,
+                    f"no synchronised colour/depth images yet from camera '{name}' "
+                    f"({cam.topics.colour}, {cam.topics.depth})",
+                )
             if info is None:
                 raise DecisionError(DecisionCode.NO_OBSERVATION, f"no camera_info yet on {cam.topics.info}")
             try:
@@ -123,27 +132,42 @@ class CameraInputs:
             except ImageError as exc:
                 raise DecisionError(DecisionCode.NO_OBSERVATION, f"camera '{name}': {exc}") from exc
             if rgb.shape[:2] != dep.shape:
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"camera '{name}': colour {rgb.shape[1]}x{rgb.shape[0]} and depth "
-                                    f"{dep.shape[1]}x{dep.shape[0]} differ in size (is depth aligned to colour?)")
+                raise DecisionError(
+                    DecisionCode.NO_OBSERVATION,
+                    f"camera '{name}': colour {rgb.shape[1]}x{rgb.shape[0]} and depth "
+                    f"{dep.shape[1]}x{dep.shape[0]} differ in size (is depth aligned to colour?)",
+                )
             if (intrinsics["height"], intrinsics["width"]) != dep.shape:
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"camera '{name}': camera_info is {intrinsics['width']}x{intrinsics['height']} "
-                                    f"but images are {dep.shape[1]}x{dep.shape[0]}")
+                raise DecisionError(
+                    DecisionCode.NO_OBSERVATION,
+                    f"camera '{name}': camera_info is {intrinsics['width']}x{intrinsics['height']} "
+                    f"but images are {dep.shape[1]}x{dep.shape[0]}",
+                )
             stamp = colour.header.stamp
-            frames.append(CameraFrame(self._model(name, intrinsics, colour), rgb, dep, stamp_to_seconds(stamp),
-                                      stamp_to_nanoseconds(stamp)))
+            frames.append(
+                CameraFrame(
+                    self._model(name, intrinsics, colour),
+                    rgb,
+                    dep,
+                    stamp_to_seconds(stamp),
+                    stamp_to_nanoseconds(stamp),
+                )
+            )
         return frames
 
     def _model(self, name: str, intrinsics: dict, colour: Image) -> CameraModel:
         if self._tf_buffer is not None:
             try:
-                tf = self._tf_buffer.lookup_transform(self.base_frame, colour.header.frame_id,
-                                                      rclpy.time.Time.from_msg(colour.header.stamp),
-                                                      timeout=rclpy.duration.Duration(seconds=0.2))
+                tf = self._tf_buffer.lookup_transform(
+                    self.base_frame,
+                    colour.header.frame_id,
+                    rclpy.time.Time.from_msg(colour.header.stamp),
+                    timeout=rclpy.duration.Duration(seconds=0.2),
+                )
             except Exception as exc:
-                raise DecisionError(DecisionCode.NO_OBSERVATION,
-                                    f"no TF from {self.base_frame} to {colour.header.frame_id}: {exc}") from exc
+                raise DecisionError(
+                    DecisionCode.NO_OBSERVATION, f"no TF from {self.base_frame} to {colour.header.frame_id}: {exc}"
+                ) from exc
             t, q = tf.transform.translation, tf.transform.rotation
             position, orientation = (t.x, t.y, t.z), (q.x, q.y, q.z, q.w)
         else:

@@ -19,8 +19,9 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import rclpy
 from action_msgs.msg import GoalStatus
@@ -36,17 +37,30 @@ from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
 
 from cliport_ros.action import ExecutePickPlace, FollowInstruction
-from cliport_ros.agent import (AgentConfig, CameraFrame, Decider, DecisionCode, DecisionError, quote_text,
-                               validate_instruction)
+from cliport_ros.agent import (
+    AgentConfig,
+    CameraFrame,
+    Decider,
+    DecisionCode,
+    DecisionError,
+    quote_text,
+    validate_instruction,
+)
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.msg import PickPlace as PickPlaceMsg
 from cliport_ros.ros.camera_inputs import CAMERA_PARAMETERS, CameraInputs
 from cliport_ros.ros.conversions import nanoseconds_to_stamp, pick_place_to_msg, seconds_to_stamp
 from cliport_ros.ros.images import array_to_image
+from cliport_ros.ros.node_main import PARAMETER_ERRORS
+from cliport_ros.ros.parameters import ParameterSpec, declare
 from cliport_ros.ros.visualization import decision_markers, heatmap_to_rgb
+from cliport_ros.types import PRIMITIVES
 
-STAGE_NAMES = {FollowInstruction.Feedback.PERCEIVE: "perceive", FollowInstruction.Feedback.PREDICT: "predict",
-               FollowInstruction.Feedback.EXECUTE: "execute"}
+STAGE_NAMES = {
+    FollowInstruction.Feedback.PERCEIVE: "perceive",
+    FollowInstruction.Feedback.PREDICT: "predict",
+    FollowInstruction.Feedback.EXECUTE: "execute",
+}
 
 PolicyFactory = Callable[[str, str], Any]
 
@@ -75,73 +89,162 @@ class Job:
     execute: bool
     not_before_ns: int  # ROS time the instruction arrived: only images taken at or after it are used
     goal_handle: Any = None
-    future: Optional[Future] = None  # completed with the result; the goal's execute coroutine awaits it
+    future: Future | None = None  # completed with the result; the goal's execute coroutine awaits it
     enqueued: float = field(default_factory=time.monotonic)
 
     def cancelled(self) -> bool:
         return self.goal_handle is not None and self.goal_handle.is_cancel_requested
 
 
+def _cliport_node_parameters() -> list[ParameterSpec]:
+    ws, agent, cam = Workspace(), AgentConfig(), CAMERA_PARAMETERS
+    spec = ParameterSpec
+    seconds = {"minimum": 0.0, "maximum": 3600.0}
+    return [
+        spec("checkpoint", "", "checkpoint folder (model.safetensors + config.json); empty = the shipped model"),
+        spec("device", "auto", "auto, cpu, cuda or cuda:N"),
+        spec("warm_up", True, "run the policy at configure so the first decision is not slow"),
+        spec("camera_names", cam["camera_names"], "one entry per RGB-D camera"),
+        spec(
+            "camera_namespaces",
+            cam["camera_namespaces"],
+            "topic namespace per camera (RealSense default: /camera/camera)",
+        ),
+        spec("color_topic", cam["color_topic"], "colour image topic, relative to the namespace"),
+        spec("depth_topic", cam["depth_topic"], "depth image aligned to colour, relative to the namespace"),
+        spec("info_topic", cam["info_topic"], "camera_info topic, relative to the namespace"),
+        spec(
+            "camera_pose_source",
+            cam["camera_pose_source"],
+            "file: poses from camera_poses_file; tf: TF base_frame -> image frame at the image stamp",
+            choices=("file", "tf"),
+        ),
+        spec("camera_poses_file", cam["camera_poses_file"], "camera rig YAML; empty = config/cameras_sim.yaml"),
+        spec(
+            "sync_slop",
+            cam["sync_slop"],
+            "s: colour and depth stamps closer than this are one frame",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        spec("max_image_age", agent.max_image_age, "s: refuse to act on older images (0 disables)", **seconds),
+        spec(
+            "max_stamp_lead",
+            agent.max_stamp_lead,
+            "s an image stamp may lie ahead of this node's clock (clock skew)",
+            minimum=0.0,
+            maximum=10.0,
+        ),
+        spec(
+            "image_wait_timeout",
+            2.0,
+            "s to wait for an image of every camera taken after the instruction arrived",
+            **seconds,
+        ),
+        spec(
+            "min_view_coverage",
+            agent.min_view_coverage,
+            "fraction of the workspace the cameras must see, else the step is refused",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        spec("base_frame", ws.frame_id, "frame of the workspace bounds and of every pose"),
+        *[
+            spec(f"workspace.{k}", getattr(ws, k), f"workspace {k.replace('_', ' ')} (m), in base_frame")
+            for k in ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max")
+        ],
+        spec("workspace.pixel_size", ws.pixel_size, "m per top-down pixel (the model's grid)"),
+        spec(
+            "workspace_margin", agent.workspace_margin, "m kept clear of the workspace edges", minimum=0.0, maximum=0.25
+        ),
+        spec("primitive", agent.primitive, "what executes the decisions (push: separating-piles)", choices=PRIMITIVES),
+        spec(
+            "min_confidence",
+            agent.min_confidence,
+            "stop a FollowInstruction when the policy is less sure than this",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        spec(
+            "max_instruction_length",
+            agent.max_instruction_length,
+            "longer instructions are refused",
+            minimum=1,
+            maximum=100_000,
+        ),
+        spec("max_steps", 10, "FollowInstruction steps when the goal says 0", minimum=1, maximum=1000),
+        spec("execute", True, "false: predict and publish only, never move the arm"),
+        spec("execute_action", "execute_pick_place", "the arm's ExecutePickPlace action"),
+        spec("server_wait_timeout", 5.0, "s for the arm's action server to answer a goal", **seconds),
+        spec("execute_timeout", 120.0, "s for one pick-and-place before it is cancelled", **seconds),
+        spec("on_busy", "queue", "instructions that arrive while one runs", choices=("queue", "reject")),
+        spec("max_queue", 10, "instructions waiting at most", minimum=1, maximum=10_000),
+        spec("max_queue_age", 30.0, "s an instruction may wait in the queue; older ones are refused", **seconds),
+        spec("publish_visualization", True, "heatmaps, top-down view, markers"),
+    ]
+
+
+#: The CLIPort node's parameters: the one table (config/cliport_node.yaml and the README agree with it).
+CLIPORT_NODE_PARAMETERS = _cliport_node_parameters()
+
+
 class CliportNode(LifecycleNode):
-    def __init__(self, node_name: str = "cliport_node", *, context=None, policy_factory: PolicyFactory | None = None,
-                 parameter_overrides: list[Parameter] | None = None) -> None:
-        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [])
+    def __init__(
+        self,
+        node_name: str = "cliport_node",
+        *,
+        context=None,
+        policy_factory: PolicyFactory | None = None,
+        parameter_overrides: list[Parameter] | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        # Every topic, service and action name is relative: two cells run side by side in two namespaces.
+        super().__init__(node_name, context=context, namespace=namespace, parameter_overrides=parameter_overrides or [])
         self._policy_factory = policy_factory or load_policy
-        ws, agent = Workspace(), AgentConfig()
-        self._declare({
-            "checkpoint": "", "device": "auto", "warm_up": True, **CAMERA_PARAMETERS,
-            "max_image_age": agent.max_image_age, "max_stamp_lead": agent.max_stamp_lead,
-            "min_view_coverage": agent.min_view_coverage, "image_wait_timeout": 2.0,
-            "base_frame": ws.frame_id,
-            "workspace.x_min": ws.x_min, "workspace.x_max": ws.x_max, "workspace.y_min": ws.y_min,
-            "workspace.y_max": ws.y_max, "workspace.z_min": ws.z_min, "workspace.z_max": ws.z_max,
-            "workspace.pixel_size": ws.pixel_size, "workspace_margin": agent.workspace_margin,
-            "primitive": agent.primitive, "min_confidence": agent.min_confidence,
-            "max_instruction_length": agent.max_instruction_length, "max_steps": 10,
-            "execute": True, "execute_action": "execute_pick_place", "server_wait_timeout": 5.0,
-            "execute_timeout": 120.0, "on_busy": "queue", "max_queue": 10, "max_queue_age": 30.0,
-            "publish_visualization": True,
-        })
+        declare(self, CLIPORT_NODE_PARAMETERS)
+        ws = Workspace()
         self.policy: Any = None
-        self.decider: Optional[Decider] = None
+        self.decider: Decider | None = None
         self.workspace = ws
-        self.inputs: Optional[CameraInputs] = None
-        self._queue: "queue.Queue[Optional[Job]]" = queue.Queue()
+        self.inputs: CameraInputs | None = None
+        self._queue: queue.Queue[Job | None] = queue.Queue()
         self._busy = threading.Event()
         self._stop = threading.Event()  # set on deactivate/shutdown: the step under way ends, the arm is stopped
-        self._worker: Optional[threading.Thread] = None
+        self._worker: threading.Thread | None = None
         self._active = False
         self._group = ReentrantCallbackGroup()
         self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy, entity) made by configure
-        self.pub_status = self.create_publisher(String, "/cliport/status", 10)  # also reports refusals when inactive
+        self.pub_status = self.create_publisher(String, "cliport/status", 10)  # also reports refusals when inactive
         self.decisions_published = 0
         self.last_timings: dict[str, float] = {}
         self.last_error = ""
 
     # ----- parameters -------------------------------------------------------------------------------------
-    def _declare(self, defaults: dict[str, Any]) -> None:
-        for name, value in defaults.items():
-            self.declare_parameter(name, value)
-
     def p(self, name: str) -> Any:
         return self.get_parameter(name).value
 
     def read_config(self) -> tuple[Workspace, AgentConfig]:
         """Parameters -> validated core configs; ValueError names the parameter."""
         try:
-            ws = Workspace(**{k: float(self.p(f"workspace.{k}")) for k in
-                              ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max", "pixel_size")},
-                           frame_id=self.p("base_frame"))
+            ws = Workspace(
+                **{
+                    k: float(self.p(f"workspace.{k}"))
+                    for k in ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max", "pixel_size")
+                },
+                frame_id=self.p("base_frame"),
+            )
         except ValueError as exc:
             raise ValueError(f"parameter workspace.*/base_frame: {exc}") from exc
         try:
-            agent = AgentConfig(max_instruction_length=int(self.p("max_instruction_length")),
-                                max_image_age=float(self.p("max_image_age")),
-                                max_stamp_lead=float(self.p("max_stamp_lead")),
-                                min_view_coverage=float(self.p("min_view_coverage")),
-                                min_confidence=float(self.p("min_confidence")),
-                                workspace_margin=float(self.p("workspace_margin")),
-                                primitive=str(self.p("primitive")))
+            agent = AgentConfig(
+                max_instruction_length=int(self.p("max_instruction_length")),
+                max_image_age=float(self.p("max_image_age")),
+                max_stamp_lead=float(self.p("max_stamp_lead")),
+                min_view_coverage=float(self.p("min_view_coverage")),
+                min_confidence=float(self.p("min_confidence")),
+                workspace_margin=float(self.p("workspace_margin")),
+                primitive=str(self.p("primitive")),
+            )
         except ValueError as exc:
             raise ValueError(f"parameter {exc}") from exc
         if self.p("on_busy") not in ("queue", "reject"):
@@ -173,25 +276,45 @@ class CliportNode(LifecycleNode):
         # Everything is created once here and destroyed in cleanup: an activate/deactivate cycle adds nothing,
         # so one instruction can never reach two subscriptions (or two servers) and move the arm twice.
         lifecycle = lambda pub: (self.destroy_lifecycle_publisher, pub)  # noqa: E731
-        self.pub_pick_place = self.create_lifecycle_publisher(PickPlaceMsg, "/cliport/pick_place", 10)
-        self.pub_pick_heatmap = self.create_lifecycle_publisher(Image, "/cliport/pick_heatmap", 1)
-        self.pub_place_heatmap = self.create_lifecycle_publisher(Image, "/cliport/place_heatmap", 1)
-        self.pub_top_down = self.create_lifecycle_publisher(Image, "/cliport/top_down", 1)
-        self.pub_markers = self.create_lifecycle_publisher(MarkerArray, "/cliport/markers", 1)
-        self._entities = [lifecycle(p) for p in (self.pub_pick_place, self.pub_pick_heatmap, self.pub_place_heatmap,
-                                                 self.pub_top_down, self.pub_markers)]
-        self.execute_client = ActionClient(self, ExecutePickPlace, self.p("execute_action"),
-                                           callback_group=self._group)
+        self.pub_pick_place = self.create_lifecycle_publisher(PickPlaceMsg, "cliport/pick_place", 10)
+        self.pub_pick_heatmap = self.create_lifecycle_publisher(Image, "cliport/pick_heatmap", 1)
+        self.pub_place_heatmap = self.create_lifecycle_publisher(Image, "cliport/place_heatmap", 1)
+        self.pub_top_down = self.create_lifecycle_publisher(Image, "cliport/top_down", 1)
+        self.pub_markers = self.create_lifecycle_publisher(MarkerArray, "cliport/markers", 1)
+        self._entities = [
+            lifecycle(p)
+            for p in (
+                self.pub_pick_place,
+                self.pub_pick_heatmap,
+                self.pub_place_heatmap,
+                self.pub_top_down,
+                self.pub_markers,
+            )
+        ]
+        self.execute_client = ActionClient(self, ExecutePickPlace, self.p("execute_action"), callback_group=self._group)
         self.inputs.subscribe(callback_group=self._group)
-        self.instruction_sub = self.create_subscription(String, "/cliport/instruction", self._on_instruction,
-                                                        INSTRUCTION_QOS, callback_group=MutuallyExclusiveCallbackGroup())
+        self.instruction_sub = self.create_subscription(
+            String,
+            "cliport/instruction",
+            self._on_instruction,
+            INSTRUCTION_QOS,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         self.follow_server = ActionServer(
-            self, FollowInstruction, "follow_instruction", self._follow_execute,
-            goal_callback=self._follow_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
-            callback_group=self._group)
-        self._entities += [(lambda c: c.destroy(), self.execute_client), (lambda _: self.inputs.unsubscribe(), None),
-                           (self.destroy_subscription, self.instruction_sub),
-                           (lambda s: s.destroy(), self.follow_server)]
+            self,
+            FollowInstruction,
+            "follow_instruction",
+            self._follow_execute,
+            goal_callback=self._follow_goal,
+            cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=self._group,
+        )
+        self._entities += [
+            (lambda c: c.destroy(), self.execute_client),
+            (lambda _: self.inputs.unsubscribe(), None),
+            (self.destroy_subscription, self.instruction_sub),
+            (lambda s: s.destroy(), self.follow_server),
+        ]
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -201,7 +324,8 @@ class CliportNode(LifecycleNode):
         self._active = True
         self.get_logger().info(
             f"active: cameras {[t.colour for t in self.inputs.topics]}, execute={self.p('execute')} "
-            f"via '{self.p('execute_action')}'")
+            f"via '{self.p('execute_action')}'"
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -237,8 +361,12 @@ class CliportNode(LifecycleNode):
             except queue.Empty:
                 break
             if job is not None:
-                self._finish(job, FollowInstruction.Result(success=False, error_code=DecisionCode.INACTIVE,
-                                                           message=f"not started: {reason}"))
+                self._finish(
+                    job,
+                    FollowInstruction.Result(
+                        success=False, error_code=DecisionCode.INACTIVE, message=f"not started: {reason}"
+                    ),
+                )
 
     # ----- inputs -----------------------------------------------------------------------------------------
     def _status(self, text: str, error: bool = False) -> None:
@@ -289,14 +417,24 @@ class CliportNode(LifecycleNode):
         try:
             goal = goal_handle.request
             if not self._active:
-                result = FollowInstruction.Result(success=False, error_code=DecisionCode.INACTIVE,
-                                                  message="the node is not active (lifecycle): activate it first")
-                self._status(f"FollowInstruction '{quote_text(goal.instruction)}' refused: {result.message}",
-                             error=True)
+                result = FollowInstruction.Result(
+                    success=False,
+                    error_code=DecisionCode.INACTIVE,
+                    message="the node is not active (lifecycle): activate it first",
+                )
+                self._status(
+                    f"FollowInstruction '{quote_text(goal.instruction)}' refused: {result.message}", error=True
+                )
             else:
                 steps = int(goal.max_steps) or int(self.p("max_steps"))
-                job = Job(goal.instruction, max_steps=steps, execute=bool(goal.execute), goal_handle=goal_handle,
-                          not_before_ns=self._now_ns(), future=Future(executor=self.executor))
+                job = Job(
+                    goal.instruction,
+                    max_steps=steps,
+                    execute=bool(goal.execute),
+                    goal_handle=goal_handle,
+                    not_before_ns=self._now_ns(),
+                    future=Future(executor=self.executor),
+                )
                 # A done callback makes the executor wake when the worker completes the future (a coroutine
                 # awaiting a bare future is only resumed when something else wakes the executor).
                 job.future.add_done_callback(lambda _: None)
@@ -306,8 +444,11 @@ class CliportNode(LifecycleNode):
                 else:
                     result = await job.future
         except Exception as exc:  # never an empty result: it would carry no reason
-            result = FollowInstruction.Result(success=False, error_code=DecisionCode.INTERNAL_ERROR,
-                                              message=f"internal error: {type(exc).__name__}: {exc}")
+            result = FollowInstruction.Result(
+                success=False,
+                error_code=DecisionCode.INTERNAL_ERROR,
+                message=f"internal error: {type(exc).__name__}: {exc}",
+            )
             self._status(result.message, error=True)
         if result.error_code == DecisionCode.CANCELED and goal_handle.is_cancel_requested:
             goal_handle.canceled()
@@ -333,8 +474,11 @@ class CliportNode(LifecycleNode):
             try:
                 result = self._run_job(job)
             except Exception as exc:  # never let the worker die: the node must stay up
-                result = FollowInstruction.Result(success=False, error_code=DecisionCode.INTERNAL_ERROR,
-                                                  message=f"internal error: {type(exc).__name__}: {exc}")
+                result = FollowInstruction.Result(
+                    success=False,
+                    error_code=DecisionCode.INTERNAL_ERROR,
+                    message=f"internal error: {type(exc).__name__}: {exc}",
+                )
                 self._status(result.message, error=True)
             finally:
                 self._busy.clear()
@@ -343,16 +487,26 @@ class CliportNode(LifecycleNode):
     def _feedback(self, job: Job, step: int, stage: int, latest: PickPlaceMsg | None, arm_stage: str = "") -> None:
         if job.goal_handle is None:
             return
-        job.goal_handle.publish_feedback(FollowInstruction.Feedback(
-            step=step, stage=stage, stage_name=STAGE_NAMES[stage], arm_stage=arm_stage,
-            latest=latest or PickPlaceMsg()))
+        job.goal_handle.publish_feedback(
+            FollowInstruction.Feedback(
+                step=step,
+                stage=stage,
+                stage_name=STAGE_NAMES[stage],
+                arm_stage=arm_stage,
+                latest=latest or PickPlaceMsg(),
+            )
+        )
 
     def _run_job(self, job: Job) -> FollowInstruction.Result:
         result = FollowInstruction.Result(success=False, steps_taken=0)
         waited = time.monotonic() - job.enqueued
         if waited > float(self.p("max_queue_age")):
-            return self._fail(result, DecisionCode.BUSY, f"instruction expired: it waited {waited:.1f} s in the "
-                                                         f"queue (max_queue_age is {self.p('max_queue_age')} s)")
+            return self._fail(
+                result,
+                DecisionCode.BUSY,
+                f"instruction expired: it waited {waited:.1f} s in the "
+                f"queue (max_queue_age is {self.p('max_queue_age')} s)",
+            )
         latest: PickPlaceMsg | None = None
         not_before_ns = job.not_before_ns
         for step in range(1, job.max_steps + 1):
@@ -367,8 +521,11 @@ class CliportNode(LifecycleNode):
                 decision = self.decider.decide(frames, job.instruction, self._now_ns() * 1e-9)
             except DecisionError as exc:
                 return self._fail(result, exc.code, f"step {step}: {exc.message}")
-            stamp = nanoseconds_to_stamp(decision.stamp_ns) if decision.stamp_ns is not None \
+            stamp = (
+                nanoseconds_to_stamp(decision.stamp_ns)
+                if decision.stamp_ns is not None
                 else seconds_to_stamp(decision.stamp)
+            )
             latest = pick_place_to_msg(decision.pick_place, stamp)
             self._publish(decision, latest)
             # For benchmarks/bench_ros_overhead.py: where the time of one decision went.
@@ -379,16 +536,22 @@ class CliportNode(LifecycleNode):
                 if not ok:
                     result.steps.append(latest)
                     result.steps_taken = step
-                    code = (DecisionCode.CANCELED if job.cancelled() else
-                            DecisionCode.INACTIVE if self._stop.is_set() else DecisionCode.EXECUTION_FAILED)
+                    code = (
+                        DecisionCode.CANCELED
+                        if job.cancelled()
+                        else DecisionCode.INACTIVE
+                        if self._stop.is_set()
+                        else DecisionCode.EXECUTION_FAILED
+                    )
                     return self._fail(result, code, f"step {step}: {message}")
             # The next step looks at the scene as the arm left it.
             not_before_ns = self._now_ns()
             result.steps.append(latest)
             result.steps_taken = step
         result.success, result.error_code = True, DecisionCode.SUCCESS
-        result.message = f"{result.steps_taken} step(s) for '{quote_text(job.instruction)}'" + \
-            ("" if job.execute else " (predicted only, execute is false)")
+        result.message = f"{result.steps_taken} step(s) for '{quote_text(job.instruction)}'" + (
+            "" if job.execute else " (predicted only, execute is false)"
+        )
         self._status(result.message)
         return result
 
@@ -443,8 +606,9 @@ class CliportNode(LifecycleNode):
                 return
             handle.get_result_async().add_done_callback(lambda f: (holder.update(result=f.result()), done.set()))
 
-        client.send_goal_async(ExecutePickPlace.Goal(pick_place=msg), feedback_callback=on_feedback) \
-            .add_done_callback(on_goal)
+        client.send_goal_async(ExecutePickPlace.Goal(pick_place=msg), feedback_callback=on_feedback).add_done_callback(
+            on_goal
+        )
         answer_deadline = time.monotonic() + float(self.p("server_wait_timeout"))
         deadline = time.monotonic() + float(self.p("execute_timeout"))
         cancel_sent = False
@@ -455,8 +619,10 @@ class CliportNode(LifecycleNode):
                     holder["abandoned"] = True
             if not answered:
                 if holder.get("abandoned"):
-                    return False, (f"arm controller action '{self.p('execute_action')}' did not answer the goal "
-                                   f"within server_wait_timeout ({self.p('server_wait_timeout')} s): is it running?")
+                    return False, (
+                        f"arm controller action '{self.p('execute_action')}' did not answer the goal "
+                        f"within server_wait_timeout ({self.p('server_wait_timeout')} s): is it running?"
+                    )
                 continue
             stopping = job.cancelled() or self._stop.is_set()
             if (stopping or time.monotonic() > deadline) and not cancel_sent:
@@ -471,8 +637,11 @@ class CliportNode(LifecycleNode):
             return False, "arm controller rejected the goal"
         response = holder["result"]
         res = response.result
-        if response.status == GoalStatus.STATUS_SUCCEEDED and res.success \
-                and res.error_code == ExecutePickPlace.Result.SUCCESS:
+        if (
+            response.status == GoalStatus.STATUS_SUCCEEDED
+            and res.success
+            and res.error_code == ExecutePickPlace.Result.SUCCESS
+        ):
             return True, res.message
         if self._stop.is_set():
             return False, f"the node is stopping; the arm stopped: {res.message}"
@@ -486,7 +655,12 @@ class CliportNode(LifecycleNode):
 def main(argv: list[str] | None = None) -> int:
     """``ros2 run cliport_ros cliport_node --ros-args --params-file config/cliport_node.yaml``."""
     rclpy.init(args=argv if argv is not None else sys.argv)
-    node = CliportNode()
+    try:
+        node = CliportNode()
+    except PARAMETER_ERRORS as exc:
+        print(f"cliport_node: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     code = 0

@@ -81,4 +81,3 @@ def nanoseconds_to_stamp(nanoseconds: int) -> Time:
 def seconds_to_stamp(seconds: float) -> Time:
     sec = int(math.floor(seconds))
     return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
-

@@ -20,20 +20,35 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from cliport_ros.cli import Command
 from cliport_ros.execution.cell import CellConfig
 from cliport_ros.execution.preflight import (
-    Check, check_controllers, check_description, check_gripper, check_reach, check_stream, check_tf,
+    Check,
+    check_controllers,
+    check_description,
+    check_gripper,
+    check_reach,
+    check_stream,
+    check_tf,
 )
 from cliport_ros.ros.bringup import (
-    FRANKA_ARGUMENTS, UR5_ARGUMENTS, Bringup, BringupError, check_distro, franka_bringup, ur5_bringup,
+    FRANKA_ARGUMENTS,
+    UR5_ARGUMENTS,
+    Bringup,
+    BringupError,
+    check_distro,
+    franka_bringup,
+    ur5_bringup,
 )
 
-ROBOTS: dict[str, tuple[Callable[..., Bringup], list]] = {"ur5": (ur5_bringup, UR5_ARGUMENTS),
-                                                         "franka": (franka_bringup, FRANKA_ARGUMENTS)}
+ROBOTS: dict[str, tuple[Callable[..., Bringup], list]] = {
+    "ur5": (ur5_bringup, UR5_ARGUMENTS),
+    "franka": (franka_bringup, FRANKA_ARGUMENTS),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,29 +82,37 @@ class Observer:
 
     def __init__(self, node: Any, bringup: Bringup) -> None:
         from rclpy.qos import (
-            DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
+            DurabilityPolicy,
+            QoSProfile,
+            ReliabilityPolicy,
+            qos_profile_sensor_data,
         )
         from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import String
 
         self.node = node
-        self.descriptions: dict[str, Optional[str]] = {"/robot_description": None,
-                                                       "/robot_description_semantic": None}
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.descriptions: dict[str, str | None] = {"/robot_description": None, "/robot_description_semantic": None}
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         for topic in self.descriptions:
-            node.create_subscription(String, topic, lambda msg, t=topic: self.descriptions.__setitem__(t, msg.data),
-                                     latched)
+            node.create_subscription(
+                String, topic, lambda msg, t=topic: self.descriptions.__setitem__(t, msg.data), latched
+            )
         p = bringup.cliport_parameters
         self.cameras: dict[str, dict[str, Any]] = {}
         for camera, namespace in zip(p["camera_names"], p["camera_namespaces"]):
             record: dict[str, Any] = {"frame": None}
-            for kind, suffix, msg_type in (("color", p["color_topic"], Image), ("depth", p["depth_topic"], Image),
-                                           ("info", p["info_topic"], CameraInfo)):
+            for kind, suffix, msg_type in (
+                ("color", p["color_topic"], Image),
+                ("depth", p["depth_topic"], Image),
+                ("info", p["info_topic"], CameraInfo),
+            ):
                 topic = f"{namespace.rstrip('/')}/{suffix}"
                 record[kind] = {"topic": topic, "count": 0, "encodings": set()}
-                node.create_subscription(msg_type, topic, lambda msg, r=record, k=kind: self._frame(r, k, msg),
-                                         qos_profile_sensor_data)
+                node.create_subscription(
+                    msg_type, topic, lambda msg, r=record, k=kind: self._frame(r, k, msg), qos_profile_sensor_data
+                )
             self.cameras[camera] = record
         self.tf_edges: dict[str, str] = {}
         self.tf_available = True
@@ -98,8 +121,9 @@ class Observer:
         except ImportError:
             self.tf_available = False
         else:
-            static = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            static = QoSProfile(
+                depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+            )
             node.create_subscription(TFMessage, "/tf_static", self._tf, static)
             node.create_subscription(TFMessage, "/tf", self._tf, QoSProfile(depth=100))
         self.counting = False
@@ -116,7 +140,7 @@ class Observer:
         for transform in msg.transforms:
             self.tf_edges[transform.child_frame_id.lstrip("/")] = transform.header.frame_id.lstrip("/")
 
-    def controller_states(self, executor: Any, timeout: float) -> Optional[dict[str, str]]:
+    def controller_states(self, executor: Any, timeout: float) -> dict[str, str] | None:
         """None if controller_manager does not answer; ImportError without controller_manager_msgs."""
         from controller_manager_msgs.srv import ListControllers
 
@@ -141,8 +165,16 @@ class Observer:
         return names
 
 
-def examine(node: Any, executor: Any, bringup: Bringup, robot: str, window: float, min_rate: float,
-            timeout: float, load_checkpoint: Optional[Callable[[str], Any]]) -> list[Check]:
+def examine(
+    node: Any,
+    executor: Any,
+    bringup: Bringup,
+    robot: str,
+    window: float,
+    min_rate: float,
+    timeout: float,
+    load_checkpoint: Callable[[str], Any] | None,
+) -> list[Check]:
     """Listen for ``window`` seconds and ask what is needed; every check, in order."""
     from cliport_ros.ros.images import COLOUR_ENCODINGS, DEPTH_ENCODINGS
 
@@ -160,23 +192,39 @@ def examine(node: Any, executor: Any, bringup: Bringup, robot: str, window: floa
     seconds = time.monotonic() - start
     observer.counting = False
 
-    checks = check_description(observer.descriptions["/robot_description"],
-                               observer.descriptions["/robot_description_semantic"], config)
+    checks = check_description(
+        observer.descriptions["/robot_description"], observer.descriptions["/robot_description_semantic"], config
+    )
     try:
         checks += check_controllers(observer.controller_states(executor, timeout), config.controllers)
     except ImportError as exc:
-        checks.append(Check("controllers", False, f"controller_manager_msgs is not importable ({exc})",
-                            "source the ROS 2 install (ros-jazzy-controller-manager-msgs)"))
+        checks.append(
+            Check(
+                "controllers",
+                False,
+                f"controller_manager_msgs is not importable ({exc})",
+                "source the ROS 2 install (ros-jazzy-controller-manager-msgs)",
+            )
+        )
     checks += check_gripper(config, observer.offered())
     for camera, record in observer.cameras.items():
         for kind, allowed in (("color", COLOUR_ENCODINGS), ("depth", DEPTH_ENCODINGS), ("info", ())):
             entry = record[kind]
-            checks.append(check_stream(f"camera {camera} {kind} {entry['topic']}", entry["count"], seconds,
-                                       min_rate, entry["encodings"] if allowed else None, allowed))
+            checks.append(
+                check_stream(
+                    f"camera {camera} {kind} {entry['topic']}",
+                    entry["count"],
+                    seconds,
+                    min_rate,
+                    entry["encodings"] if allowed else None,
+                    allowed,
+                )
+            )
     if bringup.cliport_parameters.get("camera_pose_source") == "tf":
         if observer.tf_available:
-            checks += check_tf(observer.tf_edges, config.base_frame,
-                               {c: r["frame"] for c, r in observer.cameras.items()})
+            checks += check_tf(
+                observer.tf_edges, config.base_frame, {c: r["frame"] for c, r in observer.cameras.items()}
+            )
         else:
             checks.append(Check("TF", False, "tf2_msgs is not importable", "source the ROS 2 install"))
     checks.append(check_reach(config, robot))
@@ -184,16 +232,24 @@ def examine(node: Any, executor: Any, bringup: Bringup, robot: str, window: floa
         checkpoint = bringup.cliport_parameters.get("checkpoint", "")
         try:
             policy = load_checkpoint(checkpoint)
-            checks.append(Check("checkpoint", True, f"{checkpoint or 'the shipped model'} loads "
-                                f"({type(policy).__name__})"))
+            checks.append(
+                Check("checkpoint", True, f"{checkpoint or 'the shipped model'} loads ({type(policy).__name__})")
+            )
         except Exception as exc:  # noqa: BLE001 - whatever stops the load is the finding
-            checks.append(Check("checkpoint", False, f"{checkpoint or 'the shipped model'}: {exc}",
-                                "give checkpoint:= a folder with model.safetensors and config.json"))
+            checks.append(
+                Check(
+                    "checkpoint",
+                    False,
+                    f"{checkpoint or 'the shipped model'}: {exc}",
+                    "give checkpoint:= a folder with model.safetensors and config.json",
+                )
+            )
     return checks
 
 
-def run(args: argparse.Namespace, out: Any = None, context: Any = None,
-        load_checkpoint: Optional[Callable[[str], Any]] = None) -> int:
+def run(
+    args: argparse.Namespace, out: Any = None, context: Any = None, load_checkpoint: Callable[[str], Any] | None = None
+) -> int:
     """Print the checks; 0 if all are ok, 1 if any is not, 2 for unusable arguments."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -225,9 +281,16 @@ def run(args: argparse.Namespace, out: Any = None, context: Any = None,
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     try:
-        checks = [distro] + examine(node, executor, bringup, robot_name(args.robot, values, arguments),
-                                    args.window, args.min_rate, args.timeout,
-                                    None if args.skip_checkpoint else load_checkpoint)
+        checks = [distro] + examine(
+            node,
+            executor,
+            bringup,
+            robot_name(args.robot, values, arguments),
+            args.window,
+            args.min_rate,
+            args.timeout,
+            None if args.skip_checkpoint else load_checkpoint,
+        )
     finally:
         executor.shutdown()
         node.destroy_node()
@@ -256,7 +319,7 @@ def main(args: list[str] | None = None) -> int:
     add_arguments(parser)
     # ros2 run appends --ros-args ...: the doctor takes no ROS arguments.
     argv = sys.argv[1:] if args is None else args
-    return run(parser.parse_args(argv[:argv.index("--ros-args")] if "--ros-args" in argv else argv))
+    return run(parser.parse_args(argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv))
 
 
 if __name__ == "__main__":

@@ -33,13 +33,17 @@ class FakeFrankaHand(Node):
         prefix = str(self.declare_parameter("action", "/franka_gripper").value).rstrip("/")
         self.object_width = float(self.declare_parameter("object_width", 0.03).value)
         if not 0.0 <= self.object_width <= FRANKA_HAND_MAX_WIDTH:
-            raise ValueError(f"parameter object_width must be in [0, {FRANKA_HAND_MAX_WIDTH}] m, "
-                             f"got {self.object_width}")
+            raise ValueError(
+                f"parameter object_width must be in [0, {FRANKA_HAND_MAX_WIDTH}] m, got {self.object_width}"
+            )
         self.width = FRANKA_HAND_MAX_WIDTH
-        self._servers = [ActionServer(self, Grasp, f"{prefix}/grasp", self._on_grasp),
-                         ActionServer(self, Move, f"{prefix}/move", self._on_move)]
-        self.get_logger().info(f"fake Franka Hand on {prefix}/grasp and {prefix}/move, "
-                               f"object width {self.object_width} m")
+        self._servers = [
+            ActionServer(self, Grasp, f"{prefix}/grasp", self._on_grasp),
+            ActionServer(self, Move, f"{prefix}/move", self._on_move),
+        ]
+        self.get_logger().info(
+            f"fake Franka Hand on {prefix}/grasp and {prefix}/move, object width {self.object_width} m"
+        )
 
     def _on_grasp(self, handle: Any) -> Any:
         goal = handle.request
@@ -50,8 +54,9 @@ class FakeFrankaHand(Node):
             return result
         # Closing from the present width stops on the object if it is narrower, else on the fingers.
         closing = goal.width < self.width
-        self.width = self.object_width if closing and 0.0 < self.object_width < self.width else (
-            0.0 if closing else goal.width)
+        self.width = (
+            self.object_width if closing and 0.0 < self.object_width < self.width else (0.0 if closing else goal.width)
+        )
         result.success = goal.width - goal.epsilon.inner <= self.width <= goal.width + goal.epsilon.outer
         if not result.success:
             result.error = f"grasp failed: fingers stopped at {self.width:.4f} m"

@@ -22,7 +22,11 @@ except Exception:  # absent, or the ROS 1 port failing on ROS 2 messages
     _BRIDGE = None
 
 COLOUR_ENCODINGS = {"rgb8": (3, False), "bgr8": (3, True), "rgba8": (4, False), "bgra8": (4, True)}
-DEPTH_ENCODINGS = {"16UC1": (np.dtype("<u2"), 0.001), "mono16": (np.dtype("<u2"), 0.001), "32FC1": (np.dtype("<f4"), 1.0)}
+DEPTH_ENCODINGS = {
+    "16UC1": (np.dtype("<u2"), 0.001),
+    "mono16": (np.dtype("<u2"), 0.001),
+    "32FC1": (np.dtype("<f4"), 1.0),
+}
 
 
 class ImageError(ValueError):
@@ -34,23 +38,27 @@ def _raw_view(msg: Image, dtype: np.dtype, channels: int) -> np.ndarray:
         raise ImageError(f"image is empty ({msg.width}x{msg.height})")
     row_bytes = msg.width * channels * dtype.itemsize
     if msg.step < row_bytes:
-        raise ImageError(f"image step {msg.step} is shorter than a row ({row_bytes} bytes for {msg.width} px of "
-                         f"{msg.encoding})")
+        raise ImageError(
+            f"image step {msg.step} is shorter than a row ({row_bytes} bytes for {msg.width} px of {msg.encoding})"
+        )
     if len(msg.data) != msg.step * msg.height:
-        raise ImageError(f"image data has {len(msg.data)} bytes; {msg.height} rows of step {msg.step} need "
-                         f"{msg.step * msg.height}")
+        raise ImageError(
+            f"image data has {len(msg.data)} bytes; {msg.height} rows of step {msg.step} need {msg.step * msg.height}"
+        )
     if msg.is_bigendian and dtype.itemsize > 1:
         dtype = dtype.newbyteorder(">")
     buffer = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :row_bytes]
-    return buffer.view(dtype).reshape(msg.height, msg.width, channels) if channels > 1 else \
-        buffer.view(dtype).reshape(msg.height, msg.width)
+    return (
+        buffer.view(dtype).reshape(msg.height, msg.width, channels)
+        if channels > 1
+        else buffer.view(dtype).reshape(msg.height, msg.width)
+    )
 
 
 def colour_to_array(msg: Image) -> np.ndarray:
     """RGB uint8 (H, W, 3) from an rgb8/bgr8/rgba8/bgra8 image."""
     if msg.encoding not in COLOUR_ENCODINGS:
-        raise ImageError(f"unsupported colour encoding {msg.encoding!r}; expected one of "
-                         f"{', '.join(COLOUR_ENCODINGS)}")
+        raise ImageError(f"unsupported colour encoding {msg.encoding!r}; expected one of {', '.join(COLOUR_ENCODINGS)}")
     channels, reversed_order = COLOUR_ENCODINGS[msg.encoding]
     if _BRIDGE is not None:
         try:
@@ -82,15 +90,22 @@ def depth_to_array(msg: Image) -> np.ndarray:
 
 def array_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Image:
     """numpy -> Image: rgb8 (H, W, 3) uint8, mono8 (H, W) uint8, 32FC1 (H, W) float32 or 16UC1 uint16."""
-    expected = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "mono8": (np.uint8, 1), "32FC1": (np.float32, 1),
-                "16UC1": (np.uint16, 1)}
+    expected = {
+        "rgb8": (np.uint8, 3),
+        "bgr8": (np.uint8, 3),
+        "mono8": (np.uint8, 1),
+        "32FC1": (np.float32, 1),
+        "16UC1": (np.uint16, 1),
+    }
     if encoding not in expected:
         raise ImageError(f"cannot encode {encoding!r}; supported: {', '.join(expected)}")
     dtype, channels = expected[encoding]
     array = np.ascontiguousarray(array)
     if array.dtype != dtype or (array.ndim == 3) != (channels == 3) or (channels == 3 and array.shape[2] != 3):
-        raise ImageError(f"{encoding} needs a {np.dtype(dtype).name} array with {channels} channel(s), "
-                         f"got {array.dtype} {array.shape}")
+        raise ImageError(
+            f"{encoding} needs a {np.dtype(dtype).name} array with {channels} channel(s), "
+            f"got {array.dtype} {array.shape}"
+        )
     msg = Image()
     if header is not None:
         msg.header = header
@@ -119,13 +134,22 @@ def camera_info_intrinsics(info: CameraInfo) -> dict[str, float | int]:
     for name, focal, size in (("fx", fx, info.width), ("fy", fy, info.height)):
         fov = math.degrees(2.0 * math.atan(size / (2.0 * focal)))
         if not MIN_FIELD_OF_VIEW_DEG <= fov <= MAX_FIELD_OF_VIEW_DEG:
-            raise ImageError(f"camera_info {name}={focal:g} px gives a {fov:.3g} degree field of view over {size} px; "
-                             f"a camera has {MIN_FIELD_OF_VIEW_DEG}-{MAX_FIELD_OF_VIEW_DEG} degrees: is K in pixels?")
+            raise ImageError(
+                f"camera_info {name}={focal:g} px gives a {fov:.3g} degree field of view over {size} px; "
+                f"a camera has {MIN_FIELD_OF_VIEW_DEG}-{MAX_FIELD_OF_VIEW_DEG} degrees: is K in pixels?"
+            )
     if not (0.0 <= cx <= info.width and 0.0 <= cy <= info.height):
-        raise ImageError(f"camera_info principal point ({cx:g}, {cy:g}) lies outside the "
-                         f"{info.width}x{info.height} image")
-    return {"width": int(info.width), "height": int(info.height), "fx": float(fx), "fy": float(fy),
-            "cx": float(cx), "cy": float(cy)}
+        raise ImageError(
+            f"camera_info principal point ({cx:g}, {cy:g}) lies outside the {info.width}x{info.height} image"
+        )
+    return {
+        "width": int(info.width),
+        "height": int(info.height),
+        "fx": float(fx),
+        "fy": float(fy),
+        "cx": float(cx),
+        "cy": float(cy),
+    }
 
 
 def camera_info_from_model(camera, header: Any = None) -> CameraInfo:

@@ -43,21 +43,36 @@ def ros_distro() -> str:
 def include(spec: Include) -> IncludeLaunchDescription:
     return IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
-            PathJoinSubstitution([FindPackageShare(spec.package), "launch", spec.launch_file])),
+            PathJoinSubstitution([FindPackageShare(spec.package), "launch", spec.launch_file])
+        ),
         launch_arguments=list(spec.arguments.items()),
     )
 
 
 def cliport_node(bringup: Bringup) -> Node:
     # One dict of final, typed values: no substitution inside, nothing applied after it.
-    return Node(package="cliport_ros", executable="cliport_node", name="cliport_node", output="screen",
-                parameters=[bringup.cliport_parameters])
+    return Node(
+        package="cliport_ros",
+        executable="cliport_node",
+        name="cliport_node",
+        output="screen",
+        parameters=[bringup.cliport_parameters],
+    )
 
 
 def extra_nodes(bringup: Bringup) -> list[Node]:
-    return [Node(package=spec.package, executable=spec.executable, name=spec.name, output="screen",
-                 parameters=[spec.parameters], arguments=spec.arguments, remappings=spec.remappings)
-            for spec in bringup.extra_nodes]
+    return [
+        Node(
+            package=spec.package,
+            executable=spec.executable,
+            name=spec.name,
+            output="screen",
+            parameters=[spec.parameters],
+            arguments=spec.arguments,
+            remappings=spec.remappings,
+        )
+        for spec in bringup.extra_nodes
+    ]
 
 
 def camera_calibration(context, path: str | None = None):
@@ -71,9 +86,20 @@ def camera_calibration(context, path: str | None = None):
     if name:
         return [include(Include("easy_handeye2", "publish.launch.py", {"name": name}))]
     if not path:
-        return [LogInfo(msg="no camera calibration given (calibration_file / handeye_calibration_name): "
-                            "the CLIPort node will find no TF from the base frame to the camera "
-                            "and will not act")]
+        return [
+            LogInfo(
+                msg="no camera calibration given (calibration_file / handeye_calibration_name): "
+                "the CLIPort node will find no TF from the base frame to the camera "
+                "and will not act"
+            )
+        ]
     calibration = load_camera_calibration(os.path.expanduser(path))
-    return [Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
-                 output="log", arguments=calibration.static_transform_arguments())]
+    return [
+        Node(
+            package="tf2_ros",
+            executable="static_transform_publisher",
+            name="camera_calibration_tf",
+            output="log",
+            arguments=calibration.static_transform_arguments(),
+        )
+    ]

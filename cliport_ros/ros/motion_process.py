@@ -22,7 +22,8 @@ import importlib
 import multiprocessing
 import signal
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from cliport_ros.execution import CellConfig, MotionOutcome, MotionStatus
 from cliport_ros.execution.scene import Box
@@ -96,14 +97,24 @@ def serve(conn: Any, stop: Any, factory: str, config: CellConfig, node_name: str
 class ProcessBackend:
     """A SceneMotionBackend whose motions run in a child process (see the module's doc)."""
 
-    def __init__(self, factory: str, config: CellConfig, node_name: str = "moveit_py", args: Sequence[Any] = (),
-                 start_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        factory: str,
+        config: CellConfig,
+        node_name: str = "moveit_py",
+        args: Sequence[Any] = (),
+        start_timeout: float = 120.0,
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._conn, child = context.Pipe()
         self._lock = threading.Lock()
-        self._process = context.Process(target=serve, name="motion_process", daemon=True,
-                                        args=(child, self._stop, factory, config, node_name, tuple(args)))
+        self._process = context.Process(
+            target=serve,
+            name="motion_process",
+            daemon=True,
+            args=(child, self._stop, factory, config, node_name, tuple(args)),
+        )
         self._process.start()
         child.close()
         kind, detail = self._receive(start_timeout, "start")
@@ -118,8 +129,9 @@ class ProcessBackend:
             return self._conn.recv()
         except EOFError as exc:
             self._process.join(1.0)
-            raise MotionProcessError(f"the motion process ended (exit code {self._process.exitcode}) "
-                                     f"during {what}") from exc
+            raise MotionProcessError(
+                f"the motion process ended (exit code {self._process.exitcode}) during {what}"
+            ) from exc
 
     def _request(self, request: tuple, what: str) -> Any:
         with self._lock:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from cliport_ros.execution import CellConfig, MotionOutcome, MotionStatus
 from cliport_ros.execution.scene import Box
@@ -24,8 +25,8 @@ from cliport_ros.types import Pose
 FREE_PARAMETERS = "free_motion"
 LINEAR_PARAMETERS = "linear_motion"
 
-EXECUTE_JAZZY = "jazzy"          # execute(trajectory, controllers=[...])
-EXECUTE_BLOCKING = "blocking"    # execute(trajectory, blocking=True, controllers=[...]) (early Jazzy builds)
+EXECUTE_JAZZY = "jazzy"  # execute(trajectory, controllers=[...])
+EXECUTE_BLOCKING = "blocking"  # execute(trajectory, blocking=True, controllers=[...]) (early Jazzy builds)
 # The topic MoveItCpp publishes its planning scene on for RViz, relative to its node's namespace: the same as
 # move_group's, so both would publish /monitored_planning_scene and RViz would flicker between them.
 MONITORED_PLANNING_SCENE = "monitored_planning_scene"
@@ -42,7 +43,8 @@ def execute_style(doc: str | None) -> str:
     if "group_name" in first:
         raise MoveItUnavailable(
             "this moveit_py is ROS 2 Humble's (execute(group_name, ...)), whose planning API differs: "
-            "cliport_ros supports ROS 2 Jazzy and later")
+            "cliport_ros supports ROS 2 Jazzy and later"
+        )
     if "blocking" in first:
         return EXECUTE_BLOCKING
     return EXECUTE_JAZZY
@@ -65,8 +67,10 @@ def execution_outcome(value: Any) -> MotionOutcome:
     """MoveIt's execute() returns a bool on some releases and an ExecutionStatus (``.status`` a name such as
     SUCCEEDED, PREEMPTED, ABORTED, TIMED_OUT) on others."""
     if isinstance(value, bool):
-        return MotionOutcome(MotionStatus.SUCCEEDED if value else MotionStatus.EXECUTION_FAILED,
-                             "" if value else "the controller did not complete the trajectory")
+        return MotionOutcome(
+            MotionStatus.SUCCEEDED if value else MotionStatus.EXECUTION_FAILED,
+            "" if value else "the controller did not complete the trajectory",
+        )
     status = str(getattr(value, "status", value)).upper()
     if "SUCCEEDED" in status:
         return MotionOutcome(MotionStatus.SUCCEEDED)
@@ -81,9 +85,15 @@ class MoveItPyBackend:
     """Plans with OMPL (free) or Pilz LIN (linear) for the cell's end-effector link and executes on the cell's
     controllers."""
 
-    def __init__(self, config: CellConfig, node_name: str = "moveit_py",
-                 log: Callable[[str], None] = print, api: tuple[Any, Any] | None = None,
-                 stop_flag: Any = None, params_files: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: CellConfig,
+        node_name: str = "moveit_py",
+        log: Callable[[str], None] = print,
+        api: tuple[Any, Any] | None = None,
+        stop_flag: Any = None,
+        params_files: Sequence[str] | None = None,
+    ) -> None:
         """``api``: (MoveItPy, PlanRequestParameters); moveit.planning's when not given (tests give doubles).
         ``stop_flag``: an Event-like flag that stop() sets (a multiprocessing.Event shared with the node's
         process, see motion_process.py). ``params_files``: MoveItPy's parameter files (default: sys.argv's)."""
@@ -111,8 +121,10 @@ class MoveItPyBackend:
             # Publish the planning scene beside move_group's, not over it.
             kwargs["remappings"] = {MONITORED_PLANNING_SCENE: f"/{node_name}/{MONITORED_PLANNING_SCENE}"}
         else:
-            log("this moveit_py (before MoveIt 2.12.3) cannot remap: it publishes /monitored_planning_scene "
-                "over move_group's, and RViz may show the scene flicker")
+            log(
+                "this moveit_py (before MoveIt 2.12.3) cannot remap: it publishes /monitored_planning_scene "
+                "over move_group's, and RViz may show the scene flicker"
+            )
         self._robot = MoveItPy(node_name=node_name, **kwargs)
         self._arm = self._robot.get_planning_component(config.planning_group)
         self._free = PlanRequestParameters(self._robot, FREE_PARAMETERS)
@@ -126,8 +138,7 @@ class MoveItPyBackend:
         self._linear.max_velocity_scaling_factor = config.linear_velocity_scaling
         self._linear.max_acceleration_scaling_factor = config.linear_acceleration_scaling
         self._linear.planning_time = config.planning_time
-        log(f"moveit_py ready: group {config.planning_group}, link {config.ee_link}, "
-            f"execute() style {self._style}")
+        log(f"moveit_py ready: group {config.planning_group}, link {config.ee_link}, execute() style {self._style}")
 
     def plan_and_execute(self, target: Pose, linear: bool) -> MotionOutcome:
         self._stop_requested.clear()
@@ -165,8 +176,10 @@ class MoveItPyBackend:
         self._stop_requested.set()
         get_manager = getattr(self._robot, "get_trajectory_execution_manager", None)
         if get_manager is None:
-            self._log("this moveit_py has no get_trajectory_execution_manager(): the motion in progress "
-                      "runs to its end; stop the arm with the pendant if needed")
+            self._log(
+                "this moveit_py has no get_trajectory_execution_manager(): the motion in progress "
+                "runs to its end; stop the arm with the pendant if needed"
+            )
             return
         get_manager().stop_execution(True)
 
@@ -211,5 +224,10 @@ def make_backend(config: CellConfig, node_name: str, stop_flag: Any, files: Sequ
     """The motion process's backend (motion_process.ProcessBackend's factory for a real cell)."""
     import sys
 
-    return MoveItPyBackend(config, node_name, log=lambda message: print(message, file=sys.stderr, flush=True),
-                           stop_flag=stop_flag, params_files=files)
+    return MoveItPyBackend(
+        config,
+        node_name,
+        log=lambda message: print(message, file=sys.stderr, flush=True),
+        stop_flag=stop_flag,
+        params_files=files,
+    )

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -55,11 +56,15 @@ GripperFactory = Callable[[Node, GripperConfig, CallbackGroup], Gripper]
 def moveit_backend_factory(node: Node, config: CellConfig) -> SceneMotionBackend:
     """MoveItPy in a process of its own (motion_process.py: its plan() holds the GIL), with this process's
     MoveIt parameter files."""
-    from cliport_ros.ros.moveit_backend import params_files
     from cliport_ros.ros.motion_process import ProcessBackend
+    from cliport_ros.ros.moveit_backend import params_files
 
-    return ProcessBackend("cliport_ros.ros.moveit_backend:make_backend", config,
-                          node_name=node.get_parameter("moveit_node_name").value, args=(params_files(sys.argv),))
+    return ProcessBackend(
+        "cliport_ros.ros.moveit_backend:make_backend",
+        config,
+        node_name=node.get_parameter("moveit_node_name").value,
+        args=(params_files(sys.argv),),
+    )
 
 
 def ros_gripper_factory(node: Node, config: GripperConfig, group: CallbackGroup) -> Gripper:
@@ -69,10 +74,15 @@ def ros_gripper_factory(node: Node, config: GripperConfig, group: CallbackGroup)
 
 
 class MoveItExecutorNode(Node):
-    def __init__(self, *, context: Any = None, node_name: str = "moveit_executor",
-                 backend_factory: BackendFactory = moveit_backend_factory,
-                 gripper_factory: GripperFactory = ros_gripper_factory,
-                 parameter_overrides: list[Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        context: Any = None,
+        node_name: str = "moveit_executor",
+        backend_factory: BackendFactory = moveit_backend_factory,
+        gripper_factory: GripperFactory = ros_gripper_factory,
+        parameter_overrides: list[Any] | None = None,
+    ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
         # Dynamic typing: a YAML 1 for 1.0 reaches CellConfig, whose messages name the parameter.
         descriptor = ParameterDescriptor(dynamic_typing=True)
@@ -98,8 +108,12 @@ class MoveItExecutorNode(Node):
         # motion returns (else the stop would read as an execution failure). 50 Hz: at most 20 ms to stop().
         self._cancel_watch = self.create_timer(0.02, self._watch_cancel, callback_group=self._group)
         self._server = ActionServer(
-            self, ExecutePickPlace, self.action_name, execute_callback=self._execute,
-            goal_callback=lambda goal: GoalResponse.ACCEPT, cancel_callback=self._cancel,
+            self,
+            ExecutePickPlace,
+            self.action_name,
+            execute_callback=self._execute,
+            goal_callback=lambda goal: GoalResponse.ACCEPT,
+            cancel_callback=self._cancel,
             callback_group=self._group,
         )
         c = self.config
@@ -149,8 +163,7 @@ class MoveItExecutorNode(Node):
             self._busy.release()
 
     def _finish(self, goal_handle: Any, code: ErrorCode, message: str) -> ExecutePickPlace.Result:
-        result = ExecutePickPlace.Result(
-            success=code == ErrorCode.SUCCESS, error_code=int(code), message=message)
+        result = ExecutePickPlace.Result(success=code == ErrorCode.SUCCESS, error_code=int(code), message=message)
         if code == ErrorCode.SUCCESS:
             goal_handle.succeed()
             self.get_logger().info(message)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -33,7 +34,7 @@ class StampPairer:
         self.slop = slop
         self._queues = {"colour": collections.deque(maxlen=history), "depth": collections.deque(maxlen=history)}
 
-    def add(self, stream: str, stamp: float, msg: Any) -> Optional[tuple[Any, Any]]:
+    def add(self, stream: str, stamp: float, msg: Any) -> tuple[Any, Any] | None:
         other = "depth" if stream == "colour" else "colour"
         candidates = self._queues[other]
         best = min(candidates, key=lambda item: abs(item[0] - stamp), default=None)
@@ -60,33 +61,46 @@ class CameraTopics:
 class RgbdCamera:
     """Subscribes to one camera; ``latest()`` gives the newest synchronised (colour, depth, info) messages."""
 
-    def __init__(self, node: Node, topics: CameraTopics, slop: float, qos: QoSProfile = qos_profile_sensor_data,
-                 callback_group: Any = None, on_pair: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        topics: CameraTopics,
+        slop: float,
+        qos: QoSProfile = qos_profile_sensor_data,
+        callback_group: Any = None,
+        on_pair: Callable[[str], None] | None = None,
+    ) -> None:
         self.topics = topics
         # A Condition, so that a reader can wait for a pair newer than a given stamp (wait_for_pair).
         self._lock = threading.Condition()
-        self._pair: Optional[tuple[Image, Image]] = None
-        self._info: Optional[CameraInfo] = None
+        self._pair: tuple[Image, Image] | None = None
+        self._info: CameraInfo | None = None
         self._on_pair = on_pair
         self.pairs_received = 0
         self._node = node
-        self._subscriptions = [node.create_subscription(CameraInfo, topics.info, self._on_info, qos,
-                                                        callback_group=callback_group)]
+        self._subscriptions = [
+            node.create_subscription(CameraInfo, topics.info, self._on_info, qos, callback_group=callback_group)
+        ]
         if message_filters is not None:
-            colour = message_filters.Subscriber(node, Image, topics.colour, qos_profile=qos,
-                                                callback_group=callback_group)
-            depth = message_filters.Subscriber(node, Image, topics.depth, qos_profile=qos,
-                                               callback_group=callback_group)
+            colour = message_filters.Subscriber(
+                node, Image, topics.colour, qos_profile=qos, callback_group=callback_group
+            )
+            depth = message_filters.Subscriber(
+                node, Image, topics.depth, qos_profile=qos, callback_group=callback_group
+            )
             self._sync = message_filters.ApproximateTimeSynchronizer([colour, depth], queue_size=8, slop=slop)
             self._sync.registerCallback(self._store)
             self._subscriptions += [colour.sub, depth.sub]
         else:
             self._pairer = StampPairer(slop)
             self._subscriptions += [
-                node.create_subscription(Image, topics.colour, lambda m: self._add("colour", m), qos,
-                                         callback_group=callback_group),
-                node.create_subscription(Image, topics.depth, lambda m: self._add("depth", m), qos,
-                                         callback_group=callback_group)]
+                node.create_subscription(
+                    Image, topics.colour, lambda m: self._add("colour", m), qos, callback_group=callback_group
+                ),
+                node.create_subscription(
+                    Image, topics.depth, lambda m: self._add("depth", m), qos, callback_group=callback_group
+                ),
+            ]
 
     def destroy(self) -> None:
         """Unsubscribe (lifecycle cleanup); the last frames stay readable."""
@@ -115,10 +129,12 @@ class RgbdCamera:
     def wait_for_pair(self, not_before_ns: int, timeout: float) -> bool:
         """Wait up to ``timeout`` s for a pair whose colour stamp is at or after ``not_before_ns``."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._pair is not None and
-                                       stamp_to_nanoseconds(self._pair[0].header.stamp) >= not_before_ns, timeout)
+            return self._lock.wait_for(
+                lambda: self._pair is not None and stamp_to_nanoseconds(self._pair[0].header.stamp) >= not_before_ns,
+                timeout,
+            )
 
-    def latest(self) -> tuple[Optional[Image], Optional[Image], Optional[CameraInfo]]:
+    def latest(self) -> tuple[Image | None, Image | None, CameraInfo | None]:
         with self._lock:
             colour, depth = self._pair if self._pair is not None else (None, None)
             return colour, depth, self._info

@@ -36,16 +36,24 @@ KEPT_STATUS_LINES = 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="put-block-in-bowl-seen-colors", help="task key (see `cliport tasks`)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--seed", type=int, default=None,
-                        help="first episode's seed (default: the split's first seed, e.g. 10001 for test)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="first episode's seed (default: the split's first seed, e.g. 10001 for test)",
+    )
     parser.add_argument("--episodes", type=int, default=1, help="episodes to play (ignored with --serve)")
     parser.add_argument("--checkpoint", default="", help="policy checkpoint folder (default: the shipped model)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--robot", default="ur5", choices=("ur5", "panda"))
     parser.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
     parser.add_argument("--record", default="", help="folder for PNGs of the top-down view and heatmaps per step")
-    parser.add_argument("--episode-timeout", type=float, default=EPISODE_TIMEOUT,
-                        help="seconds before an episode is abandoned (a failed step ends it at once)")
+    parser.add_argument(
+        "--episode-timeout",
+        type=float,
+        default=EPISODE_TIMEOUT,
+        help="seconds before an episode is abandoned (a failed step ends it at once)",
+    )
     parser.add_argument("--serve", action="store_true", help="keep running; act on /cliport/instruction messages")
 
 
@@ -77,6 +85,7 @@ def exit_on_signals() -> Any:
     """SIGTERM (and SIGINT) raise KeyboardInterrupt in the main thread, so ``run`` tears down in order (rclpy
     installs no handler for a context of our own, and SIGTERM's default would kill us without cleanup).
     Returns a function that puts the previous handlers back."""
+
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -86,12 +95,11 @@ def exit_on_signals() -> Any:
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
+    from rclpy.action import ActionClient
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from std_msgs.msg import String
-
-    from rclpy.action import ActionClient
 
     from cliport_ros.action import FollowInstruction
     from cliport_ros.msg import TaskStatus
@@ -121,11 +129,17 @@ def run(args: argparse.Namespace) -> int:
         rclpy.try_shutdown(context=context)
         restore_signals()
         return 2
-    agent = CliportNode(context=context, parameter_overrides=[
-        Parameter("checkpoint", value=args.checkpoint), Parameter("device", value=args.device),
-        Parameter("primitive", value=primitive),
-        Parameter("camera_names", value=rig.names), Parameter("camera_namespaces", value=[f"/{n}" for n in rig.names]),
-        Parameter("execute", value=True)])
+    agent = CliportNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("checkpoint", value=args.checkpoint),
+            Parameter("device", value=args.device),
+            Parameter("primitive", value=primitive),
+            Parameter("camera_names", value=rig.names),
+            Parameter("camera_namespaces", value=list(rig.names)),
+            Parameter("execute", value=True),
+        ],
+    )
     from rclpy.lifecycle import TransitionCallbackReturn
 
     if agent.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -135,13 +149,19 @@ def run(args: argparse.Namespace) -> int:
         restore_signals()
         return 1
     try:
-        sim = SimNode(context=context, parameter_overrides=[
-            Parameter("task", value=args.task), Parameter("split", value=args.split),
-            Parameter("robot", value=args.robot), Parameter("renderer", value=args.renderer),
-            # The driver sends each step's instruction as a goal; the node waits for images taken after it,
-            # which the bridge streams (the still scene, re-stamped) at its default camera_rate.
-            Parameter("publish_instructions", value=False),
-            Parameter("seed", value=first_seed if args.serve else -1)])
+        sim = SimNode(
+            context=context,
+            parameter_overrides=[
+                Parameter("task", value=args.task),
+                Parameter("split", value=args.split),
+                Parameter("robot", value=args.robot),
+                Parameter("renderer", value=args.renderer),
+                # The driver sends each step's instruction as a goal; the node waits for images taken after it,
+                # which the bridge streams (the still scene, re-stamped) at its default camera_rate.
+                Parameter("publish_instructions", value=False),
+                Parameter("seed", value=first_seed if args.serve else -1),
+            ],
+        )
     except (ValueError, KeyError) as exc:
         print(json.dumps({"error": f"simulator: {exc}"}))
         agent.destroy_node()
@@ -178,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     def wait_status(seed: int, step: int, timeout: float) -> Any:
         """The bridge's status for ``seed`` once it has counted ``step`` steps (or is done); None on timeout."""
+
         def counted() -> bool:
             msg = status.get("msg")
             return msg is not None and msg.seed == seed and (msg.step >= step or msg.done)
@@ -189,8 +210,15 @@ def run(args: argparse.Namespace) -> int:
         """One episode; the row that reports it."""
         t0 = time.monotonic()
         deadline = t0 + args.episode_timeout
-        row: dict[str, Any] = {"episode": k, "task": args.task, "split": args.split, "seed": seed, "score": 0.0,
-                               "steps": 0, "success": False}
+        row: dict[str, Any] = {
+            "episode": k,
+            "task": args.task,
+            "split": args.split,
+            "seed": seed,
+            "score": 0.0,
+            "steps": 0,
+            "success": False,
+        }
         future = reset_client.call_async(ResetEpisode.Request(task=args.task, split=args.split, seed=seed))
         if not wait_future(future, min(120.0, deadline - time.monotonic())) or not future.result().success:
             row["error"] = future.result().message if future.done() else "reset timed out"
@@ -200,8 +228,9 @@ def run(args: argparse.Namespace) -> int:
         step = 0
         while msg is not None and not msg.done:
             step += 1
-            goal = follow_client.send_goal_async(FollowInstruction.Goal(instruction=instruction, max_steps=1,
-                                                                        execute=True))
+            goal = follow_client.send_goal_async(
+                FollowInstruction.Goal(instruction=instruction, max_steps=1, execute=True)
+            )
             if not wait_future(goal, deadline - time.monotonic()):
                 row["error"] = "the CLIPort node did not answer the goal"
                 break
@@ -240,8 +269,17 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.serve:
-            print(json.dumps({"serving": True, "task": args.task, "seed": first_seed,
-                              "instruction_topic": "/cliport/instruction"}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "serving": True,
+                        "task": args.task,
+                        "seed": first_seed,
+                        "instruction_topic": "/cliport/instruction",
+                    }
+                ),
+                flush=True,
+            )
             while rclpy.ok(context=context):
                 time.sleep(0.5)
             return 0
@@ -252,10 +290,15 @@ def run(args: argparse.Namespace) -> int:
             row = play(k, seed)
             results.append(row)
             print(json.dumps(row), flush=True)
-        summary = {"summary": True, "task": args.task, "split": args.split, "episodes": len(results),
-                   "mean_score": round(sum(r["score"] for r in results) / len(results), 2),
-                   "success_rate": round(sum(r["success"] for r in results) / len(results), 4),
-                   "errors": sum("error" in r for r in results)}
+        summary = {
+            "summary": True,
+            "task": args.task,
+            "split": args.split,
+            "episodes": len(results),
+            "mean_score": round(sum(r["score"] for r in results) / len(results), 2),
+            "success_rate": round(sum(r["success"] for r in results) / len(results), 4),
+            "errors": sum("error" in r for r in results),
+        }
         if recorder:
             summary["recorded"] = recorder.written
             summary["record_dir"] = str(recorder.folder)

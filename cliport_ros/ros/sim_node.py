@@ -16,7 +16,8 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -30,12 +31,18 @@ from cliport_ros.action import ExecutePickPlace
 from cliport_ros.msg import TaskStatus
 from cliport_ros.ros.conversions import pick_place_from_msg
 from cliport_ros.ros.images import array_to_image, camera_info_from_model
-from cliport_ros.srv import ResetEpisode
 from cliport_ros.ros.node_main import run_node
+from cliport_ros.ros.parameters import ParameterSpec, declare
+from cliport_ros.srv import ResetEpisode
 
-STAGE_CODES = {"approach": ExecutePickPlace.Feedback.APPROACH, "grasp": ExecutePickPlace.Feedback.GRASP,
-               "lift": ExecutePickPlace.Feedback.LIFT, "move": ExecutePickPlace.Feedback.MOVE,
-               "release": ExecutePickPlace.Feedback.RELEASE, "retreat": ExecutePickPlace.Feedback.RETREAT}
+STAGE_CODES = {
+    "approach": ExecutePickPlace.Feedback.APPROACH,
+    "grasp": ExecutePickPlace.Feedback.GRASP,
+    "lift": ExecutePickPlace.Feedback.LIFT,
+    "move": ExecutePickPlace.Feedback.MOVE,
+    "release": ExecutePickPlace.Feedback.RELEASE,
+    "retreat": ExecutePickPlace.Feedback.RETREAT,
+}
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 SPLITS = ("train", "val", "test")
 
@@ -51,7 +58,7 @@ class SimThread:
     """Runs every call on one dedicated thread; ``call`` blocks the caller until its function has run."""
 
     def __init__(self) -> None:
-        self._jobs: "queue.Queue[Optional[tuple[Callable[[], Any], queue.Queue]]]" = queue.Queue()
+        self._jobs: queue.Queue[tuple[Callable[[], Any], queue.Queue] | None] = queue.Queue()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pybullet", daemon=True)
         self._thread.start()
@@ -103,29 +110,55 @@ def make_environment(task: str, robot: str, renderer: str, cameras_file: str) ->
     return SimEnvironment(task, robot=robot, renderer=renderer, rig=load_camera_rig(cameras_file or None))
 
 
+#: The simulation bridge's parameters: the one table (config/sim_node.yaml and the README agree with it).
+SIM_NODE_PARAMETERS = [
+    ParameterSpec("task", "put-block-in-bowl-seen-colors", "task key (see `cliport tasks`)"),
+    ParameterSpec("split", "test", "the seeds' split", choices=SPLITS),
+    ParameterSpec("seed", -1, "first episode's seed; -1 waits for /sim/reset_episode", minimum=-1, maximum=2**31 - 1),
+    ParameterSpec("robot", "ur5", "the simulated arm", choices=("ur5", "panda")),
+    ParameterSpec("renderer", "auto", "auto: EGL where it loads, else TinyRenderer", choices=("auto", "egl", "tiny")),
+    ParameterSpec("cameras_file", "", "camera rig YAML; empty = config/cameras_sim.yaml (shared with cliport_node)"),
+    ParameterSpec(
+        "camera_rate",
+        5.0,
+        "Hz: the scene as rendered after the last reset or step, re-sent with a fresh stamp (0: only then)",
+        minimum=0.0,
+        maximum=60.0,
+    ),
+    ParameterSpec("execute_action", "execute_pick_place", "the ExecutePickPlace action served"),
+    ParameterSpec("publish_instructions", False, "issue each step's task instruction on /cliport/instruction"),
+    ParameterSpec("base_frame", "base_link", "frame of the poses the bridge accepts and publishes"),
+]
+
+
 class SimNode(Node):
-    def __init__(self, node_name: str = "sim_node", *, context=None,
-                 parameter_overrides: list[Parameter] | None = None,
-                 environment_factory: Callable[[str, str, str, str], Any] = make_environment) -> None:
-        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [])
-        for name, value in {"task": "put-block-in-bowl-seen-colors", "split": "test", "seed": -1, "robot": "ur5",
-                            "renderer": "auto", "cameras_file": "", "camera_rate": 5.0,
-                            "execute_action": "execute_pick_place", "publish_instructions": False,
-                            "base_frame": "base_link"}.items():
-            self.declare_parameter(name, value)
+    def __init__(
+        self,
+        node_name: str = "sim_node",
+        *,
+        context=None,
+        parameter_overrides: list[Parameter] | None = None,
+        environment_factory: Callable[[str, str, str, str], Any] = make_environment,
+        namespace: str | None = None,
+    ) -> None:
+        super().__init__(node_name, context=context, namespace=namespace, parameter_overrides=parameter_overrides or [])
+        declare(self, SIM_NODE_PARAMETERS)
         if self.p("split") not in SPLITS:
             raise ValueError(f"parameter split must be one of {SPLITS}, got {self.p('split')!r}")
         if not (0.0 <= float(self.p("camera_rate")) <= 60.0):
-            raise ValueError(f"parameter camera_rate must be in [0, 60] Hz (0: only after resets and steps), "
-                             f"got {self.p('camera_rate')!r}")
+            raise ValueError(
+                f"parameter camera_rate must be in [0, 60] Hz (0: only after resets and steps), "
+                f"got {self.p('camera_rate')!r}"
+            )
         if self.p("robot") not in ("ur5", "panda"):
             raise ValueError(f"parameter robot must be 'ur5' or 'panda', got {self.p('robot')!r}")
         self.sim = SimThread()
         self._environment_factory = environment_factory
-        self.env = self.sim.call(lambda: environment_factory(self.p("task"), self.p("robot"), self.p("renderer"),
-                                                             self.p("cameras_file")))
+        self.env = self.sim.call(
+            lambda: environment_factory(self.p("task"), self.p("robot"), self.p("renderer"), self.p("cameras_file"))
+        )
         self.split = self.p("split")
-        self.seed: Optional[int] = None
+        self.seed: int | None = None
         self.executing = threading.Event()
         self._stopping = threading.Event()  # stop_executing(): the motion under way ends at its next check
         # The scene as the cameras last saw it: rendered after each reset and step (the scene does not move
@@ -137,17 +170,27 @@ class SimNode(Node):
         self._camera_pubs = {}
         for cam in self.env.rig if hasattr(self.env, "rig") else ():
             self._add_camera(cam.name)
-        self.joint_pub = self.create_publisher(JointState, "/joint_states", 10)
-        self.status_pub = self.create_publisher(TaskStatus, "/sim/task_status", LATCHED)
-        self.instruction_pub = self.create_publisher(String, "/cliport/instruction", 10)
-        self.create_service(ResetEpisode, "/sim/reset_episode", self._on_reset,
-                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.joint_pub = self.create_publisher(JointState, "joint_states", 10)
+        self.status_pub = self.create_publisher(TaskStatus, "sim/task_status", LATCHED)
+        self.instruction_pub = self.create_publisher(String, "cliport/instruction", 10)
+        self.create_service(
+            ResetEpisode, "sim/reset_episode", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup()
+        )
         self.action_server = ActionServer(
-            self, ExecutePickPlace, self.p("execute_action"), self._execute,
-            goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group)
+            self,
+            ExecutePickPlace,
+            self.p("execute_action"),
+            self._execute,
+            goal_callback=self._on_goal,
+            cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=group,
+        )
         if float(self.p("camera_rate")) > 0:
-            self.create_timer(1.0 / float(self.p("camera_rate")), self.publish_cameras,
-                              callback_group=MutuallyExclusiveCallbackGroup())
+            self.create_timer(
+                1.0 / float(self.p("camera_rate")),
+                self.publish_cameras,
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            )
         if int(self.p("seed")) >= 0:
             ok, message, _ = self.reset(self.p("task"), self.split, int(self.p("seed")))
             if not ok:
@@ -159,9 +202,9 @@ class SimNode(Node):
 
     def _add_camera(self, name: str) -> None:
         self._camera_pubs[name] = (
-            self.create_publisher(Image, f"/{name}/color/image_raw", qos_profile_sensor_data),
-            self.create_publisher(Image, f"/{name}/aligned_depth_to_color/image_raw", qos_profile_sensor_data),
-            self.create_publisher(CameraInfo, f"/{name}/color/camera_info", qos_profile_sensor_data),
+            self.create_publisher(Image, f"{name}/color/image_raw", qos_profile_sensor_data),
+            self.create_publisher(Image, f"{name}/aligned_depth_to_color/image_raw", qos_profile_sensor_data),
+            self.create_publisher(CameraInfo, f"{name}/color/camera_info", qos_profile_sensor_data),
         )
 
     # ----- episodes ---------------------------------------------------------------------------------------
@@ -182,11 +225,13 @@ class SimNode(Node):
                 old_task = self.env.task_key
                 self.env.close()
                 try:
-                    self.env = self._environment_factory(task, self.p("robot"), self.p("renderer"),
-                                                         self.p("cameras_file"))
+                    self.env = self._environment_factory(
+                        task, self.p("robot"), self.p("renderer"), self.p("cameras_file")
+                    )
                 except Exception:
-                    self.env = self._environment_factory(old_task, self.p("robot"), self.p("renderer"),
-                                                         self.p("cameras_file"))
+                    self.env = self._environment_factory(
+                        old_task, self.p("robot"), self.p("renderer"), self.p("cameras_file")
+                    )
                     raise
             return self.env.reset(seed=seed, split=split)
 
@@ -202,8 +247,9 @@ class SimNode(Node):
         return True, f"reset {self.env.task_key} {split} seed {seed}", observation.instruction
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
-        ok, message, instruction = self.reset(request.task or self.env.task_key, request.split or self.split,
-                                              int(request.seed))
+        ok, message, instruction = self.reset(
+            request.task or self.env.task_key, request.split or self.split, int(request.seed)
+        )
         response.success, response.message, response.instruction = ok, message, instruction
         return response
 
@@ -212,10 +258,15 @@ class SimNode(Node):
             started = self.seed is not None
             return TaskStatus(
                 header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p("base_frame")),
-                task=self.env.task_key, split=self.split, seed=self.seed if started else -1,
-                instruction=self.env.instruction if started else "", step=self.env.step_count if started else 0,
-                max_steps=self.env.max_steps, score=float(self.env.score) if started else 0.0,
-                done=bool(self.env.done) if started else False)
+                task=self.env.task_key,
+                split=self.split,
+                seed=self.seed if started else -1,
+                instruction=self.env.instruction if started else "",
+                step=self.env.step_count if started else 0,
+                max_steps=self.env.max_steps,
+                score=float(self.env.score) if started else 0.0,
+                done=bool(self.env.done) if started else False,
+            )
 
         return self.sim.call(read)
 
@@ -310,9 +361,13 @@ class SimNode(Node):
         self.executing.set()
         try:
             try:
-                step = self.sim.call(lambda: self.env.step(decision, on_stage=on_stage,
-                                                           should_cancel=lambda: goal_handle.is_cancel_requested
-                                                           or self._stopping.is_set()))
+                step = self.sim.call(
+                    lambda: self.env.step(
+                        decision,
+                        on_stage=on_stage,
+                        should_cancel=lambda: goal_handle.is_cancel_requested or self._stopping.is_set(),
+                    )
+                )
             except Exception as exc:  # the bridge stays up; the result says what broke
                 goal_handle.abort()
                 result.error_code, result.message = ExecutePickPlace.Result.INTERNAL_ERROR, f"simulator error: {exc}"

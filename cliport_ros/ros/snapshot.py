@@ -17,15 +17,23 @@ from cliport_ros.cli import Command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="", help="ROS parameter file with a cliport_node section "
-                        "(default: config/cliport_node.yaml); e.g. config/ur5.yaml")
+    parser.add_argument(
+        "--params",
+        default="",
+        help="ROS parameter file with a cliport_node section (default: config/cliport_node.yaml); e.g. config/ur5.yaml",
+    )
     parser.add_argument("--node-name", default="cliport_node", help="section of the parameter file to read")
     parser.add_argument("--out", default="top_down.png", help="PNG to write")
     parser.add_argument("--per-camera", action="store_true", help="also write <out>_<camera>.png per camera")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the cameras")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a parameter (value in YAML), e.g. --set camera_pose_source=tf "
-                             "--set 'camera_namespaces=[/camera/camera]'")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter (value in YAML), e.g. --set camera_pose_source=tf "
+        "--set 'camera_namespaces=[/camera/camera]'",
+    )
 
 
 def parameters_from_file(path: Path, node_name: str) -> dict[str, Any]:
@@ -67,8 +75,9 @@ def render(view: Any) -> Any:
 
     ws = view.workspace
     height = np.clip(view.height / (ws.z_max - ws.z_min) * 255.0, 0, 255).astype(np.uint8)
-    panel = np.concatenate([cv2.cvtColor(view.colour, cv2.COLOR_RGB2BGR),
-                            cv2.applyColorMap(height, cv2.COLORMAP_JET)], axis=1)
+    panel = np.concatenate(
+        [cv2.cvtColor(view.colour, cv2.COLOR_RGB2BGR), cv2.applyColorMap(height, cv2.COLORMAP_JET)], axis=1
+    )
     return cv2.resize(panel, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
 
 
@@ -97,8 +106,12 @@ def run(args: argparse.Namespace) -> int:
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = CliportNode("cliport_snapshot", context=context, policy_factory=lambda c, d: None,
-                           parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        node = CliportNode(
+            "cliport_snapshot",
+            context=context,
+            policy_factory=lambda c, d: None,
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+        )
         workspace, _ = node.read_config()
         inputs = CameraInputs(node, workspace.frame_id)
     except (ValueError, FileNotFoundError) as exc:
@@ -115,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
         frames = inputs.frames()
         view = fuse_views([(f.rgb, f.depth, f.camera) for f in frames], workspace)
     except (DecisionError, ValueError) as exc:
-        print(json.dumps({"error": getattr(exc, "message", str(exc)),
-                          "topics": [t.colour for t in inputs.topics]}))
+        print(json.dumps({"error": getattr(exc, "message", str(exc)), "topics": [t.colour for t in inputs.topics]}))
         return 1
     finally:
         executor.shutdown()
@@ -132,9 +144,16 @@ def run(args: argparse.Namespace) -> int:
             path = out.with_name(f"{out.stem}_{frame.camera.name}.png")
             cv2.imwrite(str(path), render(single))
             written.append(str(path))
-    print(json.dumps({"written": written, "cameras": [f.camera.name for f in frames],
-                      "coverage": round(float((view.height > 0).mean()), 4),
-                      "max_height_m": round(float(view.height.max()), 4)}))
+    print(
+        json.dumps(
+            {
+                "written": written,
+                "cameras": [f.camera.name for f in frames],
+                "coverage": round(float((view.height > 0).mean()), 4),
+                "max_height_m": round(float(view.height.max()), 4),
+            }
+        )
+    )
     return 0
 
 

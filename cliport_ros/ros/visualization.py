@@ -36,15 +36,20 @@ def decision_markers(decision: PickPlace, workspace: Workspace, header: Header) 
     markers = MarkerArray()
     box = _marker(header, "workspace", 0, Marker.LINE_LIST, (1.0, 1.0, 1.0, 0.8))
     box.scale.x = 0.004
-    xs, ys, zs = (workspace.x_min, workspace.x_max), (workspace.y_min, workspace.y_max), (workspace.z_min, workspace.z_max)
+    xs, ys, zs = (
+        (workspace.x_min, workspace.x_max),
+        (workspace.y_min, workspace.y_max),
+        (workspace.z_min, workspace.z_max),
+    )
     corners = [(x, y, z) for x in xs for y in ys for z in zs]
     for i, a in enumerate(corners):
-        for b in corners[i + 1:]:
+        for b in corners[i + 1 :]:
             if sum(p != q for p, q in zip(a, b)) == 1:  # box edges differ in one coordinate
                 box.points.extend([Point(x=a[0], y=a[1], z=a[2]), Point(x=b[0], y=b[1], z=b[2])])
     markers.markers.append(box)
     for marker_id, (name, pose, rgba) in enumerate(
-            (("pick", decision.pick, (0.1, 0.9, 0.1, 1.0)), ("place", decision.place, (0.1, 0.4, 1.0, 1.0))), start=1):
+        (("pick", decision.pick, (0.1, 0.9, 0.1, 1.0)), ("place", decision.place, (0.1, 0.4, 1.0, 1.0))), start=1
+    ):
         arrow = _marker(header, name, marker_id, Marker.ARROW, rgba)
         arrow.pose = pose_to_msg(pose)
         arrow.scale.x, arrow.scale.y, arrow.scale.z = 0.06, 0.01, 0.01

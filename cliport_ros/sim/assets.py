@@ -68,9 +68,7 @@ def _cylinder(
     rgba="0.7 0.7 0.7 1",
     collision: bool = False,
 ) -> str:
-    origin = (
-        f'<origin xyz="{xyz[0]:.6f} {xyz[1]:.6f} {xyz[2]:.6f}" rpy="{rpy[0]:.6f} {rpy[1]:.6f} {rpy[2]:.6f}"/>'
-    )
+    origin = f'<origin xyz="{xyz[0]:.6f} {xyz[1]:.6f} {xyz[2]:.6f}" rpy="{rpy[0]:.6f} {rpy[1]:.6f} {rpy[2]:.6f}"/>'
     geom = f'<geometry><cylinder radius="{radius}" length="{length:.6f}"/></geometry>'
     material = "c_" + rgba.replace(" ", "_").replace(".", "p")
     out = f'<visual>{origin}{geom}<material name="{material}"><color rgba="{rgba}"/></material></visual>'
@@ -154,9 +152,7 @@ def ur5_suction_urdf(tool: SuctionTool = SuctionTool()) -> str:
 
 def cache_dir() -> Path:
     """Folder for generated files: $CLIPORT_ROS_CACHE_DIR, else <tmp>/cliport_ros_cache."""
-    folder = Path(
-        os.environ.get("CLIPORT_ROS_CACHE_DIR") or Path(tempfile.gettempdir()) / "cliport_ros_cache"
-    )
+    folder = Path(os.environ.get("CLIPORT_ROS_CACHE_DIR") or Path(tempfile.gettempdir()) / "cliport_ros_cache")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

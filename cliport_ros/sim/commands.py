@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cliport_ros.cli import Command
 
@@ -34,28 +35,38 @@ def _demos_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="task key, e.g. put-block-in-bowl-seen-colors (see `cliport tasks`)")
     parser.add_argument("--split", choices=("train", "val", "test"), default="train")
     parser.add_argument("--n", type=int, required=True, help="number of full-score episodes to have on disk")
+    parser.add_argument("--out", required=True, help="output folder (episodes already there are kept and skipped)")
     parser.add_argument(
-        "--out", required=True, help="output folder (episodes already there are kept and skipped)"
-    )
-    parser.add_argument(
-        "--seed-start",
+        "--seed",
         type=int,
         default=None,
-        help="first seed (default: the split's first: train 0, val 1, test 10001); step 2",
+        help="the first episode's seed (default: the split's first: train 0, val 1, test 10001); step 2",
     )
+    parser.add_argument("--seed-start", type=int, default=None, help="deprecated spelling of --seed")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--robot", choices=ROBOTS, default="ur5")
     parser.add_argument("--renderer", choices=RENDERERS, default="auto")
-    parser.add_argument(
-        "--max-tries", type=int, default=None, help="give up after this many seeds (default 3n+20)"
-    )
+    parser.add_argument("--max-tries", type=int, default=None, help="give up after this many seeds (default 3n+20)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument(
         "--mistakes",
         action="store_true",
         help="recovery demos: each episode places one block wrong at a step drawn from its seed (not "
-        "recorded), then the oracle puts it right; give them seeds of their own (--seed-start)",
+        "recorded), then the oracle puts it right; give them seeds of their own (--seed)",
     )
+
+
+def _first_seed(args: argparse.Namespace) -> int | None:
+    from cliport_ros.sim.seeds import deprecated_option
+
+    if args.seed_start is not None:
+        print(
+            deprecated_option("demos", "--seed-start", "--seed (the same: the first episode's seed)"), file=sys.stderr
+        )
+        if args.seed is not None and args.seed != args.seed_start:
+            raise ValueError("give --seed or --seed-start, not both")
+        return args.seed_start
+    return args.seed
 
 
 def _demos_run(args: argparse.Namespace) -> int:
@@ -67,7 +78,7 @@ def _demos_run(args: argparse.Namespace) -> int:
             args.split,
             args.n,
             args.out,
-            seed_start=args.seed_start,
+            seed_start=_first_seed(args),
             workers=args.workers,
             robot=args.robot,
             renderer=args.renderer,

@@ -96,20 +96,14 @@ def _check_existing(path: Path, task: str, split: str) -> None:
     try:
         with np.load(path, allow_pickle=False) as data:
             if "format" not in data.files or str(data["format"]) != FORMAT_MARKER:
-                raise EpisodeFormatError(
-                    f"{path}: not a cliport_ros episode; move it out of the output folder"
-                )
+                raise EpisodeFormatError(f"{path}: not a cliport_ros episode; move it out of the output folder")
             meta = json.loads(str(data["meta"]))
     except EpisodeFormatError:
         raise
     except Exception as exc:
-        raise EpisodeFormatError(
-            f"{path}: unreadable episode ({exc}); delete it to regenerate that seed"
-        ) from exc
+        raise EpisodeFormatError(f"{path}: unreadable episode ({exc}); delete it to regenerate that seed") from exc
     if meta.get("task") != task or meta.get("split") != split:
-        raise EpisodeFormatError(
-            f"{path}: holds {meta.get('task')}/{meta.get('split')}, expected {task}/{split}"
-        )
+        raise EpisodeFormatError(f"{path}: holds {meta.get('task')}/{meta.get('split')}, expected {task}/{split}")
 
 
 def _remove_stale_temporaries(out: Path) -> None:
@@ -232,11 +226,7 @@ def generate_demos(
             pending: list[tuple[int, object]] = []  # in seed order
             while True:
                 # Keep 2 jobs per worker in flight, never more than could still be needed.
-                while (
-                    len(pending) < 2 * workers
-                    and stored + len(pending) < n
-                    and tried + len(pending) < max_tries
-                ):
+                while len(pending) < 2 * workers and stored + len(pending) < n and tried + len(pending) < max_tries:
                     seed = next(seed_iter)
                     if seed in on_disk:
                         stored += 1

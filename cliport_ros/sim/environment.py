@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,8 +75,7 @@ class SimEnvironment:
             if renderer == "egl" and not self.use_egl:
                 self.client.disconnect()
                 raise RuntimeError(
-                    "renderer='egl' requested but the EGL renderer plugin did not load; "
-                    "use renderer='tiny' or 'auto'"
+                    "renderer='egl' requested but the EGL renderer plugin did not load; use renderer='tiny' or 'auto'"
                 )
         self.renderer = "egl" if self.use_egl else "tiny"
         self.scene: Scene | None = None
@@ -149,9 +147,7 @@ class SimEnvironment:
         ``place`` when ``action.primitive`` is "push"."""
         self._require_reset()
         if action.primitive not in ("pick_place", "push"):
-            return PrimitiveResult(
-                False, f"primitive {action.primitive!r} is not available in this task", "approach"
-            )
+            return PrimitiveResult(False, f"primitive {action.primitive!r} is not available in this task", "approach")
         if action.frame_id != self.workspace.frame_id:
             return PrimitiveResult(
                 False,

@@ -40,9 +40,7 @@ from cliport_ros.sim.objects import prism_mesh
 from cliport_ros.sim.scene import COLORS, Scene, SceneObject, rgba
 
 ENV_VAR = "CLIPORT_GOOGLE_OBJECTS"
-DATA_URL = (
-    "https://app.gazebosim.org/GoogleResearch/fuel/collections/Scanned%20Objects%20by%20Google%20Research"
-)
+DATA_URL = "https://app.gazebosim.org/GoogleResearch/fuel/collections/Scanned%20Objects%20by%20Google%20Research"
 LAYOUT = (
     "one entry per object: <folder>/<name>/meshes/model.obj (Google Scanned Objects as downloaded), "
     "<folder>/<name>/model.obj, or <folder>/<name>.obj (Ravens' google/meshes_fixed); the name is the "
@@ -338,9 +336,7 @@ def add_google_object(
     if col < 0 or vis < 0:
         raise GoogleObjectsError(f"{asset.mesh}: PyBullet could not load this mesh")
     z = scene.workspace.z_min + dims[2] / 2 + 0.002
-    body = c.createMultiBody(
-        mass, col, vis, basePosition=[xy[0], xy[1], z], baseOrientation=yaw_to_quaternion(yaw)
-    )
+    body = c.createMultiBody(mass, col, vis, basePosition=[xy[0], xy[1], z], baseOrientation=yaw_to_quaternion(yaw))
     c.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.001)
     if asset.texture is not None:
         try:

@@ -76,9 +76,7 @@ def add_compound(
         raise ValueError(f"a compound takes 1..{MAX_PARTS} parts, got {len(parts)}")
     c = scene.client
     types, shape_kw = _shape_args(c, parts)
-    frames = dict(
-        positions=[list(p[2]) for p in parts], orientations=[list(yaw_to_quaternion(p[3])) for p in parts]
-    )
+    frames = dict(positions=[list(p[2]) for p in parts], orientations=[list(yaw_to_quaternion(p[3])) for p in parts])
     col = -1
     if collide:
         col = c.createCollisionShapeArray(
@@ -93,9 +91,7 @@ def add_compound(
         visualFrameOrientations=frames["orientations"],
         **shape_kw,
     )
-    body = c.createMultiBody(
-        mass, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw)
-    )
+    body = c.createMultiBody(mass, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw))
     # Colour afterwards: createVisualShapeArray's rgbaColors crashes PyBullet 3.2.7 beyond 16 shapes.
     c.changeVisualShape(body, -1, rgbaColor=color_rgba or rgba(color))
     if mass > 0:
@@ -146,9 +142,7 @@ def add_prism(
     # A movable body: PyBullet collides with the mesh's convex hull (the prism itself).
     col = c.createCollisionShape(c.GEOM_MESH, fileName=path) if collide else -1
     vis = c.createVisualShape(c.GEOM_MESH, fileName=path, rgbaColor=color_rgba or rgba(color))
-    body = c.createMultiBody(
-        mass, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw)
-    )
+    body = c.createMultiBody(mass, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw))
     if collide:
         c.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.001)
     xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -215,11 +209,8 @@ def add_container(
         raise ValueError(f"container inner size must be positive, got {inner}")
     h = height / 2
     parts: list[Part] = [
-        ("box", dict(half_extents=(ix / 2 + wall, wall / 2, h)), (0.0, s * (iy + wall) / 2, h), 0.0)
-        for s in (-1, 1)
-    ] + [
-        ("box", dict(half_extents=(wall / 2, iy / 2, h)), (s * (ix + wall) / 2, 0.0, h), 0.0) for s in (-1, 1)
-    ]
+        ("box", dict(half_extents=(ix / 2 + wall, wall / 2, h)), (0.0, s * (iy + wall) / 2, h), 0.0) for s in (-1, 1)
+    ] + [("box", dict(half_extents=(wall / 2, iy / 2, h)), (s * (ix + wall) / 2, 0.0, h), 0.0) for s in (-1, 1)]
     ws = scene.workspace
     return add_compound(
         scene,
@@ -249,9 +240,7 @@ def add_cuboid(
     col = c.createCollisionShape(c.GEOM_BOX, halfExtents=half)
     vis = c.createVisualShape(c.GEOM_BOX, halfExtents=half, rgbaColor=rgba(color))
     z = scene.workspace.z_min + size[2] / 2
-    body = c.createMultiBody(
-        mass, col, vis, basePosition=[xy[0], xy[1], z], baseOrientation=yaw_to_quaternion(yaw)
-    )
+    body = c.createMultiBody(mass, col, vis, basePosition=[xy[0], xy[1], z], baseOrientation=yaw_to_quaternion(yaw))
     c.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.001)
     square = abs(size[0] - size[1]) < 1e-6
     symmetry = math.pi / 2 if square else math.pi

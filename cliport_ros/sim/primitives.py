@@ -60,9 +60,14 @@ class _Canceled(Exception):
     pass
 
 
-def _straight_move(robot: Robot, goal: np.ndarray, yaw: float, spacing: float,
-                   should_cancel: Callable[[], bool] | None,
-                   until: Callable[[], bool] | None = None) -> tuple[bool, str]:
+def _straight_move(
+    robot: Robot,
+    goal: np.ndarray,
+    yaw: float,
+    spacing: float,
+    should_cancel: Callable[[], bool] | None,
+    until: Callable[[], bool] | None = None,
+) -> tuple[bool, str]:
     """Tool-tip move through waypoints ``spacing`` apart on the straight line to ``goal``, turning the tool
     to ``yaw`` as it goes (joint-space interpolation between far-apart poses can sweep a carried object
     through its neighbours). Stops early when ``until()`` holds; raises _Canceled when asked to."""
@@ -103,8 +108,9 @@ def pick_place(
             on_stage(name)
 
     def move(pos, yaw, until=None) -> tuple[bool, str]:
-        return _straight_move(robot, np.asarray(pos, dtype=np.float64), yaw, config.waypoint_spacing,
-                              should_cancel, until)
+        return _straight_move(
+            robot, np.asarray(pos, dtype=np.float64), yaw, config.waypoint_spacing, should_cancel, until
+        )
 
     def descend(start: np.ndarray, stop_z: float, yaw: float) -> tuple[bool, str]:
         """Lower from ``start`` until contact; (touched, reason)."""
@@ -137,9 +143,7 @@ def pick_place(
         if not ok:
             return PrimitiveResult(False, reason, stage)
         enter("grasp")
-        touched, reason = descend(
-            above_pick, max(pick_pos[2] - config.max_overshoot, z_floor - 0.01), pick_yaw
-        )
+        touched, reason = descend(above_pick, max(pick_pos[2] - config.max_overshoot, z_floor - 0.01), pick_yaw)
         held = suction.activate() if touched else None
         enter("lift")
         tip = robot.tip_pose()[0]
@@ -167,9 +171,7 @@ def pick_place(
         if suction.held is None:
             return PrimitiveResult(False, "object lost while carrying", stage, held)
         enter("release")
-        touched, reason = descend(
-            above_place, max(place_pos[2] - config.max_overshoot, z_floor - 0.01), place_yaw
-        )
+        touched, reason = descend(above_place, max(place_pos[2] - config.max_overshoot, z_floor - 0.01), place_yaw)
         suction.release()
         if settle is not None:
             settle()

@@ -129,9 +129,7 @@ class Scene:
     def add_box_compound(
         self,
         kind: str,
-        parts: list[
-            tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float, float]]
-        ],
+        parts: list[tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float, float]]],
         xy: tuple[float, float],
         yaw: float,
         size: tuple[float, float, float],
@@ -169,19 +167,13 @@ class Scene:
         kwargs_col = dict(
             collisionFramePositions=[s[2] for s in shapes], collisionFrameOrientations=[s[3] for s in shapes]
         )
-        kwargs_vis = dict(
-            visualFramePositions=[s[2] for s in shapes], visualFrameOrientations=[s[3] for s in shapes]
-        )
+        kwargs_vis = dict(visualFramePositions=[s[2] for s in shapes], visualFrameOrientations=[s[3] for s in shapes])
         radii = [s[1].get("radius", 0.0) for s in shapes]
         lengths = [s[1].get("length", 0.0) for s in shapes]
         halves = [s[1].get("halfExtents", [0.0, 0.0, 0.0]) for s in shapes]
-        col = c.createCollisionShapeArray(
-            types, radii=radii, lengths=lengths, halfExtents=halves, **kwargs_col
-        )
+        col = c.createCollisionShapeArray(types, radii=radii, lengths=lengths, halfExtents=halves, **kwargs_col)
         vis = c.createVisualShapeArray(types, radii=radii, lengths=lengths, halfExtents=halves, **kwargs_vis)
-        body = c.createMultiBody(
-            0.0, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw)
-        )
+        body = c.createMultiBody(0.0, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw))
         # Colour afterwards: createVisualShapeArray's rgbaColors crashes PyBullet 3.2.7 beyond 16 shapes.
         c.changeVisualShape(body, -1, rgbaColor=color_rgba)
         return body

@@ -33,9 +33,7 @@ def _regular(n: int, radius: float, phase: float = 0.0) -> tuple[tuple[float, fl
 
 def _semicircle(radius: float) -> tuple[tuple[float, float], ...]:
     """A half disc centred on its bounding box."""
-    return tuple(
-        (radius * math.cos(a), radius * math.sin(a) - radius / 2) for a in np.linspace(0, math.pi, 9)
-    )
+    return tuple((radius * math.cos(a), radius * math.sin(a) - radius / 2) for a in np.linspace(0, math.pi, 9))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import resource
 import subprocess
 import sys
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,8 +92,7 @@ def busy_processes(n: int) -> Iterator[list[subprocess.Popen]]:
     """``n`` processes that each keep one core busy (a robot PC's drivers, MoveIt and RViz), stopped on exit."""
     if n < 0:
         raise ValueError(f"load must be >= 0 busy processes, got {n}")
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
-             for _ in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL) for _ in range(n)]
     try:
         yield procs
     finally:

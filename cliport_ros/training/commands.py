@@ -53,7 +53,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder (resumed when it holds last/train_state.pt)")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
     p.add_argument("--lr-schedule", default="none", choices=("none", "cosine", "step"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the run's random seed (initialisation, batches, augmentation)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     p.add_argument("--no-augment", action="store_true", help="turn the SE(2) augmentation off")
@@ -114,9 +114,8 @@ def parse_model_overrides(items: list[str]) -> dict:
 
 def _train_run(args: argparse.Namespace) -> int:
     from cliport_ros.model.clip_backbone import ClipWeightsUnavailable
-    from cliport_ros.training.train import TrainConfig, sim_validator, train
-
     from cliport_ros.sim.tasks import expand_tasks
+    from cliport_ros.training.train import TrainConfig, sim_validator, train
 
     try:
         tasks = (args.task,) if args.task else expand_tasks(args.tasks)
@@ -169,16 +168,23 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
         help="task name, e.g. put-block-in-bowl-seen-colors, or a comma-separated list of tasks and group "
         "names (each task evaluated with the same model)",
     )
-    p.add_argument(
-        "--checkpoint", required=True, help="checkpoint folder, or the name of one under checkpoints/"
-    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, or the name of one under checkpoints/")
     p.add_argument("--split", default="test", choices=("val", "test"))
     p.add_argument("--n", type=_positive_int, default=100, help="episodes (default: 100)")
-    p.add_argument("--seed-start", type=_non_negative_int, default=0, help="first episode index of the split")
-    p.add_argument("--record", default=None, help="folder for per-step PNGs (view, height, heatmaps)")
     p.add_argument(
-        "--results", default=None, help="folder for the per-task results table (results.json, results.md)"
+        "--seed",
+        type=int,
+        default=None,
+        help="the first episode's seed (default: the split's first: val 1, test 10001); step 2",
     )
+    p.add_argument(
+        "--seed-start",
+        type=_non_negative_int,
+        default=None,
+        help="deprecated: the first episode's index in the split (use --seed)",
+    )
+    p.add_argument("--record", default=None, help="folder for per-step PNGs (view, height, heatmaps)")
+    p.add_argument("--results", default=None, help="folder for the per-task results table (results.json, results.md)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
 
@@ -192,6 +198,26 @@ def _resolve_checkpoint(name: str) -> Path:
     return checkpoint_path(name)
 
 
+def _first_episode(args: argparse.Namespace) -> int:
+    """The first episode's index in the split, from --seed (or the deprecated --seed-start, an index)."""
+    from cliport_ros.sim.seeds import deprecated_option, index_for_seed, seed_for
+
+    if args.seed_start is not None:
+        if args.seed is not None:
+            raise ValueError("give --seed or --seed-start, not both")
+        print(
+            deprecated_option(
+                "eval",
+                "--seed-start",
+                f"--seed {seed_for(args.split, args.seed_start)} (a seed, "
+                f"not an index: --seed-start {args.seed_start} is that {args.split} seed)",
+            ),
+            file=sys.stderr,
+        )
+        return int(args.seed_start)
+    return 0 if args.seed is None else index_for_seed(args.split, args.seed)
+
+
 def _eval_run(args: argparse.Namespace) -> int:
     import torch
 
@@ -203,11 +229,10 @@ def _eval_run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        first = _first_episode(args)
         tasks = expand_tasks(args.task)
         policy = Policy.load(_resolve_checkpoint(args.checkpoint), device=args.device)
-        per_task = evaluate_tasks(
-            policy, tasks, split=args.split, n=args.n, seed_start=args.seed_start, record=args.record
-        )
+        per_task = evaluate_tasks(policy, tasks, split=args.split, n=args.n, seed_start=first, record=args.record)
     except (ValueError, FileNotFoundError, ClipWeightsUnavailable) as exc:
         print(f"cliport eval: {exc}", file=sys.stderr)
         return 2
@@ -249,8 +274,12 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--repeats", type=_positive_int, default=20)
     p.add_argument("--warmup", type=_non_negative_int, default=3)
-    p.add_argument("--load", type=_non_negative_int, default=0,
-                   help="busy processes to run beside the measurement (a robot PC's other work)")
+    p.add_argument(
+        "--load",
+        type=_non_negative_int,
+        default=0,
+        help="busy processes to run beside the measurement (a robot PC's other work)",
+    )
     p.add_argument(
         "--model-set",
         action="append",
@@ -266,7 +295,13 @@ def _bench_run(args: argparse.Namespace) -> int:
     try:
         overrides = parse_model_overrides(args.model_set)
         result = run_bench(
-            args.config, args.device, args.threads, args.repeats, args.warmup, args.precision, overrides=overrides,
+            args.config,
+            args.device,
+            args.threads,
+            args.repeats,
+            args.warmup,
+            args.precision,
+            overrides=overrides,
             load=args.load,
         )
     except ValueError as exc:

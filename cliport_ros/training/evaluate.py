@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -41,9 +42,7 @@ def decision_panel(colour: np.ndarray, height: np.ndarray, out: PolicyOutput) ->
     import cv2
 
     h = np.asarray(height, np.float32)
-    h_img = np.repeat(
-        (np.clip(h / max(float(h.max()), 1e-6), 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2
-    )
+    h_img = np.repeat((np.clip(h / max(float(h.max()), 1e-6), 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
     panels = [
         np.ascontiguousarray(p).copy()
         for p in (colour, h_img, heatmap_image(out.pick_heatmap), heatmap_image(out.place_heatmap))
@@ -55,9 +54,7 @@ def decision_panel(colour: np.ndarray, height: np.ndarray, out: PolicyOutput) ->
     return np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
 
 
-def run_episode(
-    policy: Policy, env: Any, seed: int, split: str, record: Path | None = None
-) -> dict[str, Any]:
+def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | None = None) -> dict[str, Any]:
     """One episode from ``env.reset(seed, split)`` until done; returns its score, success and step count."""
     import cv2
 
@@ -237,8 +234,7 @@ def results_markdown(results: Sequence[dict[str, Any]], n_demos: int | None = No
         paper = [single_task(r["task"], c) for c in columns]
         cells = "".join(f" {'-' if v is None else f'{v:.1f}'} |" for v in paper)
         lines.append(
-            f"| {r['task']} | {r['split']} | {r['n']} | {100 * r['success_rate']:.1f} | {r['mean_score']:.1f} |"
-            + cells
+            f"| {r['task']} | {r['split']} | {r['n']} | {100 * r['success_rate']:.1f} | {r['mean_score']:.1f} |" + cells
         )
     mean_success = sum(r["success_rate"] for r in results) / max(len(results), 1)
     mean_score = sum(r["mean_score"] for r in results) / max(len(results), 1)

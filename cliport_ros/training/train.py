@@ -16,9 +16,10 @@ import math
 import pickle
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -170,8 +171,7 @@ class Trainer:
         groups = self.model.parameter_groups()
         self.lr_scales = {name: (clip_lr_scale if name == "clip" else 1.0) for name in groups}
         self.optimisers = {
-            name: torch.optim.Adam(params, lr=lr * self.lr_scales[name])
-            for name, params in groups.items()
+            name: torch.optim.Adam(params, lr=lr * self.lr_scales[name]) for name, params in groups.items()
         }
         self.iteration = 0
 
@@ -188,13 +188,9 @@ class Trainer:
         out = {}
         if self.nets in ("all", "pick"):
             pick_logits = self.model.pick_logits(image, text).reshape(1, -1)
-            out["pick_loss"] = F.cross_entropy(
-                pick_logits, torch.tensor([pick[0] * w + pick[1]], device=device)
-            )
+            out["pick_loss"] = F.cross_entropy(pick_logits, torch.tensor([pick[0] * w + pick[1]], device=device))
         if self.nets in ("all", "place"):
-            place_logits = self.model.place_logits(
-                image, torch.tensor([pick], device=device), text
-            ).reshape(1, -1)
+            place_logits = self.model.place_logits(image, torch.tensor([pick], device=device), text).reshape(1, -1)
             if self.place_loss == "position":
                 # -log of the probability summed over rotations at the label pixel
                 log_p = F.log_softmax(place_logits, dim=-1).reshape(self.policy.cfg.n_rotations, h * w)
@@ -261,9 +257,7 @@ def load_samples(
         if workspace is None:
             workspace = episode.workspace
         elif episode.workspace != workspace:
-            raise ValueError(
-                f"{ref} was recorded over another workspace than the first demo: {episode.workspace}"
-            )
+            raise ValueError(f"{ref} was recorded over another workspace than the first demo: {episode.workspace}")
         out.append(
             [
                 TrainSample(
@@ -327,11 +321,7 @@ def read_train_state(path: Path) -> dict[str, Any]:
             f"keys {sorted(expected)})"
         )
     best = state["best"]
-    if (
-        not isinstance(best, dict)
-        or not isinstance(best.get("score"), float)
-        or not isinstance(best.get("step"), int)
-    ):
+    if not isinstance(best, dict) or not isinstance(best.get("score"), float) or not isinstance(best.get("step"), int):
         raise ValueError(f"{path}: 'best' must be {{'score': float, 'step': int}}, got {best!r}")
     return state
 
@@ -357,9 +347,7 @@ def train(
         for task in cfg.tasks:
             demos[task], task_workspace = load_samples(cfg.data, task, cfg.n_demos)
             if workspace is not None and task_workspace != workspace:
-                raise ValueError(
-                    f"the demos of {task!r} were recorded over another workspace: {task_workspace}"
-                )
+                raise ValueError(f"the demos of {task!r} were recorded over another workspace: {task_workspace}")
             workspace = task_workspace
     source = SampleSource(demos, cfg.seed)
     shape = next(iter(demos.values()))[0][0].height.shape
@@ -522,10 +510,10 @@ def init_place_from_pick(model: CLIPortModel, checkpoint: str | Path) -> int:
     for key, value in own.items():
         for prefix in ("transport.key.", "transport.query."):
             if key.startswith(prefix):
-                source = "attention.net." + key[len(prefix):]
+                source = "attention.net." + key[len(prefix) :]
                 break
         else:
-            source = "clip." + key[len("place_clip."):] if key.startswith("place_clip.") else None
+            source = "clip." + key[len("place_clip.") :] if key.startswith("place_clip.") else None
         if source is not None and source in state and state[source].shape == value.shape:
             update[key] = state[source]
     if not update:

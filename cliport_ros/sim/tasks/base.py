@@ -187,8 +187,7 @@ class Task(ABC):
                     continue
                 pos, _ = scene.pose(obj)
                 dists = [
-                    math.hypot(pos[0] - goal.targets[t][0][0], pos[1] - goal.targets[t][0][1])
-                    for t in free_targets
+                    math.hypot(pos[0] - goal.targets[t][0][0], pos[1] - goal.targets[t][0][1]) for t in free_targets
                 ]
                 best = int(np.argmin(dists))
                 choices.append((dists[best], obj, goal.targets[free_targets[best]]))

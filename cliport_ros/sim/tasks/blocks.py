@@ -43,9 +43,7 @@ class PutBlockInBowl(Task):
         n_blocks = int(rng.integers(1, n_bowls + 1))
         bowl_radius = BOWL_DIAMETER / 2 + 0.01
         block_radius = BLOCK_SIZE * math.sqrt(0.5)
-        bowls = [
-            scene.add_bowl(bowl_color, _place(scene, rng, bowl_radius), BOWL_DIAMETER) for _ in range(n_bowls)
-        ]
+        bowls = [scene.add_bowl(bowl_color, _place(scene, rng, bowl_radius), BOWL_DIAMETER) for _ in range(n_bowls)]
         blocks = [
             scene.add_block(
                 block_color, _place(scene, rng, block_radius), float(rng.uniform(0, 2 * math.pi)), BLOCK_SIZE
@@ -66,9 +64,7 @@ class PutBlockInBowl(Task):
         targets = []
         for bowl in bowls:
             pos, _ = scene.pose(bowl)
-            targets.append(
-                ((float(pos[0]), float(pos[1]), scene.workspace.z_min + BOWL_FLOOR + BLOCK_SIZE / 2), 0.0)
-            )
+            targets.append(((float(pos[0]), float(pos[1]), scene.workspace.z_min + BOWL_FLOOR + BLOCK_SIZE / 2), 0.0))
         self.goals = [
             Goal(
                 tuple(blocks),
@@ -109,9 +105,7 @@ class StackBlockPyramidSeq(Task):
         scene.add_box_compound("stand", parts, stand_xy, stand_yaw, (p, 3 * p, h))
         block_radius = BLOCK_SIZE * math.sqrt(0.5)
         blocks = [
-            scene.add_block(
-                c, _place(scene, rng, block_radius), float(rng.uniform(0, 2 * math.pi)), BLOCK_SIZE
-            )
+            scene.add_block(c, _place(scene, rng, block_radius), float(rng.uniform(0, 2 * math.pi)), BLOCK_SIZE)
             for c in colors
         ]
         z0 = scene.workspace.z_min + h + BLOCK_SIZE / 2
@@ -125,8 +119,7 @@ class StackBlockPyramidSeq(Task):
         ]
         c, s = math.cos(stand_yaw), math.sin(stand_yaw)
         targets = [
-            ((stand_xy[0] + c * lx - s * ly, stand_xy[1] + s * lx + c * ly, lz), stand_yaw)
-            for lx, ly, lz in local
+            ((stand_xy[0] + c * lx - s * ly, stand_xy[1] + s * lx + c * ly, lz), stand_yaw) for lx, ly, lz in local
         ]
         places = [
             "the lighter brown side",

@@ -124,9 +124,7 @@ class _PackingGoogleObjects(ZoneTask):
         local = grasps[order]
         world = local @ np.array([[c, s], [-s, c]]) + pos[:2]
         top, bottom = pos[2] + info.size[2] + 0.1, scene.workspace.z_min - 0.01
-        hits = scene.client.rayTestBatch(
-            [(x, y, top) for x, y in world], [(x, y, bottom) for x, y in world]
-        )
+        hits = scene.client.rayTestBatch([(x, y, top) for x, y in world], [(x, y, bottom) for x, y in world])
         pick = None
         for (x, y), hit in zip(world, hits):
             if hit[0] == obj and hit[4][2] >= 0.8:  # the object itself, a face that looks up

@@ -121,9 +121,7 @@ class AlignRope(Task):
         ]
         z = scene.workspace.z_min + thin + 0.0005  # just above the table top: no z-fighting
         size = (side, side, 2 * thin)
-        return add_compound(
-            scene, "zone", self.square_color, parts, (xy[0], xy[1], z), yaw, size, collide=False
-        )
+        return add_compound(scene, "zone", self.square_color, parts, (xy[0], xy[1], z), yaw, size, collide=False)
 
     def _layout(self, rng: np.random.Generator, centre: np.ndarray) -> list[np.ndarray]:
         """Bead centres (x, y) of a random curve inside the rope's disc, ``link`` apart, not crossing."""
@@ -131,7 +129,7 @@ class AlignRope(Task):
             a, r = float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0, self.rope_radius / 2))
             points = [centre + r * np.array([math.cos(a), math.sin(a)])]
             heading = float(rng.uniform(0, 2 * math.pi))
-            for i in range(1, self.n_beads):
+            for _bead in range(1, self.n_beads):
                 for _ in range(30):
                     h = heading + float(rng.normal(0.0, 0.6))
                     q = points[-1] + self.link * np.array([math.cos(h), math.sin(h)])
