@@ -197,6 +197,26 @@ def test_follow_instruction_executes_steps_through_the_arm(rig):
     assert {f.arm_stage for f in feedback if f.stage_name == "execute"} >= {"retreat"}
 
 
+def test_each_step_publishes_its_overlay_once_its_outcome_is_known(rig):
+    """For RViz: the maps blended on the view, the pick and place marked, the instruction and the outcome."""
+    from cliport_ros.ros.images import colour_to_array
+
+    overlays = []
+    rig.client.create_subscription(Image, "/cliport/overlay", overlays.append, 10)
+    node = rig.start(execute=True)
+    rig.executor.add_node(PeerNode(context=rig.context))
+    feed_images(rig, node)
+    status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=2, execute=True)
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    assert spin_until(rig.executor, lambda: len(overlays) == 2, 10), len(overlays)
+    rows, cols = node.workspace.shape
+    for overlay, step in zip(overlays, result.steps):
+        picture = colour_to_array(overlay)
+        assert picture.shape[1] == 2 * 2 * cols + 4 and picture.shape[0] > 2 * rows
+        # Stamped like the decision it shows, in the base frame.
+        assert (overlay.header.stamp, overlay.header.frame_id) == (step.header.stamp, "base_link")
+
+
 @pytest.mark.parametrize(
     "instruction, message",
     [

@@ -70,8 +70,13 @@ def test_episodes_run_through_ros_and_are_scored(random_checkpoint, tmp_path):
         assert "error" not in e, e
     assert summary["summary"] and summary["episodes"] == 2
     pngs = sorted(p.name for p in (tmp_path / "rec").iterdir())
-    assert "ep000_step01_top_down.png" in pngs and "ep000_step01_pick_heatmap.png" in pngs
-    assert summary["recorded"] == len(pngs) and len(pngs) % 3 == 0
+    # One overlay per step (the maps on the view, the pick and place, the instruction and the outcome).
+    assert "ep000_step01.png" in pngs and "ep001_step01.png" in pngs
+    assert summary["recorded"] == len(pngs) == sum(e["steps"] for e in episodes)
+    import cv2
+
+    picture = cv2.imread(str(tmp_path / "rec" / "ep000_step01.png"))
+    assert picture.shape[1] == 2 * 2 * 160 + 4 and picture.shape[0] > 2 * 320
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path):

@@ -136,6 +136,11 @@ def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
     assert summary["success_rate"] == (1.0 if summary["mean_score"] >= 100.0 - 1e-6 else 0.0)
     pngs = sorted(p.name for p in (tmp_path / "rec").iterdir())
     assert len(pngs) == int(row[2]) and pngs[0] == "seed00005_step00.png"
+    # Each is the step's overlay: the two 2x maps on the 320x160 view side by side, text above and below.
+    import cv2
+
+    overlay = cv2.imread(str(tmp_path / "rec" / pngs[0]))
+    assert overlay.shape[1] == 2 * 2 * 160 + 4 and overlay.shape[0] > 2 * 320
 
 
 def test_train_with_unreachable_openai_weights_fails_with_the_alternatives(capsys, tmp_path, monkeypatch):

@@ -48,6 +48,7 @@ from cliport_ros.agent import (
 )
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.msg import PickPlace as PickPlaceMsg
+from cliport_ros.perception.overlay import decision_overlay
 from cliport_ros.ros.camera_inputs import CAMERA_PARAMETERS, CameraInputs
 from cliport_ros.ros.conversions import nanoseconds_to_stamp, pick_place_to_msg, seconds_to_stamp
 from cliport_ros.ros.images import array_to_image
@@ -281,6 +282,7 @@ class CliportNode(LifecycleNode):
         self.pub_place_heatmap = self.create_lifecycle_publisher(Image, "cliport/place_heatmap", 1)
         self.pub_top_down = self.create_lifecycle_publisher(Image, "cliport/top_down", 1)
         self.pub_markers = self.create_lifecycle_publisher(MarkerArray, "cliport/markers", 1)
+        self.pub_overlay = self.create_lifecycle_publisher(Image, "cliport/overlay", 1)
         self._entities = [
             lifecycle(p)
             for p in (
@@ -289,6 +291,7 @@ class CliportNode(LifecycleNode):
                 self.pub_place_heatmap,
                 self.pub_top_down,
                 self.pub_markers,
+                self.pub_overlay,
             )
         ]
         self.execute_client = ActionClient(self, ExecutePickPlace, self.p("execute_action"), callback_group=self._group)
@@ -528,11 +531,14 @@ class CliportNode(LifecycleNode):
             )
             latest = pick_place_to_msg(decision.pick_place, stamp)
             self._publish(decision, latest)
+            outcome = f"step {step}: predicted only (execute is false)"
             # For benchmarks/bench_ros_overhead.py: where the time of one decision went.
             self.last_timings = dict(decision.timings, received_to_published_s=time.monotonic() - job.enqueued)
             if job.execute:
                 self._feedback(job, step, FollowInstruction.Feedback.EXECUTE, latest)
                 ok, message = self._execute(job, step, latest)
+                outcome = f"step {step}: {'executed' if ok else 'failed'}: {message}"
+                self._publish_overlay(decision, job.instruction, outcome, latest)
                 if not ok:
                     result.steps.append(latest)
                     result.steps_taken = step
@@ -544,6 +550,8 @@ class CliportNode(LifecycleNode):
                         else DecisionCode.EXECUTION_FAILED
                     )
                     return self._fail(result, code, f"step {step}: {message}")
+            else:
+                self._publish_overlay(decision, job.instruction, outcome, latest)
             # The next step looks at the scene as the arm left it.
             not_before_ns = self._now_ns()
             result.steps.append(latest)
@@ -579,6 +587,24 @@ class CliportNode(LifecycleNode):
         self.pub_pick_heatmap.publish(array_to_image(heatmap_to_rgb(output.pick_heatmap), "rgb8", header))
         self.pub_place_heatmap.publish(array_to_image(heatmap_to_rgb(output.place_heatmap), "rgb8", header))
         self.pub_markers.publish(decision_markers(decision.pick_place, self.workspace, header))
+
+    def _publish_overlay(self, decision, instruction: str, outcome: str, msg: PickPlaceMsg) -> None:
+        """The step's picture (perception/overlay.py), once its outcome is known; for RViz's Image display."""
+        if not self.p("publish_visualization"):
+            return
+        output = decision.output
+        picture = decision_overlay(
+            decision.view.colour,
+            output.pick_heatmap,
+            output.place_heatmap,
+            output.pick_pixel,
+            output.place_pixel,
+            output.place_rotation,
+            instruction,
+            outcome,
+        )
+        header = Header(stamp=msg.header.stamp, frame_id=self.workspace.frame_id)
+        self.pub_overlay.publish(array_to_image(picture, "rgb8", header))
 
     def _execute(self, job: Job, step: int, msg: PickPlaceMsg) -> tuple[bool, str]:
         """Send one PickPlace to the arm and wait (on this worker thread) for the result.

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class Recorder:
-    """Writes the CLIPort node's published images as PNGs: <dir>/ep<k>_step<n>_<kind>.png."""
+    """Writes the CLIPort node's step overlays (cliport/overlay: the maps on the view, the pick and place, the
+    instruction and the step's outcome) as PNGs: <dir>/ep<k>_step<n>.png."""
 
     def __init__(self, node: Any, folder: Path) -> None:
         from sensor_msgs.msg import Image
@@ -66,17 +67,15 @@ class Recorder:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.episode, self.step, self.written = 0, 0, 0
-        for kind in ("top_down", "pick_heatmap", "place_heatmap"):
-            node.create_subscription(Image, f"/cliport/{kind}", lambda msg, k=kind: self._save(k, msg), 10)
+        node.create_subscription(Image, "cliport/overlay", self._save, 10)
 
-    def _save(self, kind: str, msg: Any) -> None:
+    def _save(self, msg: Any) -> None:
         import cv2
 
         from cliport_ros.ros.images import colour_to_array
 
-        if kind == "top_down":
-            self.step += 1
-        path = self.folder / f"ep{self.episode:03d}_step{self.step:02d}_{kind}.png"
+        self.step += 1
+        path = self.folder / f"ep{self.episode:03d}_step{self.step:02d}.png"
         cv2.imwrite(str(path), cv2.cvtColor(colour_to_array(msg), cv2.COLOR_RGB2BGR))
         self.written += 1  # a count, not a list: --serve runs for days
 

@@ -1,8 +1,9 @@
 """Evaluating a policy in the simulator: episodes run with the policy alone (no oracle), scored 0-100.
 
 Prints one table row per episode, and (from the command) a final JSON line with mean_score and success_rate.
-``record`` saves, per step, one PNG: top-down colour | height | pick heatmap | place heatmap, with the chosen
-pick (circle) and place (cross) marked.
+``record`` saves, per step, one PNG (cliport_ros.perception.overlay): the pick and place maps blended on the
+top-down view the policy saw, the pick and place marked, the place rotation drawn, the instruction and the
+step's outcome written on it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from cliport_ros.model.policy import Policy, PolicyOutput
+from cliport_ros.perception.overlay import decision_overlay
 
 SPLITS = ("train", "val", "test")
 FULL_SCORE = 100.0  # the simulator's episode score is 0-100
@@ -65,16 +67,29 @@ def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | 
     while not done and steps < env.max_steps:
         out = policy.act(obs.view, obs.instruction)
         decide_ms.append(out.timings["total_ms"])
-        if record is not None:
-            record.mkdir(parents=True, exist_ok=True)
-            panel = decision_panel(obs.view.colour, obs.view.height, out)
-            cv2.imwrite(str(record / f"seed{seed:05d}_step{steps:02d}.png"), panel[:, :, ::-1])
+        view, instruction, before = obs.view, obs.instruction, float(env.score)
         # the task decides how a decision is executed (separating-piles pushes)
         action = dataclasses.replace(out.pick_place, primitive=env.task.primitive)
         pick = action.pick.position
         target = env.pick_target(float(pick[0]), float(pick[1]))
         result = env.step(action)
         outcomes.append(_outcome(target, result, action.primitive))
+        if record is not None:
+            # One picture per step: the maps on the view the policy saw, with what the step did.
+            record.mkdir(parents=True, exist_ok=True)
+            done_text = "" if result.success else f" ({result.message})"
+            outcome = f"step {steps + 1}: {outcomes[-1]}{done_text}, score {before:.1f} -> {float(env.score):.1f}"
+            overlay = decision_overlay(
+                view.colour,
+                out.pick_heatmap,
+                out.place_heatmap,
+                out.pick_pixel,
+                out.place_pixel,
+                out.place_rotation,
+                instruction,
+                outcome,
+            )
+            cv2.imwrite(str(record / f"seed{seed:05d}_step{steps:02d}.png"), overlay[:, :, ::-1])
         steps += 1
         done = bool(result.done)
         if not result.success:  # the primitive failed (e.g. nothing to pick): the episode goes on
