@@ -82,60 +82,33 @@ class Driver:
 
     def __init__(self, stall_s: float) -> None:
         import rclpy
-        from rclpy.action import ActionClient
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
-        from std_msgs.msg import String
 
         from cliport_ros.action import FollowInstruction
-        from cliport_ros.msg import TaskStatus
-        from cliport_ros.ros.sim_node import LATCHED
-        from cliport_ros.srv import ResetEpisode
+        from cliport_ros.ros.client import CliportClient, wait_for
 
-        self.FollowInstruction, self.ResetEpisode, self.String = FollowInstruction, ResetEpisode, String
+        self.FollowInstruction, self.wait = FollowInstruction, wait_for
         self.stall_s = stall_s
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = Node("soak_driver", context=self.context)
-        self.status_lock = threading.Condition()
-        self.task_status: Any = None
-        self.lines_received, self.last_line = 0, ""  # of /cliport/status
-        self.node.create_subscription(TaskStatus, "/sim/task_status", self._on_status, LATCHED)
-        self.node.create_subscription(String, "/cliport/status", self._on_line, 100)
-        self.reset_client = self.node.create_client(ResetEpisode, "/sim/reset_episode")
-        self.follow = ActionClient(self.node, FollowInstruction, "follow_instruction")
-        self.instruction_pub = self.node.create_publisher(String, "/cliport/instruction", 10)
+        self.client = CliportClient(self.node)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self.spinner.start()
 
-    def _on_status(self, msg: Any) -> None:
-        with self.status_lock:
-            self.task_status = msg
-            self.status_lock.notify_all()
-
-    def _on_line(self, msg: Any) -> None:
-        with self.status_lock:
-            self.lines_received, self.last_line = self.lines_received + 1, msg.data
-            self.status_lock.notify_all()
-
-    @staticmethod
-    def wait(future: Any, timeout: float) -> bool:
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        return done.wait(timeout)
+    @property
+    def task_status(self) -> Any:
+        return self.client.task_status
 
     def wait_status(self, predicate: Any, timeout: float) -> Any:
-        with self.status_lock:
-            found = self.status_lock.wait_for(
-                lambda: self.task_status is not None and predicate(self.task_status), timeout
-            )
-            return self.task_status if found else None
+        return self.client.wait_for_status(predicate, timeout)
 
     def reset(self, task: str, seed: int) -> tuple[bool, str]:
-        self.reset_client.wait_for_service(timeout_sec=30)  # discovery, the first time; the answer decides
-        future = self.reset_client.call_async(self.ResetEpisode.Request(task=task, split="test", seed=seed))
+        self.client.wait_for_servers(30, simulation=True)  # discovery, the first time; the answer decides
+        future = self.client.reset_episode(task, "test", seed)
         if not self.wait(future, self.stall_s):
             return False, "reset: no answer"
         res = future.result()
@@ -148,29 +121,21 @@ class Driver:
         """One FollowInstruction step; cancelled at its first EXECUTE feedback when ``cancel``."""
         t0 = time.monotonic()
         marks: dict[str, float] = {}
-        handle_box: dict[str, Any] = {}
+        box: dict[str, Any] = {}
 
-        def on_feedback(msg: Any) -> None:
-            if msg.feedback.stage == self.FollowInstruction.Feedback.EXECUTE and "execute" not in marks:
+        def on_feedback(feedback: Any) -> None:
+            if feedback.stage == self.FollowInstruction.Feedback.EXECUTE and "execute" not in marks:
                 marks["execute"] = time.monotonic()
-                if cancel and "handle" in handle_box:
-                    handle_box["handle"].cancel_goal_async()
+                if cancel:
+                    self.client.cancel(box["task"])
 
-        goal = self.follow.send_goal_async(
-            self.FollowInstruction.Goal(instruction=instruction, max_steps=1, execute=True),
-            feedback_callback=on_feedback,
-        )
-        if not self.wait(goal, self.stall_s):
-            return {"stall": "goal not answered"}
-        handle = goal.result()
-        if not handle.accepted:
+        box["task"] = task = self.client.follow(instruction, max_steps=1, execute=True, feedback=on_feedback)
+        if not self.wait(task.done_future, self.stall_s):
+            self.client.cancel(task)
+            return {"stall": "goal not answered" if task.accepted() is None else "no result"}
+        if not task.accepted():
             return {"code": "REJECTED", "message": "goal rejected"}
-        handle_box["handle"] = handle
-        answer = handle.get_result_async()
-        if not self.wait(answer, self.stall_s):
-            handle.cancel_goal_async()
-            return {"stall": "no result"}
-        result = answer.result().result
+        result = task.result()
         from cliport_ros.agent import DecisionCode  # the same values as FollowInstruction.Result's codes
 
         code = (
@@ -185,14 +150,12 @@ class Driver:
 
     def topic_step(self, instruction: str) -> dict[str, Any]:
         """One instruction on the topic; answered by a line on /cliport/status."""
-        with self.status_lock:
-            seen = self.lines_received
+        seen = self.client.lines_heard
         t0 = time.monotonic()
-        self.instruction_pub.publish(self.String(data=instruction))
-        with self.status_lock:
-            if not self.status_lock.wait_for(lambda: self.lines_received > seen, self.stall_s):
-                return {"stall": "no status line"}
-            line = self.last_line
+        self.client.instruct(instruction)
+        line = self.client.wait_for_line(seen, self.stall_s)
+        if line is None:
+            return {"stall": "no status line"}
         ok = "step(s) for" in line
         return {"code": "SUCCESS" if ok else "FAILED", "message": line, "success": ok, "seconds": time.monotonic() - t0}
 

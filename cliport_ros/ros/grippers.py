@@ -10,7 +10,6 @@ and franka_msgs are imported only when their gripper is built.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from rclpy.action import ActionClient
@@ -18,13 +17,12 @@ from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 
 from cliport_ros.execution import Gripper, GripperConfig
+from cliport_ros.ros.client import wait_for
 
 
 def wait_for_future(future: Any, timeout: float, what: str) -> Any:
-    """The future's result, waiting on an Event set by its done-callback (no spinning here)."""
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    if not done.wait(timeout):
+    """The future's result (client.wait_for: no spinning here); TimeoutError naming ``what`` after ``timeout``."""
+    if not wait_for(future, timeout):
         future.cancel()
         raise TimeoutError(f"{what}: no answer within {timeout} s")
     return future.result()

@@ -15,7 +15,6 @@ segment is left behind.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import signal
 import threading
@@ -94,19 +93,15 @@ def exit_on_signals() -> Any:
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.action import ActionClient
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    from std_msgs.msg import String
 
-    from cliport_ros.action import FollowInstruction
-    from cliport_ros.msg import TaskStatus
     from cliport_ros.perception.camera import load_camera_rig
+    from cliport_ros.ros.client import CliportClient, wait_for
     from cliport_ros.ros.cliport_node import CliportNode
-    from cliport_ros.ros.sim_node import LATCHED, SimNode
+    from cliport_ros.ros.sim_node import SimNode
     from cliport_ros.sim import seed_for
-    from cliport_ros.srv import ResetEpisode
 
     if args.episodes < 1:
         print(json.dumps({"error": "--episodes must be >= 1"}))
@@ -170,19 +165,7 @@ def run(args: argparse.Namespace) -> int:
     agent.trigger_activate()
     driver = Node("cliport_sim_driver", context=context)
     recorder = Recorder(driver, Path(args.record)) if args.record else None
-    status: dict[str, Any] = {}
-    status_changed = threading.Condition()
-    reports: collections.deque[str] = collections.deque(maxlen=KEPT_STATUS_LINES)
-
-    def on_status(msg: TaskStatus) -> None:
-        with status_changed:
-            status["msg"] = msg
-            status_changed.notify_all()
-
-    driver.create_subscription(TaskStatus, "/sim/task_status", on_status, LATCHED)
-    driver.create_subscription(String, "/cliport/status", lambda m: reports.append(m.data), 10)
-    reset_client = driver.create_client(ResetEpisode, "/sim/reset_episode")
-    follow_client = ActionClient(driver, FollowInstruction, "follow_instruction")
+    client = CliportClient(driver, keep_status_lines=KEPT_STATUS_LINES)
     executor = MultiThreadedExecutor(num_threads=6, context=context)
     for node in (sim, agent, driver):
         executor.add_node(node)
@@ -190,20 +173,9 @@ def run(args: argparse.Namespace) -> int:
     spinner.start()
     results = []
 
-    def wait_future(future: Any, timeout: float) -> bool:
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        return done.wait(max(0.0, timeout))
-
     def wait_status(seed: int, step: int, timeout: float) -> Any:
         """The bridge's status for ``seed`` once it has counted ``step`` steps (or is done); None on timeout."""
-
-        def counted() -> bool:
-            msg = status.get("msg")
-            return msg is not None and msg.seed == seed and (msg.step >= step or msg.done)
-
-        with status_changed:
-            return status["msg"] if status_changed.wait_for(counted, timeout) else None
+        return client.wait_for_status(lambda msg: msg.seed == seed and (msg.step >= step or msg.done), timeout)
 
     def play(k: int, seed: int) -> dict[str, Any]:
         """One episode; the row that reports it."""
@@ -218,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
             "steps": 0,
             "success": False,
         }
-        future = reset_client.call_async(ResetEpisode.Request(task=args.task, split=args.split, seed=seed))
-        if not wait_future(future, min(120.0, deadline - time.monotonic())) or not future.result().success:
+        future = client.reset_episode(args.task, args.split, seed)
+        if not wait_for(future, min(120.0, deadline - time.monotonic())) or not future.result().success:
             row["error"] = future.result().message if future.done() else "reset timed out"
             return row
         instruction = future.result().instruction
@@ -227,22 +199,20 @@ def run(args: argparse.Namespace) -> int:
         step = 0
         while msg is not None and not msg.done:
             step += 1
-            goal = follow_client.send_goal_async(
-                FollowInstruction.Goal(instruction=instruction, max_steps=1, execute=True)
-            )
-            if not wait_future(goal, deadline - time.monotonic()):
-                row["error"] = "the CLIPort node did not answer the goal"
+            task = client.follow(instruction, max_steps=1, execute=True)
+            if not wait_for(task.done_future, deadline - time.monotonic()):
+                client.cancel(task)
+                row["error"] = (
+                    "the CLIPort node did not answer the goal"
+                    if task.accepted() is None
+                    else f"episode timed out during step {step}"
+                )
                 break
-            handle = goal.result()
-            if not handle.accepted:
+            if not task.accepted():
+                reports = client.status_lines
                 row["error"] = "the CLIPort node rejected the goal" + (f": {reports[-1]}" if reports else "")
                 break
-            answer = handle.get_result_async()
-            if not wait_future(answer, deadline - time.monotonic()):
-                handle.cancel_goal_async()
-                row["error"] = f"episode timed out during step {step}"
-                break
-            result = answer.result().result
+            result = task.result()
             # The node numbers the steps of its one-step goal; the episode's step number is ours.
             reason = f"step {step}: {result.message.removeprefix('step 1: ')}"
             if not result.success and result.steps_taken == 0:
@@ -259,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             if not result.success:
                 row.setdefault("failed_steps", []).append(reason)
             instruction = msg.instruction
-        final = status.get("msg")
+        final = client.task_status
         if final is not None and final.seed == seed:
             row["score"], row["steps"] = round(float(final.score), 2), int(final.step)
             row["success"] = bool(final.done and final.score >= 99.9)
