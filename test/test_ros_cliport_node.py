@@ -523,3 +523,15 @@ def test_a_queued_instruction_expires(rig):
     publish_instruction(rig, "put the blue block in the green bowl")
     assert spin_until(rig.executor, lambda: any("expired" in s for s in rig.status), 10), rig.status
     assert any("instruction expired: it waited" in s and "max_queue_age is 0.5 s" in s for s in rig.status)
+
+
+def test_a_step_finishing_after_the_node_was_destroyed_publishes_nothing_and_does_not_raise(rig):
+    """A shutdown whose worker join timed out while the arm ran: the step's outputs must not be published to
+    destroyed publishers (v0.8's worker raised InvalidHandle from the overlay and the status line)."""
+    node = rig.start()
+    node.stop_worker("test")
+    rig.executor.remove_node(node)
+    node.destroy_node()
+    # What the worker still does at the end of its step, after destroy_node():
+    node._status("step 1: executed")
+    node._publish_overlay(None, "x", "step 1: executed", PickPlace())  # never reaches the destroyed publisher

@@ -215,6 +215,12 @@ class CliportNode(LifecycleNode):
         self._active = False
         self._group = ReentrantCallbackGroup()
         self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy, entity) made by configure
+        # The worker publishes; destruction may come while a step is still under way (a shutdown whose join
+        # timed out while the arm ran): publishing and destroying take this lock, and nothing is published
+        # to an entity that is gone.
+        self._publishing = threading.Lock()
+        self._outputs_alive = False  # the configure-made publishers
+        self._node_alive = True  # pub_status and the rest of the node
         self.pub_status = self.create_publisher(String, "cliport/status", 10)  # also reports refusals when inactive
         self.decisions_published = 0
         self.last_timings: dict[str, float] = {}
@@ -318,6 +324,8 @@ class CliportNode(LifecycleNode):
             (self.destroy_subscription, self.instruction_sub),
             (lambda s: s.destroy(), self.follow_server),
         ]
+        with self._publishing:
+            self._outputs_alive = True
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -346,9 +354,22 @@ class CliportNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _destroy_entities(self) -> None:
-        for destroy, entity in reversed(self._entities):
-            destroy(entity)
-        self._entities = []
+        with self._publishing:
+            self._outputs_alive = False
+            for destroy, entity in reversed(self._entities):
+                destroy(entity)
+            self._entities = []
+
+    def destroy_node(self) -> None:
+        with self._publishing:
+            self._node_alive = self._outputs_alive = False
+        super().destroy_node()
+
+    def _publish_to(self, publisher: Any, msg: Any, output: bool = True) -> None:
+        """Publish unless the publisher was destroyed (see ``_publishing``)."""
+        with self._publishing:
+            if self._node_alive and (self._outputs_alive or not output):
+                publisher.publish(msg)
 
     def stop_worker(self, reason: str = "the node is stopping") -> None:
         """End the step under way (its arm goal is cancelled), end queued jobs with INACTIVE, join the worker."""
@@ -378,7 +399,7 @@ class CliportNode(LifecycleNode):
             self.get_logger().error(text)
         else:
             self.get_logger().info(text)
-        self.pub_status.publish(String(data=text))
+        self._publish_to(self.pub_status, String(data=text), output=False)
         if error:
             self.last_error = text
 
@@ -577,20 +598,20 @@ class CliportNode(LifecycleNode):
         return self.inputs.wait_for_frames(not_before_ns, float(self.p("image_wait_timeout")))
 
     def _publish(self, decision, msg: PickPlaceMsg) -> None:
-        self.pub_pick_place.publish(msg)
+        self._publish_to(self.pub_pick_place, msg)
         self.decisions_published += 1
         if not self.p("publish_visualization"):
             return
         header = Header(stamp=msg.header.stamp, frame_id=self.workspace.frame_id)
         output = decision.output
-        self.pub_top_down.publish(array_to_image(decision.view.colour, "rgb8", header))
-        self.pub_pick_heatmap.publish(array_to_image(heatmap_to_rgb(output.pick_heatmap), "rgb8", header))
-        self.pub_place_heatmap.publish(array_to_image(heatmap_to_rgb(output.place_heatmap), "rgb8", header))
-        self.pub_markers.publish(decision_markers(decision.pick_place, self.workspace, header))
+        self._publish_to(self.pub_top_down, array_to_image(decision.view.colour, "rgb8", header))
+        self._publish_to(self.pub_pick_heatmap, array_to_image(heatmap_to_rgb(output.pick_heatmap), "rgb8", header))
+        self._publish_to(self.pub_place_heatmap, array_to_image(heatmap_to_rgb(output.place_heatmap), "rgb8", header))
+        self._publish_to(self.pub_markers, decision_markers(decision.pick_place, self.workspace, header))
 
     def _publish_overlay(self, decision, instruction: str, outcome: str, msg: PickPlaceMsg) -> None:
         """The step's picture (perception/overlay.py), once its outcome is known; for RViz's Image display."""
-        if not self.p("publish_visualization"):
+        if not self.p("publish_visualization") or not self._outputs_alive:
             return
         output = decision.output
         picture = decision_overlay(
@@ -604,7 +625,7 @@ class CliportNode(LifecycleNode):
             outcome,
         )
         header = Header(stamp=msg.header.stamp, frame_id=self.workspace.frame_id)
-        self.pub_overlay.publish(array_to_image(picture, "rgb8", header))
+        self._publish_to(self.pub_overlay, array_to_image(picture, "rgb8", header))
 
     def _execute(self, job: Job, step: int, msg: PickPlaceMsg) -> tuple[bool, str]:
         """Send one PickPlace to the arm and wait (on this worker thread) for the result.
