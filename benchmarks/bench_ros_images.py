@@ -1,6 +1,6 @@
 """Camera images between two processes: delivered fraction and latency at 30 Hz, as the CLIPort node receives them.
 
-A child process publishes 640x480 rgb8 colour and 32FC1 depth frames (a simulated RealSense) at 30 Hz with
+A child process publishes 640x480 rgb8 color and 32FC1 depth frames (a simulated RealSense) at 30 Hz with
 sensor-data QoS (best effort, as camera drivers publish); this process subscribes like the CLIPort node.
 Run once with the shipped Fast DDS profile (config/fastdds_shm.xml) and once with Fast DDS defaults.
 
@@ -31,13 +31,13 @@ def publisher(frames: int, rate: float) -> None:
 
     rclpy.init()
     node = rclpy.create_node("bench_camera")
-    colour_pub = node.create_publisher(Image, "/bench/color/image_raw", qos_profile_sensor_data)
+    color_pub = node.create_publisher(Image, "/bench/color/image_raw", qos_profile_sensor_data)
     depth_pub = node.create_publisher(Image, "/bench/aligned_depth_to_color/image_raw", qos_profile_sensor_data)
     rgb = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     depth = np.full((480, 640), 0.8, np.float32)
     deadline = time.monotonic() + 20
     while (
-        colour_pub.get_subscription_count() == 0 or depth_pub.get_subscription_count() == 0
+        color_pub.get_subscription_count() == 0 or depth_pub.get_subscription_count() == 0
     ) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)  # discovery settles both ways
@@ -47,7 +47,7 @@ def publisher(frames: int, rate: float) -> None:
         header = Image().header
         header.stamp = node.get_clock().now().to_msg()
         header.frame_id = str(k)
-        colour_pub.publish(array_to_image(rgb, "rgb8", header))
+        color_pub.publish(array_to_image(rgb, "rgb8", header))
         depth_pub.publish(array_to_image(depth, "32FC1", header))
         time.sleep(max(0.0, start + (k + 1) * period - time.monotonic()))
     time.sleep(1.0)
@@ -72,7 +72,7 @@ def measure(frames: int, rate: float, profile: bool) -> dict:
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("bench_receiver", context=context)
-    latencies = {"colour": [], "depth": []}
+    latencies = {"color": [], "depth": []}
 
     def on(kind):
         def callback(msg):
@@ -81,7 +81,7 @@ def measure(frames: int, rate: float, profile: bool) -> dict:
 
         return callback
 
-    node.create_subscription(Image, "/bench/color/image_raw", on("colour"), qos_profile_sensor_data)
+    node.create_subscription(Image, "/bench/color/image_raw", on("color"), qos_profile_sensor_data)
     node.create_subscription(Image, "/bench/aligned_depth_to_color/image_raw", on("depth"), qos_profile_sensor_data)
     child = subprocess.Popen(
         [sys.executable, __file__, "--publisher", "--frames", str(frames), "--rate", str(rate)], env=env

@@ -95,8 +95,8 @@ def main() -> int:
         for cam in rig:
             rgb, depth = frames[cam.name]
             header.frame_id = f"{cam.name}_color_optical_frame"
-            colour_pub, depth_pub, info_pub = pubs[cam.name]
-            colour_pub.publish(array_to_image(rgb, "rgb8", header))
+            color_pub, depth_pub, info_pub = pubs[cam.name]
+            color_pub.publish(array_to_image(rgb, "rgb8", header))
             depth_pub.publish(array_to_image(depth, "32FC1", header))
             info_pub.publish(camera_info_from_model(cam, header))
 

@@ -1,9 +1,9 @@
 """Offline accuracy of a checkpoint's two halves on demos it did not train on: which block, which bowl.
 
-For every step of the demos: the pick is right when its pixel is on an object of the colour under the oracle's
+For every step of the demos: the pick is right when its pixel is on an object of the color under the oracle's
 pick pixel (the pick probe's test); the place, computed from the oracle's pick so that the halves are judged
-apart, is right when its pixel has the colour under the oracle's place pixel (for put-block-in-bowl: a bowl
-of the named colour). Much cheaper than `cliport eval`, and it tells which half fails. Prints one JSON line.
+apart, is right when its pixel has the color under the oracle's place pixel (for put-block-in-bowl: a bowl
+of the named color). Much cheaper than `cliport eval`, and it tells which half fails. Prints one JSON line.
 
 .venv/bin/cliport demos put-block-in-bowl-seen-colors --split val --n 100 --out data/pbib-val
 .venv/bin/python benchmarks/half_accuracy.py --checkpoint checkpoints/tiny-put-block-in-bowl-seen-colors \
@@ -18,16 +18,16 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from pick_probe import COLOUR_TOLERANCE, pick_is_right  # noqa: E402  (beside this script)
+from pick_probe import COLOR_TOLERANCE, pick_is_right  # noqa: E402  (beside this script)
 
 
 def place_is_right(sample, pixel: tuple[int, int]) -> bool:
-    """The chosen place pixel has the colour under the oracle's place pixel."""
+    """The chosen place pixel has the color under the oracle's place pixel."""
     import numpy as np
 
-    want = sample.colour[sample.place_pixel[0], sample.place_pixel[1]].astype(float)
-    got = sample.colour[pixel[0], pixel[1]].astype(float)
-    return bool(np.linalg.norm(want - got) < COLOUR_TOLERANCE)
+    want = sample.color[sample.place_pixel[0], sample.place_pixel[1]].astype(float)
+    got = sample.color[pixel[0], pixel[1]].astype(float)
+    return bool(np.linalg.norm(want - got) < COLOR_TOLERANCE)
 
 
 def main() -> None:
@@ -51,12 +51,12 @@ def main() -> None:
     demos, _ = load_samples(args.data, args.task, args.n_demos, split=args.split)
     samples = [s for ep in demos for s in ep]
     picks = places = 0
-    # per colour word: [right, judged], by the block colour for picks and the bowl colour for places
+    # per color word: [right, judged], by the block color for picks and the bowl color for places
     pick_words: dict[str, list[int]] = {}
     place_words: dict[str, list[int]] = {}
     with torch.inference_mode():
         for s in samples:
-            image = image_tensor(s.colour, s.height)
+            image = image_tensor(s.color, s.height)
             text = model.text([s.instruction])
             width = s.height.shape[1]
             row, col = divmod(int(model.pick_logits(image, text)[0].reshape(-1).argmax()), width)
@@ -79,8 +79,8 @@ def main() -> None:
                 "steps_judged": len(samples),
                 "pick_accuracy": round(picks / len(samples), 3),
                 "place_accuracy_given_oracle_pick": round(places / len(samples), 3),
-                "pick_right_by_block_colour": {w: f"{r}/{n}" for w, (r, n) in sorted(pick_words.items())},
-                "place_right_by_bowl_colour": {w: f"{r}/{n}" for w, (r, n) in sorted(place_words.items())},
+                "pick_right_by_block_color": {w: f"{r}/{n}" for w, (r, n) in sorted(pick_words.items())},
+                "place_right_by_bowl_color": {w: f"{r}/{n}" for w, (r, n) in sorted(place_words.items())},
             }
         )
     )

@@ -1,9 +1,9 @@
-"""Pick probe: train the pick net alone for a few thousand steps and print its held-out colour accuracy.
+"""Pick probe: train the pick net alone for a few thousand steps and print its held-out color accuracy.
 
 Cheap (about 3 minutes per 1000 steps on one core) compared with a full training run judged in the simulator,
 so it is how model variants were compared before committing hours to one: the pick net has to find the block
-of the named colour, the part of language grounding that the full policy fails most. A pick counts as right
-when the pixel it chooses is on an object (height above 2 cm) of the colour found under the oracle's pick pixel.
+of the named color, the part of language grounding that the full policy fails most. A pick counts as right
+when the pixel it chooses is on an object (height above 2 cm) of the color found under the oracle's pick pixel.
 Prints one JSON line per evaluation.
 
 .venv/bin/python benchmarks/pick_probe.py --data data/pbib --n-demos 1000 --held-out 100 --steps 4000 \
@@ -19,18 +19,18 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# a pick is on the named block when its pixel's colour is this close (RGB, 0..255) to the oracle pick's
-COLOUR_TOLERANCE = 50.0
+# a pick is on the named block when its pixel's color is this close (RGB, 0..255) to the oracle pick's
+COLOR_TOLERANCE = 50.0
 MIN_OBJECT_HEIGHT = 0.02  # m: blocks are 4 cm tall, the table is 0
 
 
 def pick_is_right(sample, pixel: tuple[int, int]) -> bool:
-    """The chosen pixel is on an object of the oracle pick's colour."""
+    """The chosen pixel is on an object of the oracle pick's color."""
     import numpy as np
 
-    want = sample.colour[sample.pick_pixel[0], sample.pick_pixel[1]].astype(float)
-    got = sample.colour[pixel[0], pixel[1]].astype(float)
-    return bool(np.linalg.norm(want - got) < COLOUR_TOLERANCE and sample.height[pixel] > MIN_OBJECT_HEIGHT)
+    want = sample.color[sample.pick_pixel[0], sample.pick_pixel[1]].astype(float)
+    got = sample.color[pixel[0], pixel[1]].astype(float)
+    return bool(np.linalg.norm(want - got) < COLOR_TOLERANCE and sample.height[pixel] > MIN_OBJECT_HEIGHT)
 
 
 def main() -> None:
@@ -75,7 +75,7 @@ def main() -> None:
         right = 0
         with torch.no_grad():
             for s in samples:
-                logits = model.pick_logits(image_tensor(s.colour, s.height), model.text([s.instruction]))[0]
+                logits = model.pick_logits(image_tensor(s.color, s.height), model.text([s.instruction]))[0]
                 row, col = divmod(int(logits.reshape(-1).argmax()), s.height.shape[1])
                 right += pick_is_right(s, (row, col))
         return right / len(samples)
@@ -84,9 +84,9 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         model.train()
         s = train[int(rng.integers(len(train)))]
-        aug = perturb(s.colour, s.height, s.pick_pixel, s.place_pixel, rng)
+        aug = perturb(s.color, s.height, s.pick_pixel, s.place_pixel, rng)
         width = aug.height.shape[1]
-        logits = model.pick_logits(image_tensor(aug.colour, aug.height), model.text([s.instruction]))
+        logits = model.pick_logits(image_tensor(aug.color, aug.height), model.text([s.instruction]))
         target = torch.tensor([aug.pick_pixel[0] * width + aug.pick_pixel[1]])
         loss = F.cross_entropy(logits.reshape(1, -1), target)
         opt.zero_grad(set_to_none=True)

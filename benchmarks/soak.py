@@ -36,7 +36,7 @@ from typing import Any
 
 SHM = Path("/dev/shm")
 PARTICIPANT_SEGMENT = re.compile(r"^fastrtps_[0-9a-f]{16}(_el)?$")
-# The built families (the google-objects ones need generated meshes), seen and unseen colours.
+# The built families (the google-objects ones need generated meshes), seen and unseen colors.
 TASKS = (
     "put-block-in-bowl-seen-colors",
     "stack-block-pyramid-seq-seen-colors",

@@ -80,7 +80,7 @@ def test_decision_goes_through_with_fused_view_and_base_frame():
     # The red box at (0.45, -0.1) is 4 cm high in the fused view.
     u, v = Workspace().xyz_to_pixel((0.45, -0.1, 0))
     assert view.height[u, v] == pytest.approx(0.04, abs=2e-3)
-    assert tuple(view.colour[u, v]) == (255, 0, 0)
+    assert tuple(view.color[u, v]) == (255, 0, 0)
 
 
 def test_no_frames_and_stale_frames():
@@ -106,10 +106,10 @@ def test_a_view_that_covers_almost_nothing_is_refused():
     def fuse_into_one_corner(views, workspace):  # double: what such a calibration fuses to
         from cliport_ros.perception.fusion import TopDownView
 
-        colour = np.zeros((*workspace.shape, 3), np.uint8)
+        color = np.zeros((*workspace.shape, 3), np.uint8)
         height = np.zeros(workspace.shape, np.float32)
-        colour[:20, :20] = 200
-        return TopDownView(colour, height, workspace)
+        color[:20, :20] = 200
+        return TopDownView(color, height, workspace)
 
     decider = Decider(ScriptedPolicy(), Workspace(), fuse=fuse_into_one_corner)
     with pytest.raises(DecisionError, match=r"the cameras see 0.8 % of the workspace \(min_view_coverage is 5.0 %\)"):
@@ -127,7 +127,7 @@ def test_nan_or_zero_depth_everywhere_is_no_observation():
         assert info.value.code == DecisionCode.NO_OBSERVATION
 
 
-def test_colour_depth_mismatch_is_no_observation():
+def test_color_depth_mismatch_is_no_observation():
     decider = Decider(ScriptedPolicy(), Workspace())
     f = frames()[0]
     with pytest.raises(DecisionError, match="camera images unusable") as info:

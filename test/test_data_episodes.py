@@ -47,7 +47,7 @@ def test_round_trip(tmp_path):
     assert (back.task, back.split, back.seed, back.score, back.workspace) == (TASK, "train", 4, 100.0, WS)
     assert len(back.steps) == 2
     for a, b in zip(episode.steps, back.steps):
-        assert np.array_equal(a.colour, b.colour) and np.array_equal(a.height, b.height)
+        assert np.array_equal(a.color, b.color) and np.array_equal(a.height, b.height)
         assert a.instruction == b.instruction and a.pick_pixel == b.pick_pixel and a.place_pixel == b.place_pixel
         assert np.allclose(a.pick.position, b.pick.position) and b.place.yaw == pytest.approx(0.5)
         assert a.reward == b.reward
@@ -160,8 +160,8 @@ ROWS, COLS = WS.shape  # 320 x 160
         ),
     ],
     ids=[
-        "colour-shape",
-        "colour-dtype",
+        "color-shape",
+        "color-dtype",
         "height-dtype",
         "height-ndim",
         "instruction-dtype",
@@ -176,7 +176,7 @@ ROWS, COLS = WS.shape  # 320 x 160
         "version-shape",
         "meta-not-object",
         "meta-workspace",
-        "colour-missing",
+        "color-missing",
         "no-steps",
     ],
 )
@@ -211,8 +211,8 @@ def test_writer_leaves_no_temporary_files_and_rejects_bad_steps(tmp_path):
     write_episode(_episode(6), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{TASK}-train-000006.npz"]
     good = _episode(8)
-    bad = dataclasses.replace(good, steps=(dataclasses.replace(good.steps[0], colour=good.steps[0].colour[:10]),))
-    with pytest.raises(ValueError, match="colour must be uint8"):
+    bad = dataclasses.replace(good, steps=(dataclasses.replace(good.steps[0], color=good.steps[0].color[:10]),))
+    with pytest.raises(ValueError, match="color must be uint8"):
         write_episode(bad, tmp_path)
 
 

@@ -15,20 +15,20 @@ INSTRUCTION = "put the red blocks in a green bowl"
 @pytest.fixture
 def saved_view(tmp_path):
     rng = np.random.default_rng(0)
-    colour, height = tmp_path / "view.png", tmp_path / "height.npy"
-    cv2.imwrite(str(colour), rng.integers(0, 256, (320, 160, 3), dtype=np.uint8))
+    color, height = tmp_path / "view.png", tmp_path / "height.npy"
+    cv2.imwrite(str(color), rng.integers(0, 256, (320, 160, 3), dtype=np.uint8))
     np.save(height, (rng.random((320, 160)) * 0.05).astype(np.float32))
-    return colour, height
+    return color, height
 
 
-def _predict(checkpoint, colour, height, *extra):
+def _predict(checkpoint, color, height, *extra):
     return main(
         [
             "predict",
             "--checkpoint",
             str(checkpoint),
-            "--colour",
-            str(colour),
+            "--color",
+            str(color),
             "--height",
             str(height),
             "--instruction",
@@ -41,11 +41,11 @@ def _predict(checkpoint, colour, height, *extra):
 
 
 def test_predict_prints_a_decision_and_writes_logits_and_pictures(random_checkpoint, saved_view, tmp_path, capsys):
-    colour, height = saved_view
+    color, height = saved_view
     assert (
         _predict(
             random_checkpoint,
-            colour,
+            color,
             height,
             "--pick-pixel",
             "10,20",
@@ -77,15 +77,15 @@ def test_predict_prints_a_decision_and_writes_logits_and_pictures(random_checkpo
     ],
 )
 def test_predict_refuses_bad_input_with_a_message(random_checkpoint, saved_view, tmp_path, capsys, change, message):
-    colour, height = saved_view
+    color, height = saved_view
     extra = []
     if change == "missing_png":
-        colour = tmp_path / "nothing.png"
+        color = tmp_path / "nothing.png"
     elif change == "small_height":
         np.save(height, np.zeros((10, 10), np.float32))
     elif change == "pickle_height":
         np.save(height, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     else:
         extra = ["--pick-pixel", "400,3"]
-    assert _predict(random_checkpoint, colour, height, *extra) == 2
+    assert _predict(random_checkpoint, color, height, *extra) == 2
     assert message in capsys.readouterr().err

@@ -55,8 +55,8 @@ def test_openai_weights_need_a_released_architecture():
 def test_unknown_name_and_field_are_named():
     with pytest.raises(ValueError, match="unknown model configuration 'huge'; choose from paper, tiny"):
         ModelConfig.named("huge")
-    with pytest.raises(ValueError, match=r"unknown ModelConfig field\(s\) \['colour'\]"):
-        ModelConfig.named("tiny", colour=3)
+    with pytest.raises(ValueError, match=r"unknown ModelConfig field\(s\) \['color'\]"):
+        ModelConfig.named("tiny", color=3)
     with pytest.raises(ValueError, match="clip_text_width .* divisible by clip_text_heads"):
         ModelConfig.named("tiny", clip_text_heads=3)
 

@@ -85,7 +85,7 @@ def imported(golden, tmp_path_factory):
 
 
 def view(golden):
-    return SimpleNamespace(colour=golden.data["color"], height=golden.data["height"])
+    return SimpleNamespace(color=golden.data["color"], height=golden.data["height"])
 
 
 def lang(golden, i):
@@ -217,16 +217,16 @@ def test_the_eval_py_mode_reproduces_the_papers_evaluation(imported, golden):
 def test_cliport_predict_writes_the_fixture_layout(imported, golden, tmp_path, capsys):
     import cv2
 
-    colour, height = tmp_path / "colour.png", tmp_path / "height.npy"
-    cv2.imwrite(str(colour), np.ascontiguousarray(golden.data["color"][:, :, ::-1]))
+    color, height = tmp_path / "color.png", tmp_path / "height.npy"
+    cv2.imwrite(str(color), np.ascontiguousarray(golden.data["color"][:, :, ::-1]))
     np.save(height, golden.data["height"])
     row, col = (int(v) for v in golden.data["pick_fixed"])
     argv = [
         "predict",
         "--checkpoint",
         str(imported.out),
-        "--colour",
-        str(colour),
+        "--color",
+        str(color),
         "--height",
         str(height),
         "--instruction",

@@ -24,7 +24,7 @@ def small_cfg(**overrides) -> ModelConfig:
 def random_view(seed: int = 0) -> SimpleNamespace:
     rng = np.random.default_rng(seed)
     return SimpleNamespace(
-        colour=rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8),
+        color=rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8),
         height=(rng.random(WS.shape) * 0.1).astype(np.float32),
     )
 
@@ -69,7 +69,7 @@ def test_logit_shapes_for_a_batch(policy):
 
 def test_bad_inputs_are_rejected(policy):
     with pytest.raises(ValueError, match="workspace grid is \\(80, 40\\)"):
-        policy.act(SimpleNamespace(colour=np.zeros((320, 160, 3), np.uint8), height=np.zeros((320, 160))), "x")
+        policy.act(SimpleNamespace(color=np.zeros((320, 160, 3), np.uint8), height=np.zeros((320, 160))), "x")
     with pytest.raises(ValueError, match="instruction must be a non-empty string"):
         policy.act(random_view(), "  ")
     with pytest.raises(ValueError, match="device must be one of"):
@@ -238,7 +238,7 @@ def test_language_reaches_every_semantic_layer_when_asked():
     model = CLIPortModel(small_cfg(lang_layers=8)).eval()
     assert len(model.attention.net.semantic.lang_proj) == 8
     view = random_view()
-    image = image_tensor(view.colour, view.height)
+    image = image_tensor(view.color, view.height)
     image = image[None] if image.dim() == 3 else image
     # the language products at strides 32..8 are cut off: language still changes the output through the
     # full-resolution layers alone
@@ -274,7 +274,7 @@ def test_a_from_scratch_clip_can_give_each_net_its_own_image_trunk(tmp_path):
     assert text.pick.shape == text.place.shape and not torch.allclose(text.pick, text.place)
     assert model.halves_independent
     view = random_view()
-    sample = TrainSample(view.colour, view.height, INSTRUCTION, (10, 12), (30, 20), 0.3)
+    sample = TrainSample(view.color, view.height, INSTRUCTION, (10, 12), (30, 20), 0.3)
     before = [t.conv1.weight.detach().clone() for t in trunks]
     Trainer(policy, lr=1e-3, augment=False).step(sample)
     assert all(not torch.equal(b, t.conv1.weight) for b, t in zip(before, trunks))  # each trained by its net

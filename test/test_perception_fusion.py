@@ -53,26 +53,26 @@ def test_project_points_round_trip_to_cells_and_back():
     y = WS.y_min + (u + rng.uniform(0, 1, 500)) * WS.pixel_size
     z = rng.uniform(0.0, 0.25, 500)
     pts = np.stack([x, y, z], 1)
-    colours = rng.integers(0, 256, (500, 3), dtype=np.uint8)
-    view = project_points(pts, colours, WS)
+    colors = rng.integers(0, 256, (500, 3), dtype=np.uint8)
+    view = project_points(pts, colors, WS)
     for k in range(500):
         pix = WS.xyz_to_pixel(pts[k])
         assert pix == (u[k], v[k])
         assert view.height[pix] == pytest.approx(z[k], abs=1e-6)
-        assert tuple(view.colour[pix]) == tuple(colours[k])
+        assert tuple(view.color[pix]) == tuple(colors[k])
         back = np.asarray(view.xyz(pix))
         assert np.all(np.abs(back[:2] - pts[k, :2]) <= WS.pixel_size / 2 + 1e-12)
         assert back[2] == pytest.approx(z[k], abs=1e-6)
     assert np.count_nonzero(view.height) == 500
 
 
-def test_highest_point_wins_its_cell_with_its_colour():
+def test_highest_point_wins_its_cell_with_its_color():
     pts = np.array([[0.5, 0.0, 0.01], [0.5001, 0.0001, 0.05], [0.5002, 0.0002, 0.03]])
-    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
-    view = project_points(pts, colours, WS)
+    colors = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
+    view = project_points(pts, colors, WS)
     pix = WS.xyz_to_pixel(pts[0])
     assert view.height[pix] == pytest.approx(0.05)
-    assert tuple(view.colour[pix]) == (0, 255, 0)
+    assert tuple(view.color[pix]) == (0, 255, 0)
 
 
 def test_depth_to_points_recovers_known_points():
@@ -103,16 +103,16 @@ def test_fuse_one_view_of_a_box_on_the_table():
     rgb = np.full((cam.height, cam.width, 3), 100, dtype=np.uint8)
     view = fuse_views([(rgb, depth, cam)], WS)
     assert isinstance(view, TopDownView)
-    assert view.height.dtype == np.float32 and view.colour.dtype == np.uint8
+    assert view.height.dtype == np.float32 and view.color.dtype == np.uint8
     centre = WS.xyz_to_pixel((0.5, 0.0, 0.0))
     assert view.height[centre] == pytest.approx(0.06, abs=1e-4)
-    # Table next to the box: seen, height 0, colour of the table.
+    # Table next to the box: seen, height 0, color of the table.
     table = WS.xyz_to_pixel((0.5, 0.15, 0.0))
     assert view.height[table] == pytest.approx(0.0, abs=1e-4)
-    assert tuple(view.colour[table]) == (100, 100, 100)
+    assert tuple(view.color[table]) == (100, 100, 100)
 
 
-def test_fusion_of_several_views_max_height_and_mean_colour():
+def test_fusion_of_several_views_max_height_and_mean_color():
     cams = [camera("a", (1.0, 0.0, 0.75)), camera("b", (0.0, 0.5, 0.75)), camera("c", (0.0, -0.5, 0.75))]
     box_min, box_max = (0.45, -0.05, 0.0), (0.55, 0.05, 0.08)
     views = []
@@ -125,11 +125,11 @@ def test_fusion_of_several_views_max_height_and_mean_colour():
     top = WS.xyz_to_pixel((0.5, 0.0, 0.0))
     assert fused.height[top] == pytest.approx(0.08, abs=2e-3)
     assert np.allclose(fused.height, np.max([s.height for s in single], axis=0))
-    seen_by = [s.colour[top].astype(int) for s in single if s.colour[top].any()]
+    seen_by = [s.color[top].astype(int) for s in single if s.color[top].any()]
     assert len(seen_by) >= 2
-    assert np.allclose(fused.colour[top], np.mean(seen_by, axis=0), atol=1)
+    assert np.allclose(fused.color[top], np.mean(seen_by, axis=0), atol=1)
     # The fused map sees more of the table than any single view.
-    assert np.count_nonzero(fused.colour.any(-1)) > max(np.count_nonzero(s.colour.any(-1)) for s in single)
+    assert np.count_nonzero(fused.color.any(-1)) > max(np.count_nonzero(s.color.any(-1)) for s in single)
 
 
 def test_invalid_depth_is_ignored_not_fused():
@@ -144,7 +144,7 @@ def test_invalid_depth_is_ignored_not_fused():
     noisy[6::7, ::5] = -1.0
     dirty = fuse_views([(rgb, noisy, cam)], WS)
     assert np.all(np.isfinite(dirty.height)) and dirty.height.max() <= clean.height.max() + 1e-6
-    seen = dirty.colour.any(-1)
+    seen = dirty.color.any(-1)
     assert np.allclose(dirty.height[seen], clean.height[seen], atol=1e-6)
 
 
@@ -184,5 +184,5 @@ def test_no_views_is_an_error():
 def test_points_outside_the_workspace_are_dropped():
     pts = np.array([[0.2, 0.0, 0.05], [0.5, 0.6, 0.05], [0.5, 0.0, 0.5], [0.5, 0.0, -0.5]])
     view = project_points(pts, np.full((4, 3), 255, np.uint8), WS)
-    assert not view.height.any() and not view.colour.any()
+    assert not view.height.any() and not view.color.any()
     assert math.isclose(float(view.height.sum()), 0.0)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cliport_ros.perception.overlay import BACKGROUND, PICK_COLOUR, PLACE_COLOUR, decision_overlay
+from cliport_ros.perception.overlay import BACKGROUND, PICK_COLOR, PLACE_COLOR, decision_overlay
 
 
 def picture(rotation=0.0, **kw):
-    colour = np.full((320, 160, 3), 90, np.uint8)
+    color = np.full((320, 160, 3), 90, np.uint8)
     pick, place = np.zeros((320, 160)), np.zeros((320, 160))
     pick[100, 40], place[200, 120] = 1.0, 1.0
     args = dict(
-        colour=colour,
+        color=color,
         pick_heatmap=pick,
         place_heatmap=place,
         pick_pixel=(100, 40),
@@ -26,9 +26,9 @@ def picture(rotation=0.0, **kw):
     return decision_overlay(**args)
 
 
-def centroid(image: np.ndarray, colour: tuple[int, int, int]) -> tuple[float, float]:
-    rows, cols = np.nonzero(np.abs(image.astype(int) - colour).sum(axis=2) < 40)
-    assert rows.size, f"nothing drawn in {colour}"
+def centroid(image: np.ndarray, color: tuple[int, int, int]) -> tuple[float, float]:
+    rows, cols = np.nonzero(np.abs(image.astype(int) - color).sum(axis=2) < 40)
+    assert rows.size, f"nothing drawn in {color}"
     return float(rows.mean()), float(cols.mean())
 
 
@@ -40,8 +40,8 @@ def test_layout_marks_and_text():
     left, right = body[:, :320], body[:, 324:]
     # The pick ring is around (100, 40) and the place ring around (200, 120), at 2x, in both panels.
     for panel in (left, right):
-        assert centroid(panel, PICK_COLOUR) == pytest.approx((201, 81), abs=3)
-        row, col = centroid(panel, PLACE_COLOUR)  # the ring and its rotation arrow (to +column at rotation 0)
+        assert centroid(panel, PICK_COLOR) == pytest.approx((201, 81), abs=3)
+        row, col = centroid(panel, PLACE_COLOR)  # the ring and its rotation arrow (to +column at rotation 0)
         assert abs(row - 401) < 3 and 241 < col < 241 + 30
     # Text was written on the strips (pixels other than the background).
     assert (image[:top] != BACKGROUND).any() and (image[top + 640 :] != BACKGROUND).any()
@@ -55,7 +55,7 @@ def test_the_rotation_arrow_turns_with_the_place_rotation():
 @pytest.mark.parametrize(
     "kw, message",
     [
-        ({"colour": np.zeros((320, 160), np.uint8)}, "colour must be"),
+        ({"color": np.zeros((320, 160), np.uint8)}, "color must be"),
         ({"pick_heatmap": np.zeros((10, 10))}, "pick_heatmap must be"),
         ({"scale": 0}, "scale must be"),
     ],

@@ -46,7 +46,7 @@ class CameraPublisher(Node):
         self.rgb, self.depth = overhead_frame(
             camera, [(0.45, -0.1, 0.02, 0.04, (220, 30, 30)), (0.6, 0.2, 0.04, 0.03, (30, 200, 30))]
         )
-        self.colour_pub = self.create_publisher(Image, "/top/color/image_raw", qos_profile_sensor_data)
+        self.color_pub = self.create_publisher(Image, "/top/color/image_raw", qos_profile_sensor_data)
         self.depth_pub = self.create_publisher(Image, "/top/aligned_depth_to_color/image_raw", qos_profile_sensor_data)
         self.info_pub = self.create_publisher(CameraInfo, "/top/color/camera_info", qos_profile_sensor_data)
         self.encoding = encoding
@@ -63,7 +63,7 @@ class CameraPublisher(Node):
         header.stamp = (now - rclpy_duration(self.stamp_offset)).to_msg()
         header.frame_id = "top_color_optical_frame"
         depth = self.depth if self.encoding == "32FC1" else (self.depth * 1000).astype(np.uint16)
-        self.colour_pub.publish(array_to_image(self.rgb, "rgb8", header))
+        self.color_pub.publish(array_to_image(self.rgb, "rgb8", header))
         self.depth_pub.publish(array_to_image(depth, self.encoding, header))
         if self.send_info:
             self.info_pub.publish(camera_info_from_model(self.camera, header))
@@ -199,7 +199,7 @@ def test_follow_instruction_executes_steps_through_the_arm(rig):
 
 def test_each_step_publishes_its_overlay_once_its_outcome_is_known(rig):
     """For RViz: the maps blended on the view, the pick and place marked, the instruction and the outcome."""
-    from cliport_ros.ros.images import colour_to_array
+    from cliport_ros.ros.images import color_to_array
 
     overlays = []
     rig.client.create_subscription(Image, "/cliport/overlay", overlays.append, 10)
@@ -211,7 +211,7 @@ def test_each_step_publishes_its_overlay_once_its_outcome_is_known(rig):
     assert spin_until(rig.executor, lambda: len(overlays) == 2, 10), len(overlays)
     rows, cols = node.workspace.shape
     for overlay, step in zip(overlays, result.steps):
-        picture = colour_to_array(overlay)
+        picture = color_to_array(overlay)
         assert picture.shape[1] == 2 * 2 * cols + 4 and picture.shape[0] > 2 * rows
         # Stamped like the decision it shows, in the base frame.
         assert (overlay.header.stamp, overlay.header.frame_id) == (step.header.stamp, "base_link")
@@ -240,9 +240,7 @@ def test_no_images_stale_images_and_missing_camera_info(rig):
     node = rig.start(max_image_age=0.5, image_wait_timeout=0.5)
     status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=1)
     assert result.error_code == FollowInstruction.Result.NO_OBSERVATION
-    assert (
-        "no synchronised colour/depth images from camera 'top'" in result.message and "within 0.5 s" in result.message
-    )
+    assert "no synchronised color/depth images from camera 'top'" in result.message and "within 0.5 s" in result.message
 
     rig.cams.send_info, rig.cams.streaming = False, True
     feed_images(rig, node)

@@ -12,23 +12,23 @@ from cliport_ros.ros.images import (
     array_to_image,
     camera_info_from_model,
     camera_info_intrinsics,
-    colour_to_array,
+    color_to_array,
     depth_to_array,
 )
 
 
 def test_rgb_round_trip_and_bgr_order():
     rgb = np.random.default_rng(0).integers(0, 255, (4, 5, 3), dtype=np.uint8)
-    assert np.array_equal(colour_to_array(array_to_image(rgb, "rgb8")), rgb)
+    assert np.array_equal(color_to_array(array_to_image(rgb, "rgb8")), rgb)
     bgr = array_to_image(np.ascontiguousarray(rgb[:, :, ::-1]), "bgr8")
-    assert np.array_equal(colour_to_array(bgr), rgb)
+    assert np.array_equal(color_to_array(bgr), rgb)
 
 
 def test_rgba_and_row_padding():
     msg = Image(height=2, width=2, encoding="rgba8", step=12)  # 8 bytes of pixels + 4 of padding per row
     row = [1, 2, 3, 255, 4, 5, 6, 255, 0, 0, 0, 0]
     msg.data = bytes(row + row)
-    assert colour_to_array(msg).tolist() == [[[1, 2, 3], [4, 5, 6]]] * 2
+    assert color_to_array(msg).tolist() == [[[1, 2, 3], [4, 5, 6]]] * 2
 
 
 def test_depth_millimetres_and_metres():
@@ -50,16 +50,16 @@ def test_big_endian_depth():
     [
         (
             lambda: Image(height=2, width=2, encoding="mono16", step=4, data=bytes(8)),
-            "unsupported colour encoding 'mono16'",
+            "unsupported color encoding 'mono16'",
         ),
         (lambda: Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(5)), "image data has 5 bytes"),
         (lambda: Image(height=2, width=2, encoding="rgb8", step=4, data=bytes(8)), "step 4 is shorter than a row"),
         (lambda: Image(height=0, width=0, encoding="rgb8", step=0, data=b""), "image is empty"),
     ],
 )
-def test_malformed_colour_images(make, message):
+def test_malformed_color_images(make, message):
     with pytest.raises(ImageError, match=message):
-        colour_to_array(make())
+        color_to_array(make())
 
 
 def test_wrong_depth_encoding():

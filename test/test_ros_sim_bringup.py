@@ -129,7 +129,7 @@ def test_an_instruction_from_another_process_moves_the_named_block(ros_context):
         pub.publish(String(data=instruction))
         assert spin_until(executor, lambda: statuses[-1].step == 1, 120), f"no step executed; node said: {reports}"
         assert decisions and decisions[0].instruction == instruction
-        # The named block is in a bowl of the named colour: the simulator scores it (its only block: 100).
+        # The named block is in a bowl of the named color: the simulator scores it (its only block: 100).
         assert instruction == NAMED_BLOCK_INSTRUCTION
         assert statuses[-1].score == 100.0 and statuses[-1].done
         executor.shutdown()

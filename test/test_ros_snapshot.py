@@ -39,9 +39,9 @@ def test_snapshot_of_the_sim_rig_shows_the_block_where_it_is(ros_context, tmp_pa
     def publish():
         header = Header(stamp=node.get_clock().now().to_msg())
         for cam in rig:
-            colour, depth, info = pubs[cam.name]
+            color, depth, info = pubs[cam.name]
             header.frame_id = cam.name
-            colour.publish(array_to_image(frames[cam.name][0], "rgb8", header))
+            color.publish(array_to_image(frames[cam.name][0], "rgb8", header))
             depth.publish(array_to_image(frames[cam.name][1], "32FC1", header))
             info.publish(camera_info_from_model(cam, header))
 
@@ -71,7 +71,7 @@ def test_snapshot_of_the_sim_rig_shows_the_block_where_it_is(ros_context, tmp_pa
     image = cv2.imread(str(out))
     ws = Workspace()
     u, v = ws.xyz_to_pixel((0.45, -0.2, 0.0))
-    assert tuple(image[2 * u, 2 * v]) == (20, 20, 230)  # BGR, colour half, 2x scale
+    assert tuple(image[2 * u, 2 * v]) == (20, 20, 230)  # BGR, color half, 2x scale
     assert image.shape == (2 * ws.rows, 4 * ws.cols, 3)
 
 
@@ -84,7 +84,7 @@ def test_snapshot_without_cameras_says_which_topics(tmp_path):
     )
     assert done.returncode == 1
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "no synchronised colour/depth images yet from camera 'front'" in report["error"]
+    assert "no synchronised color/depth images yet from camera 'front'" in report["error"]
 
 
 def test_overrides():

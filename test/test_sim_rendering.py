@@ -64,7 +64,7 @@ def test_rendered_block_lands_in_the_right_cells_at_the_right_height(renderer):
         assert abs(top.sum() - (size / WS.pixel_size) ** 2) < 4 * size / WS.pixel_size
         inner = WS.xyz_to_pixel((xy[0], xy[1], 0.0))
         assert view.height[inner] == pytest.approx(size, abs=0.002)
-        r, g, b = view.colour[inner].astype(int)
+        r, g, b = view.color[inner].astype(int)
         assert r > g + 60 and r > b + 60  # red
         table = WS.xyz_to_pixel((0.4, -0.3, 0.0))
         assert view.height[table] == pytest.approx(0.0, abs=0.002)

@@ -57,7 +57,7 @@ def test_oracle_completes_episodes_with_full_score(envs, key):
         for im in obs.images:
             assert im.rgb.shape == (480, 640, 3) and im.rgb.dtype == np.uint8
             assert im.depth.shape == (480, 640) and im.depth.dtype == np.float32
-        assert obs.view.colour.shape == (320, 160, 3)
+        assert obs.view.color.shape == (320, 160, 3)
         # Something stands on the table (blocks are 4 cm).
         assert 0.035 < float(obs.view.height.max()) < 0.06
         pattern = BOWL if key.startswith("put-block") else PYRAMID
@@ -75,7 +75,7 @@ def test_oracle_completes_episodes_with_full_score(envs, key):
             assert scores[0] == pytest.approx(100 / 6)
 
 
-def test_put_block_in_bowl_step_cap_and_colours(envs):
+def test_put_block_in_bowl_step_cap_and_colors(envs):
     env = envs("put-block-in-bowl-unseen-colors")
     for seed, split, palette in (
         (seed_for("train", 3), "train", SEEN_COLORS),
@@ -84,8 +84,8 @@ def test_put_block_in_bowl_step_cap_and_colours(envs):
         env.reset(seed, split)
         block, bowl = BOWL.match(env.instruction).groups()
         assert block != bowl and {block, bowl} <= set(palette)
-        colours = {o.color for o in env.scene.objects.values()}
-        assert colours <= set(palette)
+        colors = {o.color for o in env.scene.objects.values()}
+        assert colors <= set(palette)
         n_blocks = len(env.task.goals[0].objects)
         assert 1 <= n_blocks <= 3 and env.max_steps == n_blocks + 1
 

@@ -88,7 +88,7 @@ def test_oracle_completes_episodes_with_full_score(envs, key):
     for seed, split in ((seed_for("train", 0), "train"), (seed_for("test", 0), "test")):
         obs = env.reset(seed, split)
         assert env.score == 0.0 and not env.done
-        assert len(obs.images) == 3 and obs.view.colour.shape == (320, 160, 3)
+        assert len(obs.images) == 3 and obs.view.color.shape == (320, 160, 3)
         assert float(obs.view.height.max()) > 0.005
         n_goals = sum(len(g.objects) for g in env.task.goals)
         assert env.max_steps == n_goals + 1

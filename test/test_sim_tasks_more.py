@@ -64,7 +64,7 @@ def test_oracle_completes_episodes_with_full_score(envs, key):
     for seed, split in ((seed_for("train", 0), "train"), (seed_for("test", 0), "test")):
         obs = env.reset(seed, split)
         assert env.score == 0.0 and not env.done
-        assert len(obs.images) == 3 and obs.view.colour.shape == (320, 160, 3)
+        assert len(obs.images) == 3 and obs.view.color.shape == (320, 160, 3)
         assert float(obs.view.height.max()) > 0.005  # something stands on the table
         if cap is not None:
             assert env.max_steps == cap
@@ -105,7 +105,7 @@ def test_same_seed_same_scene_instruction_and_oracle_action(envs, key):
     assert_same_seed_same_episode(env)
 
 
-def test_unseen_colour_variants_use_the_unseen_palette_on_test(envs):
+def test_unseen_color_variants_use_the_unseen_palette_on_test(envs):
     for key in FAMILIES:
         if not key.endswith("-seen-colors"):
             continue

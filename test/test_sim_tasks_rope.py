@@ -39,7 +39,7 @@ def test_oracle_completes_episodes_with_full_score(env):
     for seed, split in ((seed_for("train", 0), "train"), (seed_for("test", 0), "test")):
         obs = env.reset(seed, split)
         assert env.score == 0.0 and not env.done and env.max_steps == 20
-        assert len(obs.images) == 3 and obs.view.colour.shape == (320, 160, 3)
+        assert len(obs.images) == 3 and obs.view.color.shape == (320, 160, 3)
         assert float(obs.view.height.max()) > 0.005  # the beads stand on the table
         match = INSTRUCTION.match(env.instruction)
         assert match, env.instruction

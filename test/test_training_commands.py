@@ -76,14 +76,14 @@ def test_eval_reports_a_missing_checkpoint(capsys, tmp_path):
 
 
 def test_decision_panel_marks_the_choice():
-    colour = np.zeros((32, 16, 3), np.uint8)
+    color = np.zeros((32, 16, 3), np.uint8)
     height = np.zeros((32, 16), np.float32)
     pick = np.zeros((32, 16), np.float32)
     pick[5, 6] = 1.0
     out = PolicyOutput(PickPlace(Pose((0.3, 0, 0)), Pose((0.4, 0, 0))), pick, pick.copy(), (5, 6), (20, 10), 0.0, 0)
-    panel = decision_panel(colour, height, out)
+    panel = decision_panel(color, height, out)
     assert panel.shape == (32, 4 * 16 + 3 * 4, 3)
-    assert panel[:, :16].any()  # the markers are drawn on the colour panel
+    assert panel[:, :16].any()  # the markers are drawn on the color panel
 
 
 def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):

@@ -21,9 +21,9 @@ OVERRIDES = {"crop_size": 32, "n_rotations": 12}
 
 def sample(seed: int, yaw: float = 0.3) -> TrainSample:
     rng = np.random.default_rng(seed)
-    colour = rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8)
+    color = rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8)
     height = (rng.random(WS.shape) * 0.1).astype(np.float32)
-    return TrainSample(colour, height, INSTRUCTION, (10, 12), (30, 5), yaw, task="synthetic")
+    return TrainSample(color, height, INSTRUCTION, (10, 12), (30, 5), yaw, task="synthetic")
 
 
 def small_policy(seed: int = 0, **overrides) -> Policy:
@@ -35,7 +35,7 @@ def place_log_probs(policy: Policy, s: TrainSample) -> torch.Tensor:
     """log softmax of the place logits over (rotation, row, col), shape (R, H, W)."""
     model = policy.model.eval()
     with torch.no_grad():
-        image = image_tensor(s.colour, s.height)
+        image = image_tensor(s.color, s.height)
         logits = model.place_logits(image, torch.tensor([s.pick_pixel]), model.text([s.instruction]))[0]
     return F.log_softmax(logits.reshape(-1), dim=0).reshape(logits.shape)
 

@@ -18,14 +18,14 @@ INSTRUCTION = "put the red blocks in a green bowl"
 
 def scene(pick, place, yaw) -> TrainSample:
     """A red 3x3 block at ``pick`` and a green 7x7 bowl (grey centre) at ``place`` on a grey table."""
-    colour = np.full((*WS.shape, 3), 60, np.uint8)
+    color = np.full((*WS.shape, 3), 60, np.uint8)
     height = np.zeros(WS.shape, np.float32)
-    colour[pick[0] - 1 : pick[0] + 2, pick[1] - 1 : pick[1] + 2] = (220, 30, 30)
+    color[pick[0] - 1 : pick[0] + 2, pick[1] - 1 : pick[1] + 2] = (220, 30, 30)
     height[pick[0] - 1 : pick[0] + 2, pick[1] - 1 : pick[1] + 2] = 0.04
-    colour[place[0] - 3 : place[0] + 4, place[1] - 3 : place[1] + 4] = (30, 200, 30)
-    colour[place[0] - 1 : place[0] + 2, place[1] - 1 : place[1] + 2] = (60, 60, 60)
+    color[place[0] - 3 : place[0] + 4, place[1] - 3 : place[1] + 4] = (30, 200, 30)
+    color[place[0] - 1 : place[0] + 2, place[1] - 1 : place[1] + 2] = (60, 60, 60)
     height[place[0] - 3 : place[0] + 4, place[1] - 3 : place[1] + 4] = 0.02
-    return TrainSample(colour, height, INSTRUCTION, pick, place, yaw, task="synthetic")
+    return TrainSample(color, height, INSTRUCTION, pick, place, yaw, task="synthetic")
 
 
 DEMOS = [
@@ -113,7 +113,7 @@ def test_train_command_reads_demos_from_disk(tmp_path, capsys):
     task = "put-block-in-bowl-seen-colors"
     for seed, demo in zip((0, 2), DEMOS[:2]):
         step = Step(
-            demo.colour,
+            demo.color,
             demo.height,
             demo.instruction,
             Pose.from_xyz_yaw(WS.pixel_to_xyz(demo.pick_pixel)),

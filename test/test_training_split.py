@@ -21,9 +21,9 @@ def small_cfg(**overrides) -> ModelConfig:
 
 def sample(seed: int = 0) -> TrainSample:
     rng = np.random.default_rng(seed)
-    colour = rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8)
+    color = rng.integers(0, 256, (*WS.shape, 3), dtype=np.uint8)
     height = (rng.random(WS.shape) * 0.1).astype(np.float32)
-    return TrainSample(colour, height, INSTRUCTION, (10, 12), (30, 20), 0.3)
+    return TrainSample(color, height, INSTRUCTION, (10, 12), (30, 20), 0.3)
 
 
 def snapshot(policy: Policy) -> dict[str, torch.Tensor]:
@@ -39,7 +39,7 @@ def changed(before: dict[str, torch.Tensor], policy: Policy) -> set[str]:
 def outputs(policy: Policy, s: TrainSample) -> tuple[torch.Tensor, torch.Tensor]:
     model = policy.model.eval()
     with torch.no_grad():
-        image = image_tensor(s.colour, s.height)
+        image = image_tensor(s.color, s.height)
         text = model.text([s.instruction])
         return model.pick_logits(image, text), model.place_logits(image, torch.tensor([[20, 10]]), text)
 

@@ -186,7 +186,7 @@ class Decider:
             view = self._fuse([(f.rgb, f.depth, f.camera) for f in frames], self.workspace)
         except ValueError as exc:
             raise DecisionError(DecisionCode.NO_OBSERVATION, f"camera images unusable: {exc}") from exc
-        coverage = float(np.mean((view.height > 0) | np.any(view.colour > 0, axis=-1)))
+        coverage = float(np.mean((view.height > 0) | np.any(view.color > 0, axis=-1)))
         if coverage == 0.0:
             raise DecisionError(
                 DecisionCode.NO_OBSERVATION, "no camera sees the workspace: every depth point falls outside its bounds"

@@ -23,7 +23,7 @@ MAX_TRIES = 100
 class Augmented:
     """A transformed view and its labels; ``matrix`` maps (col, row, 1) of the input to the output."""
 
-    colour: np.ndarray
+    color: np.ndarray
     height: np.ndarray
     pick_pixel: tuple[int, int]
     place_pixel: tuple[int, int]
@@ -47,11 +47,11 @@ def transform_pixel(matrix: np.ndarray, pixel: tuple[int, int]) -> tuple[int, in
     return (int(round(row)), int(round(col)))
 
 
-def apply_se2(colour: np.ndarray, height: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Warp colour and height with nearest-neighbour sampling (no blended colours or heights); outside = 0."""
+def apply_se2(color: np.ndarray, height: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Warp color and height with nearest-neighbour sampling (no blended colors or heights); outside = 0."""
     rows, cols = height.shape
     flags = cv2.INTER_NEAREST
-    out_c = cv2.warpAffine(np.ascontiguousarray(colour), matrix, (cols, rows), flags=flags, borderValue=0)
+    out_c = cv2.warpAffine(np.ascontiguousarray(color), matrix, (cols, rows), flags=flags, borderValue=0)
     out_h = cv2.warpAffine(
         np.ascontiguousarray(height, dtype=np.float32), matrix, (cols, rows), flags=flags, borderValue=0
     )
@@ -59,7 +59,7 @@ def apply_se2(colour: np.ndarray, height: np.ndarray, matrix: np.ndarray) -> tup
 
 
 def perturb(
-    colour: np.ndarray,
+    color: np.ndarray,
     height: np.ndarray,
     pick_pixel: tuple[int, int],
     place_pixel: tuple[int, int],
@@ -69,10 +69,10 @@ def perturb(
     max_tries: int = MAX_TRIES,
 ) -> Augmented:
     """A random SE(2) transform of the view with both labels kept inside (identity if none is found)."""
-    colour = np.asarray(colour)
+    color = np.asarray(color)
     height = np.asarray(height)
-    if colour.shape[:2] != height.shape or colour.ndim != 3:
-        raise ValueError(f"need colour (rows, cols, 3) and height (rows, cols), got {colour.shape} and {height.shape}")
+    if color.shape[:2] != height.shape or color.ndim != 3:
+        raise ValueError(f"need color (rows, cols, 3) and height (rows, cols), got {color.shape} and {height.shape}")
     if rotation_std < 0 or translation_std < 0 or max_tries < 1:
         raise ValueError("rotation_std and translation_std must be >= 0 and max_tries >= 1")
     shape = height.shape
@@ -85,11 +85,11 @@ def perturb(
         matrix = se2_matrix(shape, angle, shift)
         pick, place = transform_pixel(matrix, pick_pixel), transform_pixel(matrix, place_pixel)
         if all(0 <= p[0] < shape[0] and 0 <= p[1] < shape[1] for p in (pick, place)):
-            out_c, out_h = apply_se2(colour, height, matrix)
+            out_c, out_h = apply_se2(color, height, matrix)
             return Augmented(out_c, out_h, pick, place, matrix, angle)
     identity = se2_matrix(shape, 0.0, (0.0, 0.0))
     return Augmented(
-        colour.copy(),
+        color.copy(),
         height.copy(),
         (int(pick_pixel[0]), int(pick_pixel[1])),
         (int(place_pixel[0]), int(place_pixel[1])),

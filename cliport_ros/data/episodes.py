@@ -8,7 +8,7 @@ key                 dtype, shape               meaning
 ``format``          str                        ``"cliport_ros.episode"`` (foreign files are refused)
 ``version``         int64 ()                   format version, currently 1
 ``meta``            str (JSON)                 task, split, seed, score (0-100), workspace fields
-``colour``          uint8 (T, rows, cols, 3)   fused top-down RGB before each step
+``color``          uint8 (T, rows, cols, 3)   fused top-down RGB before each step
 ``height``          float32 (T, rows, cols)    fused height (m above workspace.z_min) before each step
 ``instruction``     str (T,)                   the instruction at each step
 ``pick``            float64 (T, 7)             pick pose: x, y, z, qx, qy, qz, qw (base frame)
@@ -49,7 +49,7 @@ class EpisodeFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Step:
-    colour: np.ndarray  # (rows, cols, 3) uint8
+    color: np.ndarray  # (rows, cols, 3) uint8
     height: np.ndarray  # (rows, cols) float32
     instruction: str
     pick: Pose
@@ -83,8 +83,8 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
         raise ValueError("an episode needs at least one step")
     rows, cols = episode.workspace.shape
     for k, s in enumerate(episode.steps):
-        if s.colour.shape != (rows, cols, 3) or s.colour.dtype != np.uint8:
-            raise ValueError(f"step {k}: colour must be uint8 {(rows, cols, 3)}, got {s.colour.dtype} {s.colour.shape}")
+        if s.color.shape != (rows, cols, 3) or s.color.dtype != np.uint8:
+            raise ValueError(f"step {k}: color must be uint8 {(rows, cols, 3)}, got {s.color.dtype} {s.color.shape}")
         if s.height.shape != (rows, cols):
             raise ValueError(f"step {k}: height must be {(rows, cols)}, got {s.height.shape}")
     out = Path(out_dir)
@@ -101,7 +101,7 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
         "format": np.array(FORMAT_MARKER),
         "version": np.array(FORMAT_VERSION, dtype=np.int64),
         "meta": np.array(json.dumps(meta, sort_keys=True)),
-        "colour": np.stack([s.colour for s in episode.steps]),
+        "colour": np.stack([s.color for s in episode.steps]),
         "height": np.stack([s.height.astype(np.float32) for s in episode.steps]),
         "instruction": np.array([s.instruction for s in episode.steps], dtype=str),
         "pick": np.array([_pose_row(s.pick) for s in episode.steps], dtype=np.float64),
@@ -135,6 +135,7 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
 # "cols" stand for the workspace grid recorded in ``meta``. Checked on load, so that a damaged or crafted file
 # is refused naming the field instead of failing later as an IndexError/TypeError inside training.
 _STEP_FIELDS: dict[str, tuple[str, tuple[int | str, ...]]] = {
+    # "colour": the field's name in format version 1 files, kept so they stay readable (identifiers say color).
     "colour": ("uint8", ("rows", "cols", 3)),
     "height": ("float32", ("rows", "cols")),
     "instruction": ("str", ()),
@@ -265,12 +266,12 @@ def load_episode(path: str | Path) -> Episode:
         )
     meta, workspace = _read_meta(path, arrays["meta"])
     n = _check_step_arrays(path, arrays, workspace)
-    colour, height, instruction = arrays["colour"], arrays["height"], arrays["instruction"]
+    color, height, instruction = arrays["colour"], arrays["height"], arrays["instruction"]
     pick, place, reward = arrays["pick"], arrays["place"], arrays["reward"]
     pick_pixel, place_pixel = arrays["pick_pixel"], arrays["place_pixel"]
     steps = tuple(
         Step(
-            colour[k],
+            color[k],
             height[k],
             str(instruction[k]),
             _pose(path, "pick", k, pick[k]),

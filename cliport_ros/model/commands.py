@@ -72,11 +72,11 @@ def _pixel(text: str) -> tuple[int, int]:
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped model)")
     p.add_argument(
-        "--colour",
         "--color",
-        dest="colour",
+        "--colour",
+        dest="color",
         required=True,
-        help="top-down colour view, a PNG of the workspace grid (rows = base y, columns = base x)",
+        help="top-down color view, a PNG of the workspace grid (rows = base y, columns = base x)",
     )
     p.add_argument("--height", required=True, help="top-down height map, a .npy float array in metres")
     p.add_argument("--instruction", required=True, help="e.g. 'put the red blocks in a green bowl'")
@@ -95,17 +95,17 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class _View:
-    def __init__(self, colour: np.ndarray, height: np.ndarray) -> None:
-        self.colour, self.height = colour, height
+    def __init__(self, color: np.ndarray, height: np.ndarray) -> None:
+        self.color, self.height = color, height
 
 
-def load_view(colour_path: str | Path, height_path: str | Path) -> _View:
+def load_view(color_path: str | Path, height_path: str | Path) -> _View:
     """A saved top-down view: an RGB PNG and a .npy height map of the same size, with clear errors."""
     import cv2
 
-    bgr = cv2.imread(str(colour_path), cv2.IMREAD_COLOR)
+    bgr = cv2.imread(str(color_path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"{colour_path} is not a readable image")
+        raise ValueError(f"{color_path} is not a readable image")
     try:
         height = np.load(str(height_path), allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -169,7 +169,7 @@ def _predict_run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
     try:
-        view = load_view(args.colour, args.height)
+        view = load_view(args.color, args.height)
         policy, out = predict(
             args.checkpoint, view, args.instruction, args.pick_pixel, args.device, args.precision, args.batchnorm
         )
@@ -196,7 +196,7 @@ def _predict_run(args: argparse.Namespace) -> int:
         for name, image in (
             ("pick.png", heatmap_image(out.pick_heatmap)),
             ("place.png", heatmap_image(out.place_heatmap)),
-            ("panel.png", decision_panel(view.colour, view.height, out)),
+            ("panel.png", decision_panel(view.color, view.height, out)),
         ):
             cv2.imwrite(str(folder / name), np.ascontiguousarray(image[:, :, ::-1]))
         result["pictures"] = str(folder)

@@ -100,8 +100,8 @@ class ModelConfig:
     # strides 32, 16, 8, 4, 2, 1, 1, 1; language multiplies the first three; laterals join the last six
     semantic_decoder: tuple[int, ...] = (1024, 512, 256, 128, 64, 32, 16, 16)
     # how many semantic layers, from the bottleneck on, the sentence embedding multiplies: the paper's 3
-    # (strides 32, 16, 8); up to all 8, so that language also meets the spatial stream's colour at full
-    # resolution (a from-scratch trunk learns colour words much faster that way)
+    # (strides 32, 16, 8); up to all 8, so that language also meets the spatial stream's color at full
+    # resolution (a from-scratch trunk learns color words much faster that way)
     lang_layers: int = 3
     # --- pick / place geometry ---
     n_rotations: int = 36

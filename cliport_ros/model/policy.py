@@ -192,16 +192,15 @@ class CLIPortModel(nn.Module):
         }
 
 
-def image_tensor(colour: np.ndarray, height: np.ndarray) -> torch.Tensor:
-    """(rows, cols, 3) uint8 colour + (rows, cols) height (m) -> (1, 6, rows, cols) float32 RGB, height x3."""
-    colour = np.asarray(colour)
+def image_tensor(color: np.ndarray, height: np.ndarray) -> torch.Tensor:
+    """(rows, cols, 3) uint8 color + (rows, cols) height (m) -> (1, 6, rows, cols) float32 RGB, height x3."""
+    color = np.asarray(color)
     height = np.asarray(height, dtype=np.float32)
-    if colour.ndim != 3 or colour.shape[2] != 3 or height.shape != colour.shape[:2]:
+    if color.ndim != 3 or color.shape[2] != 3 or height.shape != color.shape[:2]:
         raise ValueError(
-            f"need colour (rows, cols, 3) and height (rows, cols) of the same size, got {colour.shape} and "
-            f"{height.shape}"
+            f"need color (rows, cols, 3) and height (rows, cols) of the same size, got {color.shape} and {height.shape}"
         )
-    rgb = torch.from_numpy(np.ascontiguousarray(colour, dtype=np.float32)).permute(2, 0, 1)
+    rgb = torch.from_numpy(np.ascontiguousarray(color, dtype=np.float32)).permute(2, 0, 1)
     h = torch.from_numpy(np.ascontiguousarray(height))[None].expand(3, -1, -1)
     return torch.cat([rgb, h], dim=0)[None]
 
@@ -290,10 +289,10 @@ class Policy:
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
 
-    def _check_view(self, colour: np.ndarray, height: np.ndarray) -> None:
-        if tuple(np.shape(colour)[:2]) != self.workspace.shape or tuple(np.shape(height)) != self.workspace.shape:
+    def _check_view(self, color: np.ndarray, height: np.ndarray) -> None:
+        if tuple(np.shape(color)[:2]) != self.workspace.shape or tuple(np.shape(height)) != self.workspace.shape:
             raise ValueError(
-                f"view is {np.shape(colour)[:2]} (colour) / {np.shape(height)} (height) pixels but the "
+                f"view is {np.shape(color)[:2]} (color) / {np.shape(height)} (height) pixels but the "
                 "policy's "
                 f"workspace grid is {self.workspace.shape}"
             )
@@ -305,15 +304,15 @@ class Policy:
         pick_pixel: tuple[int, int] | None = None,
         keep_logits: bool = False,
     ) -> PolicyOutput:
-        """One pick and place from a top-down view (with ``colour`` and ``height``) and an instruction.
+        """One pick and place from a top-down view (with ``color`` and ``height``) and an instruction.
 
         ``pick_pixel`` (row, col) fixes the pick that the place map is computed for (the pick net still runs);
         ``keep_logits`` returns the raw pick and place logits too.
         """
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError("instruction must be a non-empty string, e.g. 'put the red blocks in a green bowl'")
-        colour, height = view.colour, view.height
-        self._check_view(colour, height)
+        color, height = view.color, view.height
+        self._check_view(color, height)
         if pick_pixel is not None:
             rows, cols = self.workspace.shape
             if (
@@ -325,7 +324,7 @@ class Policy:
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         t0 = time.perf_counter()
         with torch.inference_mode(), self._autocast():
-            image = image_tensor(colour, height).to(self.device)
+            image = image_tensor(color, height).to(self.device)
             text = self.model.text([instruction])
             pick_logits = self.model.pick_logits(image, text).float()
             pick_prob = torch.softmax(pick_logits.flatten(), 0).reshape(pick_logits.shape[1:])
@@ -384,7 +383,7 @@ class Policy:
         """Run a few decisions on an empty view so the first real one is not slowed by lazy set-up."""
 
         class _Blank:
-            colour = np.zeros((*self.workspace.shape, 3), np.uint8)
+            color = np.zeros((*self.workspace.shape, 3), np.uint8)
             height = np.zeros(self.workspace.shape, np.float32)
 
         for _ in range(repeats):

@@ -37,10 +37,10 @@ from cliport_ros.model.transport import correlate_fft, rotation_angles
 
 # The reference's input statistics (utils.preprocess), as float32 constants: the spatial streams'
 # ('transporter') and CLIP's ('clip'); both normalise the height channels with the transporter's.
-TRANSPORTER_COLOUR_MEAN = (0.18877631,) * 3
-TRANSPORTER_COLOUR_STD = (0.07276466,) * 3
-CLIP_COLOUR_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_COLOUR_STD = (0.26862954, 0.26130258, 0.27577711)
+TRANSPORTER_COLOR_MEAN = (0.18877631,) * 3
+TRANSPORTER_COLOR_STD = (0.07276466,) * 3
+CLIP_COLOR_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_COLOR_STD = (0.26862954, 0.26130258, 0.27577711)
 HEIGHT_MEAN, HEIGHT_STD = 0.00509261, 0.00903967
 # The deepest stride (CLIP's last stage); other input sizes are padded up to a multiple of it.
 MAX_STRIDE = 32
@@ -285,7 +285,7 @@ class SemanticStream(nn.Module):
     def forward(self, image: torch.Tensor, laterals: list[torch.Tensor], text: torch.Tensor) -> torch.Tensor:
         """Raw (B, 6, H, W), the spatial stream's laterals, sentence features (B, D) -> (B, out, H, W)."""
         size = (image.shape[-2], image.shape[-1])
-        x = normalise(image, CLIP_COLOUR_MEAN, CLIP_COLOUR_STD)[:, :3]
+        x = normalise(image, CLIP_COLOR_MEAN, CLIP_COLOR_STD)[:, :3]
         f4, f8, f16, f32 = self.clip_rn50.image_stages(x)
         text = text.to(f32.dtype)
 
@@ -320,7 +320,7 @@ def _two_streams(
     one: SpatialStream, two: SemanticStream, image: torch.Tensor, text: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     padded, h, w = _pad_to_stride(image)
-    out_one, laterals = one(normalise(padded, TRANSPORTER_COLOUR_MEAN, TRANSPORTER_COLOUR_STD))
+    out_one, laterals = one(normalise(padded, TRANSPORTER_COLOR_MEAN, TRANSPORTER_COLOR_STD))
     out_two = two(padded, laterals, text)
     return out_one[..., :h, :w], out_two[..., :h, :w]
 

@@ -20,7 +20,7 @@ from cliport_ros.model.clip_backbone import ClipBackbone, build_vision_trunk
 from cliport_ros.model.config import ModelConfig
 
 # Normalisation of the spatial stream's input (Transporter's statistics of simulated top-down images).
-COLOUR_MEAN, COLOUR_STD = 0.18877631, 0.07276466
+COLOR_MEAN, COLOR_STD = 0.18877631, 0.07276466
 HEIGHT_MEAN, HEIGHT_STD = 0.00509261, 0.00903967
 # The deepest stride: CLIP's last stage (the spatial stream's is 16).
 MAX_STRIDE = 32
@@ -176,7 +176,7 @@ class TwoStreamNet(nn.Module):
         # channels_last: several times faster for the narrow convolutions on CPU, and for tensor cores on GPU
         image = image.contiguous(memory_format=torch.channels_last)
         rgb = image[:, :3]
-        x = torch.cat([(rgb / 255.0 - COLOUR_MEAN) / COLOUR_STD, (image[:, 3:] - HEIGHT_MEAN) / HEIGHT_STD], dim=1)
+        x = torch.cat([(rgb / 255.0 - COLOR_MEAN) / COLOR_STD, (image[:, 3:] - HEIGHT_MEAN) / HEIGHT_STD], dim=1)
         x = x.contiguous(memory_format=torch.channels_last)
         spatial_out, laterals = self.spatial(x)
         semantic_out = self.semantic(self._clip.image_features(rgb, self.visual), text, laterals)

@@ -1,19 +1,19 @@
-"""Calibrated RGB-D views -> the top-down colour and height maps CLIPort sees.
+"""Calibrated RGB-D views -> the top-down color and height maps CLIPort sees.
 
 One code path for the simulator and for real cameras (the ROS node calls ``fuse_views`` with the images of
 its RealSense views and their calibrated ``CameraModel``).
 
 Rules (as CLIPort/Ravens): every valid depth pixel is back-projected into the base frame; points outside the
-workspace box are dropped; per view, each cell keeps its *highest* point (height and that point's colour);
-across views the height is the maximum and the colour is the mean of the views that saw the cell. Cells no
-view saw have height 0 and colour 0. Depth that is NaN, +-inf, zero or negative is ignored.
+workspace box are dropped; per view, each cell keeps its *highest* point (height and that point's color);
+across views the height is the maximum and the color is the mean of the views that saw the cell. Cells no
+view saw have height 0 and color 0. Depth that is NaN, +-inf, zero or negative is ignored.
 
 Points down to ``TABLE_TOLERANCE`` below ``workspace.z_min`` are kept with height 0: a table surface at
 exactly z_min comes back a hair below it from the depth buffer, and dropping it would leave the table black.
 
 Speed: the per-camera ray directions are cached (keyed by the frozen ``CameraModel``), and the per-cell
 maximum is one ``np.maximum.at`` over integer keys that pack (height in micrometres, pixel index), so the
-winning key names the highest point and its colour without a sort.
+winning key names the highest point and its color without a sort.
 """
 
 from __future__ import annotations
@@ -37,16 +37,15 @@ _HEIGHT_QUANTUM = 1e-6
 class TopDownView:
     """Orthographic top-down maps over ``workspace``: rows = world y, columns = world x."""
 
-    colour: np.ndarray  # (rows, cols, 3) uint8, RGB
+    color: np.ndarray  # (rows, cols, 3) uint8, RGB
     height: np.ndarray  # (rows, cols) float32, metres above workspace.z_min, 0 where nothing was seen
     workspace: Workspace
 
     def __post_init__(self) -> None:
         rows, cols = self.workspace.shape
-        if self.colour.shape != (rows, cols, 3) or self.colour.dtype != np.uint8:
+        if self.color.shape != (rows, cols, 3) or self.color.dtype != np.uint8:
             raise ValueError(
-                f"TopDownView.colour must be uint8 of shape {(rows, cols, 3)}, "
-                f"got {self.colour.dtype} {self.colour.shape}"
+                f"TopDownView.color must be uint8 of shape {(rows, cols, 3)}, got {self.color.dtype} {self.color.shape}"
             )
         if self.height.shape != (rows, cols) or self.height.dtype != np.float32:
             raise ValueError(
@@ -127,7 +126,7 @@ def fuse_views(views: Sequence[tuple[np.ndarray, np.ndarray, CameraModel]], work
     z_floor = workspace.z_min - TABLE_TOLERANCE
     inv_pix = 1.0 / workspace.pixel_size
 
-    keys_all, cells_all, heights, colours = [], [], [], []
+    keys_all, cells_all, heights, colors = [], [], [], []
     any_depth = False
     for k, view in enumerate(views):
         if len(view) != 3:
@@ -165,7 +164,7 @@ def fuse_views(views: Sequence[tuple[np.ndarray, np.ndarray, CameraModel]], work
         keys_all.append(key)
         cells_all.append(k * ncell + row * cols + col)
         heights.append((z.reshape(-1), bits))
-        colours.append(rgb.reshape(-1, 3))
+        colors.append(rgb.reshape(-1, 3))
     if not any_depth:
         raise ValueError("fuse_views: no view has any valid depth (all NaN, inf, zero or negative)")
 
@@ -176,7 +175,7 @@ def fuse_views(views: Sequence[tuple[np.ndarray, np.ndarray, CameraModel]], work
     best = flat_best.reshape(nviews, ncell)
 
     height = np.zeros(ncell, dtype=np.float32)
-    colour_sum = np.zeros((ncell, 3), dtype=np.float32)
+    color_sum = np.zeros((ncell, 3), dtype=np.float32)
     count = np.zeros(ncell, dtype=np.float32)
     for k in range(nviews):
         z, bits = heights[k]
@@ -184,22 +183,22 @@ def fuse_views(views: Sequence[tuple[np.ndarray, np.ndarray, CameraModel]], work
         pidx = best[k, seen] & ((1 << bits) - 1)
         h = np.maximum(z[pidx] - workspace.z_min, 0.0)
         height[seen] = np.maximum(height[seen], h)
-        colour_sum[seen] += colours[k][pidx]
+        color_sum[seen] += colors[k][pidx]
         count[seen] += 1.0
     seen_any = count > 0
-    colour = np.zeros((ncell, 3), dtype=np.uint8)
-    colour[seen_any] = np.rint(colour_sum[seen_any] / count[seen_any, None]).astype(np.uint8)
-    return TopDownView(colour.reshape(rows, cols, 3), height.reshape(rows, cols), workspace)
+    color = np.zeros((ncell, 3), dtype=np.uint8)
+    color[seen_any] = np.rint(color_sum[seen_any] / count[seen_any, None]).astype(np.uint8)
+    return TopDownView(color.reshape(rows, cols, 3), height.reshape(rows, cols), workspace)
 
 
-def project_points(points: np.ndarray, colours: np.ndarray, workspace: Workspace) -> TopDownView:
-    """Top-down maps of one coloured point cloud (N x 3 base frame, N x 3 uint8): highest point per cell."""
+def project_points(points: np.ndarray, colors: np.ndarray, workspace: Workspace) -> TopDownView:
+    """Top-down maps of one colored point cloud (N x 3 base frame, N x 3 uint8): highest point per cell."""
     pts = np.asarray(points, dtype=np.float64)
-    cols_ = np.asarray(colours)
+    cols_ = np.asarray(colors)
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise ValueError(f"points must be (N, 3), got {pts.shape}")
     if cols_.shape != pts.shape or cols_.dtype != np.uint8:
-        raise ValueError(f"colours must be uint8 of the points' shape {pts.shape}, got {cols_.dtype} {cols_.shape}")
+        raise ValueError(f"colors must be uint8 of the points' shape {pts.shape}, got {cols_.dtype} {cols_.shape}")
     rows, cols = workspace.shape
     pix = workspace.points_to_pixels(pts)
     keep = (
@@ -220,7 +219,7 @@ def project_points(points: np.ndarray, colours: np.ndarray, workspace: Workspace
     seen = np.flatnonzero(best >= 0)
     pidx = best[seen] & ((1 << bits) - 1)
     height = np.zeros(rows * cols, dtype=np.float32)
-    colour = np.zeros((rows * cols, 3), dtype=np.uint8)
+    color = np.zeros((rows * cols, 3), dtype=np.uint8)
     height[seen] = np.maximum(pts[pidx, 2] - workspace.z_min, 0.0)
-    colour[seen] = cols_[pidx]
-    return TopDownView(colour.reshape(rows, cols, 3), height.reshape(rows, cols), workspace)
+    color[seen] = cols_[pidx]
+    return TopDownView(color.reshape(rows, cols, 3), height.reshape(rows, cols), workspace)

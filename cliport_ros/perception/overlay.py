@@ -12,10 +12,10 @@ import textwrap
 
 import numpy as np
 
-# Colours (RGB).
-PICK_COLOUR = (40, 255, 40)
-PLACE_COLOUR = (40, 200, 255)
-TEXT_COLOUR = (240, 240, 240)
+# Colors (RGB).
+PICK_COLOR = (40, 255, 40)
+PLACE_COLOR = (40, 200, 255)
+TEXT_COLOR = (240, 240, 240)
 BACKGROUND = (24, 24, 24)
 HEAT_WEIGHT = 0.5
 
@@ -32,11 +32,11 @@ def _ascii(text: str) -> str:
     return "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
 
 
-def _panel(colour: np.ndarray, heat: np.ndarray, scale: int) -> np.ndarray:
+def _panel(color: np.ndarray, heat: np.ndarray, scale: int) -> np.ndarray:
     import cv2
 
-    blended = (1.0 - HEAT_WEIGHT) * colour.astype(np.float32) + HEAT_WEIGHT * _jet(heat).astype(np.float32)
-    rows, cols = colour.shape[:2]
+    blended = (1.0 - HEAT_WEIGHT) * color.astype(np.float32) + HEAT_WEIGHT * _jet(heat).astype(np.float32)
+    rows, cols = color.shape[:2]
     return cv2.resize(blended.astype(np.uint8), (cols * scale, rows * scale), interpolation=cv2.INTER_NEAREST)
 
 
@@ -47,15 +47,15 @@ def _mark(panel: np.ndarray, pick: tuple[int, int], place: tuple[int, int], rota
         return (int(pixel[1] * scale + scale // 2), int(pixel[0] * scale + scale // 2))
 
     radius = 6 * scale
-    cv2.circle(panel, point(pick), radius, PICK_COLOUR, 2, cv2.LINE_AA)
-    cv2.drawMarker(panel, point(pick), PICK_COLOUR, cv2.MARKER_CROSS, radius, 1, cv2.LINE_AA)
+    cv2.circle(panel, point(pick), radius, PICK_COLOR, 2, cv2.LINE_AA)
+    cv2.drawMarker(panel, point(pick), PICK_COLOR, cv2.MARKER_CROSS, radius, 1, cv2.LINE_AA)
     centre = point(place)
-    cv2.circle(panel, centre, radius, PLACE_COLOUR, 2, cv2.LINE_AA)
+    cv2.circle(panel, centre, radius, PLACE_COLOR, 2, cv2.LINE_AA)
     # The place rotation relative to the pick: a line from the place's centre, turned by it from the image's
     # column axis (rotation 0 points along +column).
     length = 2.2 * radius
     end = (int(round(centre[0] + length * math.cos(rotation))), int(round(centre[1] - length * math.sin(rotation))))
-    cv2.arrowedLine(panel, centre, end, PLACE_COLOUR, 2, cv2.LINE_AA, tipLength=0.3)
+    cv2.arrowedLine(panel, centre, end, PLACE_COLOR, 2, cv2.LINE_AA, tipLength=0.3)
 
 
 def _text_strip(lines: list[str], width: int, scale: float = 0.5) -> np.ndarray:
@@ -65,13 +65,13 @@ def _text_strip(lines: list[str], width: int, scale: float = 0.5) -> np.ndarray:
     strip = np.full((line_height * len(lines) + 8, width, 3), BACKGROUND, np.uint8)
     for k, line in enumerate(lines):
         cv2.putText(
-            strip, line, (6, line_height * (k + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOUR, 1, cv2.LINE_AA
+            strip, line, (6, line_height * (k + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOR, 1, cv2.LINE_AA
         )
     return strip
 
 
 def decision_overlay(
-    colour: np.ndarray,
+    color: np.ndarray,
     pick_heatmap: np.ndarray,
     place_heatmap: np.ndarray,
     pick_pixel: tuple[int, int],
@@ -82,23 +82,23 @@ def decision_overlay(
     scale: int = 2,
 ) -> np.ndarray:
     """(H, W, 3) uint8 RGB: [pick map on the view | place map on the view], the instruction above, the outcome
-    below. ``colour`` is the top-down view (rows, cols, 3) RGB; the heatmaps are (rows, cols) probabilities;
+    below. ``color`` is the top-down view (rows, cols, 3) RGB; the heatmaps are (rows, cols) probabilities;
     pixels are (row, col); ``place_rotation`` is the place yaw relative to the pick (rad)."""
-    colour = np.ascontiguousarray(colour, dtype=np.uint8)
-    if colour.ndim != 3 or colour.shape[2] != 3:
-        raise ValueError(f"colour must be (rows, cols, 3), got {colour.shape}")
+    color = np.ascontiguousarray(color, dtype=np.uint8)
+    if color.ndim != 3 or color.shape[2] != 3:
+        raise ValueError(f"color must be (rows, cols, 3), got {color.shape}")
     for name, heat in (("pick_heatmap", pick_heatmap), ("place_heatmap", place_heatmap)):
-        if np.shape(heat) != colour.shape[:2]:
-            raise ValueError(f"{name} must be {colour.shape[:2]}, got {np.shape(heat)}")
+        if np.shape(heat) != color.shape[:2]:
+            raise ValueError(f"{name} must be {color.shape[:2]}, got {np.shape(heat)}")
     if not 1 <= scale <= 8:
         raise ValueError(f"scale must be in [1, 8], got {scale}")
     panels = []
     for heat, label in ((pick_heatmap, "pick"), (place_heatmap, "place")):
-        panel = _panel(colour, heat, scale)
+        panel = _panel(color, heat, scale)
         _mark(panel, pick_pixel, place_pixel, place_rotation, scale)
         import cv2
 
-        cv2.putText(panel, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, TEXT_COLOUR, 1, cv2.LINE_AA)
+        cv2.putText(panel, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, TEXT_COLOR, 1, cv2.LINE_AA)
         panels.append(panel)
     gap = np.full((panels[0].shape[0], 4, 3), BACKGROUND, np.uint8)
     body = np.concatenate([panels[0], gap, panels[1]], axis=1)

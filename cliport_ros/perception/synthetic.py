@@ -12,7 +12,7 @@ import numpy as np
 
 from cliport_ros.perception.camera import CameraModel, look_at_quaternion
 
-TABLE_COLOUR = (90, 90, 90)
+TABLE_COLOR = (90, 90, 90)
 Box = tuple[float, float, float, float, tuple[int, int, int]]  # (x, y, half_size, height, rgb)
 
 
@@ -41,12 +41,12 @@ def table_frame(camera: CameraModel, boxes: Sequence[Box] = (), table_z: float =
     # Optical-frame depth equals the ray parameter t because the camera-frame ray has z = 1.
     t_table = np.where(down, (table_z - pz) / np.where(down, rays[2], -1.0), np.inf)
     depth = np.where(t_table > 0, t_table, np.inf)
-    rgb[np.isfinite(depth)] = TABLE_COLOUR
-    for x, y, half, h, colour in sorted(boxes, key=lambda b: b[3]):
+    rgb[np.isfinite(depth)] = TABLE_COLOR
+    for x, y, half, h, color in sorted(boxes, key=lambda b: b[3]):
         t = np.where(down, (table_z + h - pz) / np.where(down, rays[2], -1.0), np.inf)
         hit_x, hit_y = px + t * rays[0], py + t * rays[1]
         inside = (t > 0) & (np.abs(hit_x - x) <= half) & (np.abs(hit_y - y) <= half) & (t < depth)
         depth[inside] = t[inside]
-        rgb[inside] = colour
+        rgb[inside] = color
     depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
     return rgb.reshape(camera.height, camera.width, 3), depth.reshape(camera.height, camera.width)

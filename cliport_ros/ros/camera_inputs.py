@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image
 from cliport_ros.agent import CameraFrame, DecisionCode, DecisionError
 from cliport_ros.perception.camera import CameraModel, load_camera_rig
 from cliport_ros.ros.conversions import stamp_to_nanoseconds, stamp_to_seconds
-from cliport_ros.ros.images import ImageError, camera_info_intrinsics, colour_to_array, depth_to_array
+from cliport_ros.ros.images import ImageError, camera_info_intrinsics, color_to_array, depth_to_array
 from cliport_ros.ros.rgbd_sync import CameraTopics, RgbdCamera
 
 try:  # TF for camera poses on real ROS machines
@@ -97,14 +97,14 @@ class CameraInputs:
         deadline = time.monotonic() + timeout
         for cam in self.cameras:
             if not cam.wait_for_pair(not_before_ns, max(0.0, deadline - time.monotonic())):
-                colour = cam.latest()[0]
-                if colour is None:
+                color = cam.latest()[0]
+                if color is None:
                     raise DecisionError(
                         DecisionCode.NO_OBSERVATION,
-                        f"no synchronised colour/depth images from camera '{cam.topics.name}' "
-                        f"({cam.topics.colour}, {cam.topics.depth}) within {timeout:g} s",
+                        f"no synchronised color/depth images from camera '{cam.topics.name}' "
+                        f"({cam.topics.color}, {cam.topics.depth}) within {timeout:g} s",
                     )
-                behind = (not_before_ns - stamp_to_nanoseconds(colour.header.stamp)) * 1e-9
+                behind = (not_before_ns - stamp_to_nanoseconds(color.header.stamp)) * 1e-9
                 raise DecisionError(
                     DecisionCode.NO_OBSERVATION,
                     f"no image from camera '{cam.topics.name}' taken after the instruction within "
@@ -116,26 +116,26 @@ class CameraInputs:
         """The latest synchronised frame of every camera as arrays; DecisionError(NO_OBSERVATION) otherwise."""
         frames = []
         for cam in self.cameras:
-            colour, depth, info = cam.latest()
+            color, depth, info = cam.latest()
             name = cam.topics.name
-            if colour is None:
+            if color is None:
                 raise DecisionError(
                     DecisionCode.NO_OBSERVATION,
-                    f"no synchronised colour/depth images yet from camera '{name}' "
-                    f"({cam.topics.colour}, {cam.topics.depth})",
+                    f"no synchronised color/depth images yet from camera '{name}' "
+                    f"({cam.topics.color}, {cam.topics.depth})",
                 )
             if info is None:
                 raise DecisionError(DecisionCode.NO_OBSERVATION, f"no camera_info yet on {cam.topics.info}")
             try:
-                rgb, dep = colour_to_array(colour), depth_to_array(depth)
+                rgb, dep = color_to_array(color), depth_to_array(depth)
                 intrinsics = camera_info_intrinsics(info)
             except ImageError as exc:
                 raise DecisionError(DecisionCode.NO_OBSERVATION, f"camera '{name}': {exc}") from exc
             if rgb.shape[:2] != dep.shape:
                 raise DecisionError(
                     DecisionCode.NO_OBSERVATION,
-                    f"camera '{name}': colour {rgb.shape[1]}x{rgb.shape[0]} and depth "
-                    f"{dep.shape[1]}x{dep.shape[0]} differ in size (is depth aligned to colour?)",
+                    f"camera '{name}': color {rgb.shape[1]}x{rgb.shape[0]} and depth "
+                    f"{dep.shape[1]}x{dep.shape[0]} differ in size (is depth aligned to color?)",
                 )
             if (intrinsics["height"], intrinsics["width"]) != dep.shape:
                 raise DecisionError(
@@ -143,10 +143,10 @@ class CameraInputs:
                     f"camera '{name}': camera_info is {intrinsics['width']}x{intrinsics['height']} "
                     f"but images are {dep.shape[1]}x{dep.shape[0]}",
                 )
-            stamp = colour.header.stamp
+            stamp = color.header.stamp
             frames.append(
                 CameraFrame(
-                    self._model(name, intrinsics, colour),
+                    self._model(name, intrinsics, color),
                     rgb,
                     dep,
                     stamp_to_seconds(stamp),
@@ -155,18 +155,18 @@ class CameraInputs:
             )
         return frames
 
-    def _model(self, name: str, intrinsics: dict, colour: Image) -> CameraModel:
+    def _model(self, name: str, intrinsics: dict, color: Image) -> CameraModel:
         if self._tf_buffer is not None:
             try:
                 tf = self._tf_buffer.lookup_transform(
                     self.base_frame,
-                    colour.header.frame_id,
-                    rclpy.time.Time.from_msg(colour.header.stamp),
+                    color.header.frame_id,
+                    rclpy.time.Time.from_msg(color.header.stamp),
                     timeout=rclpy.duration.Duration(seconds=0.2),
                 )
             except Exception as exc:
                 raise DecisionError(
-                    DecisionCode.NO_OBSERVATION, f"no TF from {self.base_frame} to {colour.header.frame_id}: {exc}"
+                    DecisionCode.NO_OBSERVATION, f"no TF from {self.base_frame} to {color.header.frame_id}: {exc}"
                 ) from exc
             t, q = tf.transform.translation, tf.transform.rotation
             position, orientation = (t.x, t.y, t.z), (q.x, q.y, q.z, q.w)

@@ -85,7 +85,7 @@ class CliportClient:
         )
         from lifecycle_msgs.msg import TransitionEvent
 
-        self._state_id: int | None = None  # the node's lifecycle state, as last heard
+        self._events = 0  # transition events heard
         self._subscriptions = [
             node.create_subscription(TaskStatus, _name(namespace, "sim/task_status"), self._on_status, latched),
             node.create_subscription(String, _name(namespace, "cliport/status"), self._on_line, 100),
@@ -105,7 +105,7 @@ class CliportClient:
 
     def _on_state(self, state_id: int) -> None:
         with self._changed:
-            self._state_id = state_id
+            self._events += 1
             self._changed.notify_all()
 
     def _on_line(self, msg: String) -> None:
@@ -183,20 +183,26 @@ class CliportClient:
             return self.status_lines[-1] if found else None
 
     def wait_until_active(self, timeout: float) -> bool:
-        """Whether the CLIPort node is active, or becomes so, within ``timeout`` s: its state is asked once
-        (GetState), and its transition events say when it changes."""
+        """Whether the CLIPort node is active, or becomes so, within ``timeout`` s. Only GetState's answers
+        decide (a transition event may arrive late); an event makes it ask again at once."""
+        import time
+
         from lifecycle_msgs.msg import State
 
-        active = State.PRIMARY_STATE_ACTIVE
-        self._state.wait_for_service(timeout_sec=timeout)  # discovery; the answer (or an event) decides
-        with self._changed:
-            self._state_id = None  # only what is heard from now on counts
-        asked = self.node_state()
-        asked.add_done_callback(
-            lambda f: self._on_state(f.result().current_state.id) if f.result() is not None else None
-        )
-        with self._changed:
-            return self._changed.wait_for(lambda: self._state_id == active, timeout)
+        deadline = time.monotonic() + timeout
+        self._state.wait_for_service(timeout_sec=timeout)  # discovery; the answers decide
+        while True:
+            with self._changed:
+                events = self._events
+            answer = self.node_state()
+            if wait_for(answer, deadline - time.monotonic()) and answer.result() is not None:
+                if answer.result().current_state.id == State.PRIMARY_STATE_ACTIVE:
+                    return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changed:  # until the node changes state (or a while: an event may have been missed)
+                self._changed.wait_for(lambda seen=events: self._events != seen, min(1.0, remaining))
 
     def destroy(self) -> None:
         self._follow.destroy()

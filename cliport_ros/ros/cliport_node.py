@@ -111,8 +111,8 @@ def _cliport_node_parameters() -> list[ParameterSpec]:
             cam["camera_namespaces"],
             "topic namespace per camera (RealSense default: /camera/camera)",
         ),
-        spec("color_topic", cam["color_topic"], "colour image topic, relative to the namespace"),
-        spec("depth_topic", cam["depth_topic"], "depth image aligned to colour, relative to the namespace"),
+        spec("color_topic", cam["color_topic"], "color image topic, relative to the namespace"),
+        spec("depth_topic", cam["depth_topic"], "depth image aligned to color, relative to the namespace"),
         spec("info_topic", cam["info_topic"], "camera_info topic, relative to the namespace"),
         spec(
             "camera_pose_source",
@@ -124,7 +124,7 @@ def _cliport_node_parameters() -> list[ParameterSpec]:
         spec(
             "sync_slop",
             cam["sync_slop"],
-            "s: colour and depth stamps closer than this are one frame",
+            "s: color and depth stamps closer than this are one frame",
             minimum=0.0,
             maximum=1.0,
         ),
@@ -334,7 +334,7 @@ class CliportNode(LifecycleNode):
         self._worker.start()
         self._active = True
         self.get_logger().info(
-            f"active: cameras {[t.colour for t in self.inputs.topics]}, execute={self.p('execute')} "
+            f"active: cameras {[t.color for t in self.inputs.topics]}, execute={self.p('execute')} "
             f"via '{self.p('execute_action')}'"
         )
         return super().on_activate(state)
@@ -604,7 +604,7 @@ class CliportNode(LifecycleNode):
             return
         header = Header(stamp=msg.header.stamp, frame_id=self.workspace.frame_id)
         output = decision.output
-        self._publish_to(self.pub_top_down, array_to_image(decision.view.colour, "rgb8", header))
+        self._publish_to(self.pub_top_down, array_to_image(decision.view.color, "rgb8", header))
         self._publish_to(self.pub_pick_heatmap, array_to_image(heatmap_to_rgb(output.pick_heatmap), "rgb8", header))
         self._publish_to(self.pub_place_heatmap, array_to_image(heatmap_to_rgb(output.place_heatmap), "rgb8", header))
         self._publish_to(self.pub_markers, decision_markers(decision.pick_place, self.workspace, header))
@@ -615,7 +615,7 @@ class CliportNode(LifecycleNode):
             return
         output = decision.output
         picture = decision_overlay(
-            decision.view.colour,
+            decision.view.color,
             output.pick_heatmap,
             output.place_heatmap,
             output.pick_pixel,

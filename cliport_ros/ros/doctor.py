@@ -7,7 +7,7 @@ It takes the bringup's own arguments (``name:=value``, as ``ros2 launch``), so i
 bringup would give the nodes (cliport_ros.ros.bringup): the ROS distribution; the MoveIt planning group, base
 and TCP links (/robot_description, /robot_description_semantic); the executor's controllers active
 (/controller_manager/list_controllers); the gripper's service or actions served with their types; each
-camera's colour, depth and camera_info at a sane rate and in encodings the node reads; TF from the base frame to
+camera's color, depth and camera_info at a sane rate and in encodings the node reads; TF from the base frame to
 each camera (or the calibration file); the workspace within the arm's reach; the checkpoint loads. Each item is
 printed as ok or PROBLEM with its fix; the exit code is 1 if any item failed (2 for bad arguments).
 
@@ -176,7 +176,7 @@ def examine(
     load_checkpoint: Callable[[str], Any] | None,
 ) -> list[Check]:
     """Listen for ``window`` seconds and ask what is needed; every check, in order."""
-    from cliport_ros.ros.images import COLOUR_ENCODINGS, DEPTH_ENCODINGS
+    from cliport_ros.ros.images import COLOR_ENCODINGS, DEPTH_ENCODINGS
 
     observer = Observer(node, bringup)
     cell_names = CellConfig().to_parameters()
@@ -208,7 +208,7 @@ def examine(
         )
     checks += check_gripper(config, observer.offered())
     for camera, record in observer.cameras.items():
-        for kind, allowed in (("color", COLOUR_ENCODINGS), ("depth", DEPTH_ENCODINGS), ("info", ())):
+        for kind, allowed in (("color", COLOR_ENCODINGS), ("depth", DEPTH_ENCODINGS), ("info", ())):
             entry = record[kind]
             checks.append(
                 check_stream(

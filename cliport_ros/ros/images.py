@@ -2,7 +2,7 @@
 
 One function each way. Where a ROS 2 cv_bridge is installed (real ROS machines) it does the decoding;
 otherwise the image bytes are viewed with numpy without a copy. Either way the result is checked the same:
-RGB uint8 (H, W, 3) for colour, float32 metres (H, W) for depth.
+RGB uint8 (H, W, 3) for color, float32 metres (H, W) for depth.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ try:  # a ROS 2 cv_bridge (the PyPI `cv-bridge` is a ROS 1 port and is not used)
 except Exception:  # absent, or the ROS 1 port failing on ROS 2 messages
     _BRIDGE = None
 
-COLOUR_ENCODINGS = {"rgb8": (3, False), "bgr8": (3, True), "rgba8": (4, False), "bgra8": (4, True)}
+COLOR_ENCODINGS = {"rgb8": (3, False), "bgr8": (3, True), "rgba8": (4, False), "bgra8": (4, True)}
 DEPTH_ENCODINGS = {
     "16UC1": (np.dtype("<u2"), 0.001),
     "mono16": (np.dtype("<u2"), 0.001),
@@ -55,16 +55,16 @@ def _raw_view(msg: Image, dtype: np.dtype, channels: int) -> np.ndarray:
     )
 
 
-def colour_to_array(msg: Image) -> np.ndarray:
+def color_to_array(msg: Image) -> np.ndarray:
     """RGB uint8 (H, W, 3) from an rgb8/bgr8/rgba8/bgra8 image."""
-    if msg.encoding not in COLOUR_ENCODINGS:
-        raise ImageError(f"unsupported colour encoding {msg.encoding!r}; expected one of {', '.join(COLOUR_ENCODINGS)}")
-    channels, reversed_order = COLOUR_ENCODINGS[msg.encoding]
+    if msg.encoding not in COLOR_ENCODINGS:
+        raise ImageError(f"unsupported color encoding {msg.encoding!r}; expected one of {', '.join(COLOR_ENCODINGS)}")
+    channels, reversed_order = COLOR_ENCODINGS[msg.encoding]
     if _BRIDGE is not None:
         try:
             return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
         except Exception as exc:
-            raise ImageError(f"cv_bridge could not convert the colour image: {exc}") from exc
+            raise ImageError(f"cv_bridge could not convert the color image: {exc}") from exc
     array = _raw_view(msg, np.dtype(np.uint8), channels)
     if reversed_order:
         return array[:, :, 2::-1]

@@ -1,4 +1,4 @@
-"""Per-camera RGB-D subscriptions: colour and depth paired by timestamp, plus the latest camera_info.
+"""Per-camera RGB-D subscriptions: color and depth paired by timestamp, plus the latest camera_info.
 
 message_filters' ApproximateTimeSynchronizer is used where it is installed (real ROS machines); otherwise
 ``StampPairer``, a small equivalent: it keeps the last few messages of each stream and pairs a new message
@@ -26,16 +26,16 @@ except ImportError:
 
 
 class StampPairer:
-    """Pairs two streams by stamp; ``add`` returns (colour, depth) when a message completes a pair."""
+    """Pairs two streams by stamp; ``add`` returns (color, depth) when a message completes a pair."""
 
     def __init__(self, slop: float, history: int = 8) -> None:
         if slop <= 0:
             raise ValueError(f"sync slop must be > 0 seconds, got {slop}")
         self.slop = slop
-        self._queues = {"colour": collections.deque(maxlen=history), "depth": collections.deque(maxlen=history)}
+        self._queues = {"color": collections.deque(maxlen=history), "depth": collections.deque(maxlen=history)}
 
     def add(self, stream: str, stamp: float, msg: Any) -> tuple[Any, Any] | None:
-        other = "depth" if stream == "colour" else "colour"
+        other = "depth" if stream == "color" else "color"
         candidates = self._queues[other]
         best = min(candidates, key=lambda item: abs(item[0] - stamp), default=None)
         if best is not None and abs(best[0] - stamp) <= self.slop:
@@ -45,7 +45,7 @@ class StampPairer:
             own = self._queues[stream]
             while own and own[0][0] <= stamp:
                 own.popleft()
-            return (msg, best[1]) if stream == "colour" else (best[1], msg)
+            return (msg, best[1]) if stream == "color" else (best[1], msg)
         self._queues[stream].append((stamp, msg))
         return None
 
@@ -53,13 +53,13 @@ class StampPairer:
 @dataclass(frozen=True)
 class CameraTopics:
     name: str
-    colour: str
+    color: str
     depth: str
     info: str
 
 
 class RgbdCamera:
-    """Subscribes to one camera; ``latest()`` gives the newest synchronised (colour, depth, info) messages."""
+    """Subscribes to one camera; ``latest()`` gives the newest synchronised (color, depth, info) messages."""
 
     def __init__(
         self,
@@ -82,20 +82,20 @@ class RgbdCamera:
             node.create_subscription(CameraInfo, topics.info, self._on_info, qos, callback_group=callback_group)
         ]
         if message_filters is not None:
-            colour = message_filters.Subscriber(
-                node, Image, topics.colour, qos_profile=qos, callback_group=callback_group
+            color = message_filters.Subscriber(
+                node, Image, topics.color, qos_profile=qos, callback_group=callback_group
             )
             depth = message_filters.Subscriber(
                 node, Image, topics.depth, qos_profile=qos, callback_group=callback_group
             )
-            self._sync = message_filters.ApproximateTimeSynchronizer([colour, depth], queue_size=8, slop=slop)
+            self._sync = message_filters.ApproximateTimeSynchronizer([color, depth], queue_size=8, slop=slop)
             self._sync.registerCallback(self._store)
-            self._subscriptions += [colour.sub, depth.sub]
+            self._subscriptions += [color.sub, depth.sub]
         else:
             self._pairer = StampPairer(slop)
             self._subscriptions += [
                 node.create_subscription(
-                    Image, topics.colour, lambda m: self._add("colour", m), qos, callback_group=callback_group
+                    Image, topics.color, lambda m: self._add("color", m), qos, callback_group=callback_group
                 ),
                 node.create_subscription(
                     Image, topics.depth, lambda m: self._add("depth", m), qos, callback_group=callback_group
@@ -114,9 +114,9 @@ class RgbdCamera:
         if pair is not None:
             self._store(*pair)
 
-    def _store(self, colour: Image, depth: Image) -> None:
+    def _store(self, color: Image, depth: Image) -> None:
         with self._lock:
-            self._pair = (colour, depth)
+            self._pair = (color, depth)
             self.pairs_received += 1
             self._lock.notify_all()
         if self._on_pair is not None:
@@ -127,7 +127,7 @@ class RgbdCamera:
             self._info = msg
 
     def wait_for_pair(self, not_before_ns: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for a pair whose colour stamp is at or after ``not_before_ns``."""
+        """Wait up to ``timeout`` s for a pair whose color stamp is at or after ``not_before_ns``."""
         with self._lock:
             return self._lock.wait_for(
                 lambda: self._pair is not None and stamp_to_nanoseconds(self._pair[0].header.stamp) >= not_before_ns,
@@ -136,5 +136,5 @@ class RgbdCamera:
 
     def latest(self) -> tuple[Image | None, Image | None, CameraInfo | None]:
         with self._lock:
-            colour, depth = self._pair if self._pair is not None else (None, None)
-            return colour, depth, self._info
+            color, depth = self._pair if self._pair is not None else (None, None)
+            return color, depth, self._info

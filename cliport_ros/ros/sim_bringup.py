@@ -71,11 +71,11 @@ class Recorder:
     def _save(self, msg: Any) -> None:
         import cv2
 
-        from cliport_ros.ros.images import colour_to_array
+        from cliport_ros.ros.images import color_to_array
 
         self.step += 1
         path = self.folder / f"ep{self.episode:03d}_step{self.step:02d}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(colour_to_array(msg), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(path), cv2.cvtColor(color_to_array(msg), cv2.COLOR_RGB2BGR))
         self.written += 1  # a count, not a list: --serve runs for days
 
 

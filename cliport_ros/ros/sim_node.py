@@ -307,9 +307,9 @@ class SimNode(Node):
         for image in images:
             if image.name not in self._camera_pubs:
                 self._add_camera(image.name)
-            colour_pub, depth_pub, info_pub = self._camera_pubs[image.name]
+            color_pub, depth_pub, info_pub = self._camera_pubs[image.name]
             header = Header(stamp=stamp, frame_id=f"{image.name}_color_optical_frame")
-            colour_pub.publish(array_to_image(image.rgb, "rgb8", header))
+            color_pub.publish(array_to_image(image.rgb, "rgb8", header))
             depth_pub.publish(array_to_image(image.depth.astype("float32", copy=False), "32FC1", header))
             info_pub.publish(camera_info_from_model(image.camera, header))
         self.joint_pub.publish(JointState(header=Header(stamp=stamp), name=list(names), position=list(positions)))

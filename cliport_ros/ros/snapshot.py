@@ -1,7 +1,7 @@
 """``cliport snapshot``: the live top-down view of the cameras as a PNG, to check a calibration before the
 arm moves. It reads the CLIPort node's parameters (camera topics, poses, workspace), waits for one
-synchronised frame per camera, fuses them exactly as the node does, and writes colour | height side by side.
-Tables, blocks and bowls should appear where they are on the real table, in the right colours, with the
+synchronised frame per camera, fuses them exactly as the node does, and writes color | height side by side.
+Tables, blocks and bowls should appear where they are on the real table, in the right colors, with the
 same outline from every camera (``--per-camera`` writes one image per camera to compare).
 """
 
@@ -69,14 +69,14 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def render(view: Any) -> Any:
-    """colour | height (jet, 0 .. workspace height) as one BGR image, 2x scaled."""
+    """color | height (jet, 0 .. workspace height) as one BGR image, 2x scaled."""
     import cv2
     import numpy as np
 
     ws = view.workspace
     height = np.clip(view.height / (ws.z_max - ws.z_min) * 255.0, 0, 255).astype(np.uint8)
     panel = np.concatenate(
-        [cv2.cvtColor(view.colour, cv2.COLOR_RGB2BGR), cv2.applyColorMap(height, cv2.COLORMAP_JET)], axis=1
+        [cv2.cvtColor(view.color, cv2.COLOR_RGB2BGR), cv2.applyColorMap(height, cv2.COLORMAP_JET)], axis=1
     )
     return cv2.resize(panel, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
 
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         frames = inputs.frames()
         view = fuse_views([(f.rgb, f.depth, f.camera) for f in frames], workspace)
     except (DecisionError, ValueError) as exc:
-        print(json.dumps({"error": getattr(exc, "message", str(exc)), "topics": [t.colour for t in inputs.topics]}))
+        print(json.dumps({"error": getattr(exc, "message", str(exc)), "topics": [t.color for t in inputs.topics]}))
         return 1
     finally:
         executor.shutdown()

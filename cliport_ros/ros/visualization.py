@@ -13,7 +13,7 @@ from cliport_ros.types import PickPlace
 
 
 def heatmap_to_rgb(heatmap: np.ndarray) -> np.ndarray:
-    """A probability map as an RGB uint8 image (jet colour map, scaled to its maximum)."""
+    """A probability map as an RGB uint8 image (jet color map, scaled to its maximum)."""
     import cv2
 
     values = np.asarray(heatmap, dtype=np.float32)

@@ -60,7 +60,7 @@ def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> Epi
         result = env.step(action)
         steps.append(
             Step(
-                obs.view.colour,
+                obs.view.color,
                 obs.view.height,
                 obs.instruction,
                 action.pick,

@@ -13,7 +13,7 @@ the folder (or set ``objects_dir`` on the task: ``env.task.objects_dir = path``)
 
 The object's name is the entry's name with "_" read as a space, in lower case (``alarm_clock`` -> "alarm
 clock"); it is what the instructions say. Meshes are Wavefront OBJ with z up, in any unit: each is rescaled
-(``add_google_object``). A texture is optional; without one the object takes a colour picked from its name.
+(``add_google_object``). A texture is optional; without one the object takes a color picked from its name.
 
 Seen/unseen rule (deterministic, independent of what else is in the folder): a name in Ravens' lists follows
 Ravens (its 19 held-out names, ``RAVENS_UNSEEN``, are unseen; its other 37 are seen); any other name is unseen
@@ -112,7 +112,7 @@ RAVENS_SEEN: frozenset[str] = frozenset(
         "toy school bus",
     )
 )
-# Colours of untextured objects (never the box's brown).
+# Colors of untextured objects (never the box's brown).
 FALLBACK_COLORS: tuple[str, ...] = tuple(c for c in COLORS if c != "brown")
 MAX_HEIGHT = 0.08  # scaled objects are at most this tall (carried objects clear the others at travel height)
 FOOTPRINT_STEP = 0.005
@@ -299,7 +299,7 @@ def footprint_and_grasps(hull: np.ndarray, step: float = FOOTPRINT_STEP) -> tupl
 
 
 def fallback_color(name: str) -> str:
-    """Colour of an untextured object: the first colour its name says ("red cup"), else one from a hash."""
+    """Color of an untextured object: the first color its name says ("red cup"), else one from a hash."""
     named = [w for w in name.split() if w in FALLBACK_COLORS]
     if named:
         return named[0]
@@ -341,7 +341,7 @@ def add_google_object(
     if asset.texture is not None:
         try:
             texture = c.loadTexture(str(asset.texture))
-        except Exception:  # pybullet.error: an unreadable image keeps the fallback colour
+        except Exception:  # pybullet.error: an unreadable image keeps the fallback color
             texture = -1
         if texture >= 0:
             c.changeVisualShape(body, -1, textureUniqueId=texture, rgbaColor=[1.0, 1.0, 1.0, 1.0])
@@ -360,7 +360,7 @@ def _regular(n: int, rx: float, ry: float, phase: float = 0.0) -> list[tuple[flo
     return [(rx * math.cos(a), ry * math.sin(a)) for a in angles]
 
 
-# Ravens names (seen, then unseen under Ravens' split) -> (outline, height, colour), outline and height in
+# Ravens names (seen, then unseen under Ravens' split) -> (outline, height, color), outline and height in
 # centimetres: the files are in cm and off-centre on purpose, like a scan in its own units and frame.
 SAMPLE_OBJECTS: dict[str, tuple[list[tuple[float, float]], float, str]] = {
     "alarm_clock": (_regular(12, 4.0, 4.0), 5.0, "white"),
@@ -377,7 +377,7 @@ SAMPLE_OBJECTS: dict[str, tuple[list[tuple[float, float]], float, str]] = {
 
 
 def solid_png(rgb: tuple[int, int, int], side: int = 4) -> bytes:
-    """A ``side`` x ``side`` PNG of one colour (a stand-in's texture)."""
+    """A ``side`` x ``side`` PNG of one color (a stand-in's texture)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -400,7 +400,7 @@ def sample_obj(points: list[tuple[float, float]], height: float, origin=(0.0, 0.
 
 def write_sample_objects(folder: str | os.PathLike, names: list[str] | None = None) -> Path:
     """Write stand-in meshes (``SAMPLE_OBJECTS``, or the ``names`` among them) in the Google Scanned Objects
-    layout: ``<folder>/<name>/meshes/model.obj`` and a one-colour ``<name>/materials/textures/texture.png``;
+    layout: ``<folder>/<name>/meshes/model.obj`` and a one-color ``<name>/materials/textures/texture.png``;
     returns the folder."""
     root = Path(folder)
     for k, name in enumerate(names or list(SAMPLE_OBJECTS)):

@@ -71,7 +71,7 @@ def add_compound(
     collide: bool = True,
 ) -> int:
     """One body made of box/cylinder parts (movable when ``mass`` > 0), recorded in the scene; ``collide``
-    False makes a drawing only (e.g. a kit's hole); ``color_rgba`` overrides the named colour's RGBA."""
+    False makes a drawing only (e.g. a kit's hole); ``color_rgba`` overrides the named color's RGBA."""
     if not parts or len(parts) > MAX_PARTS:
         raise ValueError(f"a compound takes 1..{MAX_PARTS} parts, got {len(parts)}")
     c = scene.client
@@ -92,7 +92,7 @@ def add_compound(
         **shape_kw,
     )
     body = c.createMultiBody(mass, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw))
-    # Colour afterwards: createVisualShapeArray's rgbaColors crashes PyBullet 3.2.7 beyond 16 shapes.
+    # Color afterwards: createVisualShapeArray's rgbaColors crashes PyBullet 3.2.7 beyond 16 shapes.
     c.changeVisualShape(body, -1, rgbaColor=color_rgba or rgba(color))
     if mass > 0:
         c.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.001)

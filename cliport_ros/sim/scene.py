@@ -1,7 +1,7 @@
 """The simulated scene: the table, generated objects (PyBullet primitives), and their bookkeeping.
 
 Tasks build their objects through ``Scene`` so that every object is recorded with what the oracle and
-the reward need (kind, colour, size, symmetry) and pickable bodies are known to the suction gripper.
+the reward need (kind, color, size, symmetry) and pickable bodies are known to the suction gripper.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from cliport_ros.geometry.transforms import quaternion_to_yaw, yaw_to_quaternion
 from cliport_ros.geometry.workspace import Workspace
 
-# Colour names and their RGB (the Tableau-10 palette, as the paper's tasks use).
+# Color names and their RGB (the Tableau-10 palette, as the paper's tasks use).
 COLORS: dict[str, tuple[int, int, int]] = {
     "blue": (78, 121, 167),
     "red": (255, 87, 89),
@@ -174,7 +174,7 @@ class Scene:
         col = c.createCollisionShapeArray(types, radii=radii, lengths=lengths, halfExtents=halves, **kwargs_col)
         vis = c.createVisualShapeArray(types, radii=radii, lengths=lengths, halfExtents=halves, **kwargs_vis)
         body = c.createMultiBody(0.0, col, vis, basePosition=list(position), baseOrientation=yaw_to_quaternion(yaw))
-        # Colour afterwards: createVisualShapeArray's rgbaColors crashes PyBullet 3.2.7 beyond 16 shapes.
+        # Color afterwards: createVisualShapeArray's rgbaColors crashes PyBullet 3.2.7 beyond 16 shapes.
         c.changeVisualShape(body, -1, rgbaColor=color_rgba)
         return body
 

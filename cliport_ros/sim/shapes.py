@@ -158,7 +158,7 @@ def add_shape(
     hole_rgba: tuple[float, float, float, float] | None = None,
 ) -> int:
     """The shape as a movable, pickable body resting on the table (or centred at ``z``); with
-    ``hole_rgba``, a static drawing of the shape in that colour instead (a kit's hole)."""
+    ``hole_rgba``, a static drawing of the shape in that color instead (a kit's hole)."""
     if z is None:
         z = scene.workspace.z_min + height / 2
     hole = hole_rgba is not None

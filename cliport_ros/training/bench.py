@@ -136,7 +136,7 @@ def run_bench(
     views = []
     for _ in range(2):
         view = type("View", (), {})()
-        view.colour = rng.integers(0, 256, (*policy.workspace.shape, 3), dtype=np.uint8)
+        view.color = rng.integers(0, 256, (*policy.workspace.shape, 3), dtype=np.uint8)
         view.height = (rng.random(policy.workspace.shape) * 0.1).astype(np.float32)
         views.append(view)
     timings: dict[str, list[float]] = {"pick_ms": [], "place_ms": [], "total_ms": []}

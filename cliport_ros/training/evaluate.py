@@ -24,7 +24,7 @@ SPLITS = ("train", "val", "test")
 FULL_SCORE = 100.0  # the simulator's episode score is 0-100
 # What each step did, so failures can be told apart:
 # progress: the score rose; pick_nothing: the pick was on empty table; pick_other: on an object the task
-# did not need moved (a wrong colour, a bowl, a block already in place); primitive_failed: on a needed
+# did not need moved (a wrong color, a bowl, a block already in place); primitive_failed: on a needed
 # object, but the primitive failed; place_wrong: a needed object was moved, the score did not rise;
 # push_no_progress: a push (separating-piles) that did not raise the score (a push starts on bare table behind
 # the pile, so where it starts says nothing about what went wrong).
@@ -32,14 +32,14 @@ STEP_OUTCOMES = ("progress", "pick_nothing", "pick_other", "primitive_failed", "
 
 
 def heatmap_image(prob: np.ndarray) -> np.ndarray:
-    """(rows, cols) probabilities -> (rows, cols, 3) uint8 colour map scaled to the map's maximum."""
+    """(rows, cols) probabilities -> (rows, cols, 3) uint8 color map scaled to the map's maximum."""
     import cv2
 
     scaled = prob / max(float(prob.max()), 1e-12)
     return cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
 
 
-def decision_panel(colour: np.ndarray, height: np.ndarray, out: PolicyOutput) -> np.ndarray:
+def decision_panel(color: np.ndarray, height: np.ndarray, out: PolicyOutput) -> np.ndarray:
     """Side-by-side RGB panel of one decision."""
     import cv2
 
@@ -47,12 +47,12 @@ def decision_panel(colour: np.ndarray, height: np.ndarray, out: PolicyOutput) ->
     h_img = np.repeat((np.clip(h / max(float(h.max()), 1e-6), 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
     panels = [
         np.ascontiguousarray(p).copy()
-        for p in (colour, h_img, heatmap_image(out.pick_heatmap), heatmap_image(out.place_heatmap))
+        for p in (color, h_img, heatmap_image(out.pick_heatmap), heatmap_image(out.place_heatmap))
     ]
     for p in panels:
         cv2.circle(p, (out.pick_pixel[1], out.pick_pixel[0]), 4, (255, 255, 255), 1)
         cv2.drawMarker(p, (out.place_pixel[1], out.place_pixel[0]), (255, 0, 255), cv2.MARKER_CROSS, 9, 1)
-    gap = np.full((colour.shape[0], 4, 3), 255, np.uint8)
+    gap = np.full((color.shape[0], 4, 3), 255, np.uint8)
     return np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
 
 
@@ -80,7 +80,7 @@ def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | 
             done_text = "" if result.success else f" ({result.message})"
             outcome = f"step {steps + 1}: {outcomes[-1]}{done_text}, score {before:.1f} -> {float(env.score):.1f}"
             overlay = decision_overlay(
-                view.colour,
+                view.color,
                 out.pick_heatmap,
                 out.place_heatmap,
                 out.pick_pixel,

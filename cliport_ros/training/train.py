@@ -43,7 +43,7 @@ STATE_FILE = "train_state.pt"
 class TrainSample:
     """One demonstration step as the trainer needs it."""
 
-    colour: np.ndarray  # (rows, cols, 3) uint8
+    color: np.ndarray  # (rows, cols, 3) uint8
     height: np.ndarray  # (rows, cols) float32
     instruction: str
     pick_pixel: tuple[int, int]
@@ -76,14 +76,14 @@ class TrainConfig:
     threads: int | None = None
     nets: str = "all"
     # a checkpoint whose pick half initialises the place half (key and query nets, and the place text
-    # encoder where it has one): every tensor of the same shape; the pick half learns colour words faster
+    # encoder where it has one): every tensor of the same shape; the pick half learns color words faster
     place_init_from: str | None = None
     # a checkpoint of the same model config whose weights start the run (fine-tuning; a fresh optimiser and
     # learning-rate schedule)
     init_from: str | None = None
     place_loss: str = "pose"
     # the from-scratch CLIP's learning rate as a multiple of ``lr`` (its text encoder can lag behind the nets:
-    # colour words it maps almost alike are words the policy cannot tell apart)
+    # color words it maps almost alike are words the policy cannot tell apart)
     clip_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -177,12 +177,12 @@ class Trainer:
 
     def losses(self, sample: TrainSample) -> dict[str, torch.Tensor]:
         """Cross-entropy of the pick and place maps (of the trained nets) against the (augmented) labels."""
-        colour, height, pick, place = sample.colour, sample.height, sample.pick_pixel, sample.place_pixel
+        color, height, pick, place = sample.color, sample.height, sample.pick_pixel, sample.place_pixel
         if self.augment:
-            aug = perturb(colour, height, pick, place, self.rng)
-            colour, height, pick, place = aug.colour, aug.height, aug.pick_pixel, aug.place_pixel
+            aug = perturb(color, height, pick, place, self.rng)
+            color, height, pick, place = aug.color, aug.height, aug.pick_pixel, aug.place_pixel
         device = self.policy.device
-        image = image_tensor(colour, height).to(device)
+        image = image_tensor(color, height).to(device)
         text = self.model.text([sample.instruction])
         h, w = height.shape
         out = {}
@@ -261,7 +261,7 @@ def load_samples(
         out.append(
             [
                 TrainSample(
-                    colour=np.asarray(s.colour),
+                    color=np.asarray(s.color),
                     height=np.asarray(s.height, np.float32),
                     instruction=s.instruction,
                     pick_pixel=tuple(int(c) for c in s.pick_pixel),

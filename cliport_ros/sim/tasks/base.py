@@ -40,7 +40,7 @@ def wrap_angle(a: float, period: float = 2 * math.pi) -> float:
 
 
 class Task(ABC):
-    """One task family; ``variant`` selects the split of colours/objects."""
+    """One task family; ``variant`` selects the split of colors/objects."""
 
     family: str = ""
     variants: tuple[str, ...] = ()
@@ -69,7 +69,7 @@ class Task(ABC):
 
     # --- shared behaviour -----------------------------------------------------------------------------------
     def colors(self, split: str) -> tuple[str, ...]:
-        """Colour set of a split: seen colours always, unless the variant is unseen-colors on val/test."""
+        """Color set of a split: seen colors always, unless the variant is unseen-colors on val/test."""
         if self.variant.endswith("unseen-colors") and split != "train":
             return UNSEEN_COLORS
         return SEEN_COLORS
@@ -151,7 +151,7 @@ class Task(ABC):
         return type(self).oracle is Task.oracle
 
     def mistake(self, scene: Scene, rng: np.random.Generator) -> PickPlace:
-        """The oracle's pick, placed wrong: onto another object that is no target (a bowl of another colour),
+        """The oracle's pick, placed wrong: onto another object that is no target (a bowl of another color),
         or onto free table when there is none. Recovery demos execute it unrecorded, then show the oracle
         putting things right, so the policy sees the states its own mistakes lead to (as DAgger does)."""
         if not self.supports_mistakes:

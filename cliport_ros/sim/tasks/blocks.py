@@ -1,4 +1,4 @@
-"""Block tasks of the paper: put-block-in-bowl and stack-block-pyramid-seq (seen/unseen colours)."""
+"""Block tasks of the paper: put-block-in-bowl and stack-block-pyramid-seq (seen/unseen colors)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _place(scene: Scene, rng: np.random.Generator, radius: float) -> tuple[float
 
 @register
 class PutBlockInBowl(Task):
-    """ "put the {block colour} blocks in a {bowl colour} bowl": 1-3 bowls, 1..#bowls blocks, distractors."""
+    """ "put the {block color} blocks in a {bowl color} bowl": 1-3 bowls, 1..#bowls blocks, distractors."""
 
     family = "put-block-in-bowl"
     variants = COLOR_VARIANTS

@@ -1,4 +1,4 @@
-"""towers-of-hanoi-seq (seen/unseen colours): three rings on a three-peg stand, one move per instruction."""
+"""towers-of-hanoi-seq (seen/unseen colors): three rings on a three-peg stand, one move per instruction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""assembling-kits-seq (seen/unseen colours): coloured shapes into the matching holes of a kit, in order."""
+"""assembling-kits-seq (seen/unseen colors): colored shapes into the matching holes of a kit, in order."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ HOLES = (
 @register
 class AssemblingKitsSeq(Task):
     """ "put the {color} {shape} in the {position} {shape} hole", five shapes one after another; the shapes
-    are drawn from all 20 (the variants split colours, not shapes)."""
+    are drawn from all 20 (the variants split colors, not shapes)."""
 
     family = "assembling-kits-seq"
     variants = COLOR_VARIANTS

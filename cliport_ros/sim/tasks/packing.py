@@ -1,4 +1,4 @@
-"""Packing tasks of the paper (zone metric): packing-boxes-pairs (seen/unseen colours), packing-shapes."""
+"""Packing tasks of the paper (zone metric): packing-boxes-pairs (seen/unseen colors), packing-shapes."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from cliport_ros.sim.tasks.blocks import COLOR_VARIANTS, _place
 from cliport_ros.sim.tasks.zone import Zone, ZoneTask
 from cliport_ros.types import PickPlace
 
-BOX_COLOR = "brown"  # "the brown box": blocks never take the box's colour
+BOX_COLOR = "brown"  # "the brown box": blocks never take the box's color
 
 
 def split_rectangle(
@@ -54,8 +54,8 @@ def split_rectangle(
 
 @register
 class PackingBoxesPairs(ZoneTask):
-    """ "pack all the {c1} and {c2} blocks into the brown box": the blocks of two colours tile the box;
-    blocks of other colours are distractors that may stay where they are."""
+    """ "pack all the {c1} and {c2} blocks into the brown box": the blocks of two colors tile the box;
+    blocks of other colors are distractors that may stay where they are."""
 
     family = "packing-boxes-pairs"
     variants = COLOR_VARIANTS

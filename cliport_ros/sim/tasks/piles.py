@@ -1,4 +1,4 @@
-"""separating-piles (seen/unseen colours): push a pile of small blocks into the square of a named colour."""
+"""separating-piles (seen/unseen colors): push a pile of small blocks into the square of a named color."""
 
 from __future__ import annotations
 
