@@ -255,20 +255,6 @@ def test_moveit_py_configs_have_what_moveit_py_needs(robot):
     assert document[FREE_PARAMETERS]["plan_request_params"]["planning_pipeline"] == "ompl"
 
 
-def test_every_executor_parameter_is_documented_with_its_default():
-    section = DOC.split("## The executor's parameters", 1)[1]
-    for name, default in {**NODE_PARAMETERS, **CellConfig().to_parameters()}.items():
-        rows = [line for line in section.splitlines() if line.startswith(f"| `{name}` |")]
-        assert rows, f"executor parameter {name} is not in docs/real_cell.md's table"
-        if isinstance(default, bool):
-            shown = "`true`" if default else "`false`"
-        elif isinstance(default, list):
-            shown = "`[" + ", ".join(str(v) for v in default) + "]`"
-        else:
-            shown = f"`{default}`"
-        assert shown in rows[0], rows[0]
-
-
 def test_cliport_node_yaml_shows_the_nodes_own_defaults(ros_context):
     """config/cliport_node.yaml lists real parameters with the defaults the node declares."""
     from cliport_ros.ros.cliport_node import CliportNode

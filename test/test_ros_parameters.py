@@ -25,6 +25,9 @@ def test_the_readme_and_docs_show_the_tables():
         "python -m cliport_ros.ros.parameters cliport_node"
     )
     assert markdown_table(SIM_NODE_PARAMETERS) in (REPO / "docs" / "training.md").read_text()
+    from cliport_ros.ros.moveit_executor import EXECUTOR_PARAMETERS
+
+    assert markdown_table(EXECUTOR_PARAMETERS) in (REPO / "docs" / "real_cell.md").read_text()
 
 
 def test_config_files_set_only_table_parameters_with_their_types_and_ranges():

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import CallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
@@ -32,9 +31,64 @@ from cliport_ros.execution import CellConfig, ErrorCode, Gripper, GripperConfig,
 from cliport_ros.execution.scene import Box, collision_boxes
 from cliport_ros.ros.conversions import pick_place_from_msg
 from cliport_ros.ros.node_main import run_node
+from cliport_ros.ros.parameters import ParameterSpec, declare
 
 DEFAULT_ACTION_NAME = "execute_pick_place"
 NODE_PARAMETERS = {"action_name": DEFAULT_ACTION_NAME, "moveit_node_name": "moveit_py"}
+
+# What each parameter means (the defaults are NODE_PARAMETERS' and CellConfig's).
+_MEANINGS = {
+    "action_name": "ExecutePickPlace action served (the CLIPort node's `execute_action`)",
+    "moveit_node_name": "name of the rclcpp node MoveItPy creates (in the executor's motion process)",
+    "planning_group": "MoveIt planning group (UR `ur_manipulator`, FR3 `fr3_arm`)",
+    "ee_link": "link MoveIt moves to the targets (UR `tool0`, FR3 `fr3_hand_tcp`)",
+    "base_frame": "robot base frame of goals, bounds and targets; a goal in another frame is INVALID_GOAL",
+    "controllers": "trajectory controllers for MoveIt's execute() (UR: renamed between driver releases)",
+    "workspace.x_min": "workspace bounds in `base_frame` (m); TCP targets outside x/y are OUT_OF_WORKSPACE",
+    "workspace.x_max": "workspace bound (m)",
+    "workspace.y_min": "workspace bound (m)",
+    "workspace.y_max": "workspace bound (m)",
+    "workspace.z_min": "floor of the workspace (table top); pick/place heights outside [z_min, z_max] are rejected",
+    "workspace.z_max": "top of the workspace (m)",
+    "min_height": "lowest TCP target (m); a pick surface below it is OUT_OF_WORKSPACE, grasp depth stops at it",
+    "max_height": "highest TCP target (m)",
+    "approach_height": "pre-grasp / pre-place / retreat poses this far above the grasp / release pose (m)",
+    "grasp_depth": "TCP goes this far below the picked surface (parallel jaw: fingers around the object)",
+    "place_clearance": "held object's bottom released this far above the place surface (m)",
+    "push_height": "TCP height above `workspace.z_min` during a push (m)",
+    "tool_orientation": "xyzw orientation of the TCP pointing straight down at yaw 0; yaw turns it about base z",
+    "tcp_offset": "TCP position in `ee_link`'s frame (m), e.g. a suction cup's tip; **measure it**",
+    "velocity_scaling": "free-motion velocity scaling, (0, 1]",
+    "acceleration_scaling": "free-motion acceleration scaling, (0, 1]",
+    "linear_velocity_scaling": "straight-line (Pilz LIN) velocity scaling, (0, 1]",
+    "linear_acceleration_scaling": "straight-line acceleration scaling, (0, 1]",
+    "planning_time": "seconds each plan may take",
+    "retreat_on_failure": "go straight back up after a failed grasp or a descent that failed part-way",
+    "gripper.type": "`suction_service` (std_srvs/SetBool), `suction_ur_io` (ur_msgs/SetIO), `parallel_jaw` "
+    "(control_msgs/GripperCommand), `franka_hand` (franka_msgs Grasp / Move)",
+    "gripper.service": "SetBool service of `suction_service` (true = vacuum on)",
+    "gripper.io_service": "UR driver's set_io service of `suction_ur_io`",
+    "gripper.io_pin": "digital output of `suction_ur_io` (16, 17: tool outputs)",
+    "gripper.action": "GripperCommand action of `parallel_jaw`; `franka_hand`: the franka_gripper node "
+    "(`<action>/grasp`, `<action>/move`)",
+    "gripper.open_position": "`parallel_jaw` open command position; `franka_hand`: open width (m, at most 0.08)",
+    "gripper.closed_position": "`parallel_jaw` closed command position; `franka_hand`: closed width (m)",
+    "gripper.max_effort": "`parallel_jaw` max effort; `franka_hand`: grasp force (N)",
+    "gripper.holding_tolerance": "`parallel_jaw`, `franka_hand`: a jaw within this of closed caught nothing "
+    "(GRASP_FAILED)",
+    "gripper.timeout": "seconds each gripper call may take (else TIMEOUT)",
+    "scene.add_table": "add the table (top at `workspace.z_min`) to the planning scene",
+    "scene.table_margin": "table box extends this far beyond the workspace x/y bounds (m)",
+    "scene.table_thickness": "table box thickness (m)",
+    "scene.ceiling_height": "z of a ceiling box keeping free motions low; 0 = none; must be above `max_height`",
+}
+
+#: The executor's parameters: the one table (docs/real_cell.md shows it). Dynamically typed, so a YAML 1 for 1.0
+#: reaches CellConfig, whose messages name the parameter and what is allowed.
+EXECUTOR_PARAMETERS = [
+    ParameterSpec(name, default, _MEANINGS[name], dynamic_typing=True)
+    for name, default in {**NODE_PARAMETERS, **CellConfig().to_parameters()}.items()
+]
 
 
 class SceneMotionBackend(Protocol):
@@ -84,11 +138,7 @@ class MoveItExecutorNode(Node):
         parameter_overrides: list[Any] | None = None,
     ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
-        # Dynamic typing: a YAML 1 for 1.0 reaches CellConfig, whose messages name the parameter.
-        descriptor = ParameterDescriptor(dynamic_typing=True)
-        defaults = {**NODE_PARAMETERS, **CellConfig().to_parameters()}
-        for name, value in defaults.items():
-            self.declare_parameter(name, value, descriptor)
+        declare(self, EXECUTOR_PARAMETERS)
         cell_names = CellConfig().to_parameters().keys()
         self.config = CellConfig.from_parameters({n: self.get_parameter(n).value for n in cell_names})
         self.action_name = str(self.get_parameter("action_name").value).strip()

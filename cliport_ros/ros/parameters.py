@@ -24,6 +24,8 @@ class ParameterSpec:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     read_only: bool = False
+    # Any type accepted at declaration (a YAML 1 for 1.0); the node's config then validates and names it.
+    dynamic_typing: bool = False
 
     def constraint(self) -> str:
         """The allowed values in words ("" when any value of the type is allowed)."""
@@ -42,7 +44,9 @@ def descriptor(spec: ParameterSpec) -> Any:
     """The rcl_interfaces ParameterDescriptor of a spec."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-    described = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    described = ParameterDescriptor(
+        description=spec.description, read_only=spec.read_only, dynamic_typing=spec.dynamic_typing
+    )
     if spec.choices:
         described.additional_constraints = spec.constraint()
     if spec.minimum is not None and spec.maximum is not None:
@@ -85,9 +89,14 @@ def markdown_table(specs: list[ParameterSpec]) -> str:
 
 def tables() -> dict[str, list[ParameterSpec]]:
     from cliport_ros.ros.cliport_node import CLIPORT_NODE_PARAMETERS
+    from cliport_ros.ros.moveit_executor import EXECUTOR_PARAMETERS
     from cliport_ros.ros.sim_node import SIM_NODE_PARAMETERS
 
-    return {"cliport_node": CLIPORT_NODE_PARAMETERS, "sim_node": SIM_NODE_PARAMETERS}
+    return {
+        "cliport_node": CLIPORT_NODE_PARAMETERS,
+        "sim_node": SIM_NODE_PARAMETERS,
+        "moveit_executor": EXECUTOR_PARAMETERS,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
