@@ -59,63 +59,66 @@ def _parse(xml: str, what: str) -> ET.Element:
         raise ValueError(f"{what} is not valid XML: {exc}") from exc
 
 
+def _names(
+    xml: str | None, topic: str, tag: str, item: str, missing_fix: str, invalid_fix: str, checks: list[Check]
+) -> set[str]:
+    """The names of the ``tag`` elements of the XML heard on ``topic``; a problem is appended to ``checks``
+    (and nothing returned) when nothing was heard or it is not XML."""
+    if xml is None:
+        checks.append(Check(item, False, f"nothing on {topic}", missing_fix))
+        return set()
+    try:
+        return {str(element.get("name")) for element in _parse(xml, topic).iter(tag)}
+    except ValueError as exc:
+        checks.append(Check(item, False, str(exc), invalid_fix))
+        return set()
+
+
 def check_description(urdf: str | None, srdf: str | None, config: CellConfig) -> list[Check]:
     """The planning group exists in the SRDF, the base and TCP links in the URDF."""
-    checks = []
-    if urdf is None:
-        checks.append(
-            Check(
-                "robot description",
-                False,
-                "nothing on /robot_description",
-                "start the robot driver (it publishes the URDF on /robot_description)",
-            )
-        )
-    else:
-        try:
-            links = {str(link.get("name")) for link in _parse(urdf, "/robot_description").iter("link")}
-        except ValueError as exc:
-            links = set()
-            checks.append(Check("robot description", False, str(exc), "check the driver's xacro arguments"))
-        for role, link in (("base frame", config.base_frame), ("TCP link", config.ee_link)):
-            if link in links:
-                checks.append(Check(role, True, f"link {link} is in the robot description"))
-            elif links:
-                checks.append(
-                    Check(
-                        role,
-                        False,
-                        f"link {link} is not in the robot description",
-                        f"set {'base_frame' if role == 'base frame' else 'ee_link'} to a link of "
-                        f"the robot (it has {len(links)}, e.g. {', '.join(sorted(links)[:6])})",
-                    )
+    checks: list[Check] = []
+    links = _names(
+        urdf,
+        "/robot_description",
+        "link",
+        "robot description",
+        "start the robot driver (it publishes the URDF on /robot_description)",
+        "check the driver's xacro arguments",
+        checks,
+    )
+    for role, link in (("base frame", config.base_frame), ("TCP link", config.ee_link)):
+        if link in links:
+            checks.append(Check(role, True, f"link {link} is in the robot description"))
+        elif links:
+            checks.append(
+                Check(
+                    role,
+                    False,
+                    f"link {link} is not in the robot description",
+                    f"set {'base_frame' if role == 'base frame' else 'ee_link'} to a link of "
+                    f"the robot (it has {len(links)}, e.g. {', '.join(sorted(links)[:6])})",
                 )
-    if srdf is None:
+            )
+    groups = _names(
+        srdf,
+        "/robot_description_semantic",
+        "group",
+        "planning group",
+        "start MoveIt (move_group publishes the SRDF with publish_robot_description_semantic)",
+        "check MoveIt's SRDF",
+        checks,
+    )
+    if config.planning_group in groups:
+        checks.append(Check("planning group", True, f"{config.planning_group} is in the SRDF"))
+    elif groups:
         checks.append(
             Check(
                 "planning group",
                 False,
-                "nothing on /robot_description_semantic",
-                "start MoveIt (move_group publishes the SRDF with publish_robot_description_semantic)",
+                f"{config.planning_group} is not in the SRDF",
+                f"set planning_group to one of {', '.join(sorted(groups))}",
             )
         )
-    else:
-        try:
-            groups = {str(group.get("name")) for group in _parse(srdf, "/robot_description_semantic").iter("group")}
-        except ValueError as exc:
-            groups = set()
-            checks.append(Check("planning group", False, str(exc), "check MoveIt's SRDF"))
-        if config.planning_group in groups:
-            checks.append(Check("planning group", True, f"{config.planning_group} is in the SRDF"))
-        elif groups:
-            checks.append(
-                Check(
-                    "planning group",
-                    False,
-                    f"{config.planning_group} is not in the SRDF",
-                    f"set planning_group to one of {', '.join(sorted(groups))}",
-                )
-            )
     return checks
 
 

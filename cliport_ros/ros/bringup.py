@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from cliport_ros.execution.cell import flatten_parameters
+
 # The one name both sides of ExecutePickPlace use.
 EXECUTE_ACTION = "execute_pick_place"
 
@@ -201,18 +203,6 @@ def values_with_defaults(arguments: list[Argument], given: Mapping[str, str]) ->
     return {a.name: str(given.get(a.name, a.default)) for a in arguments}
 
 
-def flatten(parameters: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested YAML parameters -> the dotted names ROS gives them."""
-    flat: dict[str, Any] = {}
-    for key, value in parameters.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def node_section(document: Any, node_name: str, source: str) -> dict[str, Any]:
     """The parameters a ROS parameter file gives ``node_name``: its ``/**`` section, then its own (which wins,
     as rcl applies them). Sections of other nodes are ignored."""
@@ -225,7 +215,7 @@ def node_section(document: Any, node_name: str, source: str) -> dict[str, Any]:
             continue
         if not isinstance(section, Mapping) or not isinstance(section.get("ros__parameters"), Mapping):
             raise BringupError(f"{source}: section {key!r} has no ros__parameters mapping")
-        merged.update(flatten(section["ros__parameters"]))
+        merged.update(flatten_parameters(section["ros__parameters"]))
     return merged
 
 

@@ -40,18 +40,12 @@ def parameters_from_file(path: Path, node_name: str) -> dict[str, Any]:
     """The ``ros__parameters`` of ``/**`` and of ``node_name`` in a ROS parameter file, flattened (a.b: v)."""
     import yaml
 
+    from cliport_ros.execution.cell import flatten_parameters
+
     data = yaml.safe_load(path.read_text()) or {}
     params: dict[str, Any] = {}
-
-    def flatten(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                flatten(f"{prefix}.{key}" if prefix else key, sub)
-        else:
-            params[prefix] = value
-
     for section in ("/**", node_name, f"/{node_name}"):
-        flatten("", (data.get(section) or {}).get("ros__parameters", {}))
+        params.update(flatten_parameters((data.get(section) or {}).get("ros__parameters", {})))
     return params
 
 
