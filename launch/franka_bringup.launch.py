@@ -15,8 +15,8 @@ import os
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import OpaqueFunction
-from launch_ros.actions import Node
 from moveit_configs_utils import MoveItConfigsBuilder
 
 from cliport_ros.ros.bringup import FRANKA_ARGUMENTS, franka_bringup, moveit_controllers
@@ -26,12 +26,12 @@ from cliport_ros.ros.launch_support import (
     declare,
     extra_nodes,
     include,
+    moveit_executor,
     own_config_path,
     performed,
     ros_distro,
     share,
 )
-from launch import LaunchDescription
 
 
 def launch_setup(context):
@@ -68,13 +68,7 @@ def launch_setup(context):
         "moveit_controller_manager": "moveit_simple_controller_manager/MoveItSimpleControllerManager",
         "moveit_manage_controllers": True,
     }
-    executor = Node(
-        package="cliport_ros",
-        executable="moveit_executor",
-        name="moveit_executor",
-        output="screen",
-        parameters=[moveit_config.to_dict(), trajectory_execution, bringup.executor_parameters],
-    )
+    executor = moveit_executor(bringup, moveit_config.to_dict(), trajectory_execution)
     return (
         [include(spec) for spec in bringup.includes]
         + camera_calibration(context)

@@ -6,12 +6,11 @@ Then: ros2 topic pub --once /cliport/instruction std_msgs/msg/String "data: 'put
 (Without a ROS install, `cliport sim` runs the same two nodes in one process.)
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -9,12 +9,10 @@ What is started, with which parameters, is decided by cliport_ros.ros.bringup.ur
 argument values (tested without launch); ROS 2 Jazzy's launch / launch_ros / moveit_configs_utils APIs.
 """
 
-from pathlib import Path
-
+from launch import LaunchDescription
 from launch.actions import OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnProcessExit
 from launch_ros.actions import Node
-from moveit_configs_utils import MoveItConfigsBuilder
 
 from cliport_ros.ros.bringup import UR5_ARGUMENTS, ur5_bringup
 from cliport_ros.ros.launch_support import (
@@ -22,33 +20,19 @@ from cliport_ros.ros.launch_support import (
     cliport_node,
     declare,
     include,
-    own_config_path,
+    moveit_executor,
     performed,
     ros_distro,
     share,
+    ur_moveit_parameters,
 )
-from launch import LaunchDescription
 
 
 def launch_setup(context):
     values = performed(context, UR5_ARGUMENTS)
     bringup = ur5_bringup(values, share(), ros_distro())
     # MoveItPy inside the executor reads these parameters (robot description from the driver's topic).
-    moveit_config = (
-        MoveItConfigsBuilder(robot_name="ur", package_name="ur_moveit_config")
-        .robot_description_semantic(Path("srdf") / "ur.srdf.xacro", {"name": values["ur_type"]})
-        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"], default_planning_pipeline="ompl")
-        .pilz_cartesian_limits(file_path=own_config_path("moveit_py_pilz_cartesian_limits.yaml"))
-        .moveit_cpp(file_path=own_config_path("moveit_py_ur5.yaml"))
-        .to_moveit_configs()
-    )
-    executor = Node(
-        package="cliport_ros",
-        executable="moveit_executor",
-        name="moveit_executor",
-        output="screen",
-        parameters=[moveit_config.to_dict(), bringup.executor_parameters],
-    )
+    executor = moveit_executor(bringup, ur_moveit_parameters(values["ur_type"]))
     # Start the executor once the driver publishes the robot description, as ur_moveit.launch.py does.
     wait_for_description = Node(package="ur_robot_driver", executable="wait_for_robot_description", output="screen")
     return (

@@ -9,11 +9,8 @@ ur_simulation_gz, ros_gz_bridge and Gazebo Harmonic on ROS 2 Jazzy (docs/real_ce
 the machines this was written on (Gazebo cannot be installed there).
 """
 
-from pathlib import Path
-
+from launch import LaunchDescription
 from launch.actions import OpaqueFunction
-from launch_ros.actions import Node
-from moveit_configs_utils import MoveItConfigsBuilder
 
 from cliport_ros.ros.bringup import GAZEBO_ARGUMENTS, ur5_gazebo_bringup
 from cliport_ros.ros.launch_support import (
@@ -22,32 +19,18 @@ from cliport_ros.ros.launch_support import (
     declare,
     extra_nodes,
     include,
-    own_config_path,
+    moveit_executor,
     performed,
     ros_distro,
     share,
+    ur_moveit_parameters,
 )
-from launch import LaunchDescription
 
 
 def launch_setup(context):
     values = performed(context, GAZEBO_ARGUMENTS)
     bringup = ur5_gazebo_bringup(values, share(), ros_distro())
-    moveit_config = (
-        MoveItConfigsBuilder(robot_name="ur", package_name="ur_moveit_config")
-        .robot_description_semantic(Path("srdf") / "ur.srdf.xacro", {"name": values["ur_type"]})
-        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"], default_planning_pipeline="ompl")
-        .pilz_cartesian_limits(file_path=own_config_path("moveit_py_pilz_cartesian_limits.yaml"))
-        .moveit_cpp(file_path=own_config_path("moveit_py_ur5.yaml"))
-        .to_moveit_configs()
-    )
-    executor = Node(
-        package="cliport_ros",
-        executable="moveit_executor",
-        name="moveit_executor",
-        output="screen",
-        parameters=[moveit_config.to_dict(), bringup.executor_parameters],
-    )
+    executor = moveit_executor(bringup, ur_moveit_parameters(values["ur_type"]))
     return (
         [include(spec) for spec in bringup.includes]
         + camera_calibration(context, bringup.calibration_file)

@@ -147,7 +147,7 @@ def test_executables_exist_as_console_scripts_and_installed_nodes(name):
 
 @pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
 def test_config_files_exist(name):
-    files = {literal(c.args[0]) for c in calls(tree(name), "own_config_path")}
+    files = {literal(c.args[0]) for m in (tree(name), SUPPORT) for c in calls(m, "own_config_path")}
     assert "moveit_py_pilz_cartesian_limits.yaml" in files
     for file in files | {"ur5.yaml", "franka.yaml"}:
         assert (REPO / "config" / file).is_file(), f"{name} names config/{file}, which does not exist"

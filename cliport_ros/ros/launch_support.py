@@ -75,6 +75,33 @@ def extra_nodes(bringup: Bringup) -> list[Node]:
     ]
 
 
+def ur_moveit_parameters(ur_type: str) -> dict:
+    """MoveItPy's parameters on a UR cell (ur_moveit_config; the robot description comes from the driver's
+    topic), for the executor of the real and the Gazebo bringup."""
+    from moveit_configs_utils import MoveItConfigsBuilder
+
+    return (
+        MoveItConfigsBuilder(robot_name="ur", package_name="ur_moveit_config")
+        .robot_description_semantic(Path("srdf") / "ur.srdf.xacro", {"name": ur_type})
+        .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"], default_planning_pipeline="ompl")
+        .pilz_cartesian_limits(file_path=own_config_path("moveit_py_pilz_cartesian_limits.yaml"))
+        .moveit_cpp(file_path=own_config_path("moveit_py_ur5.yaml"))
+        .to_moveit_configs()
+        .to_dict()
+    )
+
+
+def moveit_executor(bringup: Bringup, *moveit_parameters: dict) -> Node:
+    """The executor: MoveIt's parameters first, then the bringup's own (which nothing is applied after)."""
+    return Node(
+        package="cliport_ros",
+        executable="moveit_executor",
+        name="moveit_executor",
+        output="screen",
+        parameters=[*moveit_parameters, bringup.executor_parameters],
+    )
+
+
 def camera_calibration(context, path: str | None = None):
     """Static TF base -> camera from a calibration file, or easy_handeye2's own publisher, or a warning."""
     from cliport_ros.execution.calibration import load_camera_calibration
