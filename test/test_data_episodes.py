@@ -75,7 +75,7 @@ def test_corrupt_truncated_and_foreign_files_get_clear_errors(tmp_path):
     arrays["version"] = np.array(99)
     future = tmp_path / "future.npz"
     np.savez(future, **arrays)
-    with pytest.raises(EpisodeFormatError, match="version 99, this code reads version 1"):
+    with pytest.raises(EpisodeFormatError, match="version 99, this code reads versions 1, 2"):
         load_episode(future)
     assert issubclass(EpisodeFormatError, ValueError)
 
@@ -153,7 +153,7 @@ ROWS, COLS = WS.shape  # 320 x 160
         (lambda a: {"colour": None}, r"field 'colour' is missing"),
         (
             lambda a: (
-                {k: a[k][:0] for k in ("colour", "height", "instruction", "pick", "place", "reward")}
+                {k: a[k][:0] for k in ("colour", "height", "instruction", "pick", "place", "reward", "source")}
                 | {"pick_pixel": a["pick_pixel"][:0], "place_pixel": a["place_pixel"][:0]}
             ),
             r"holds no steps, expected at least one",

@@ -19,7 +19,7 @@ def ros_parameters(config: str, node: str) -> set[str]:
 
 def test_nodes_are_installed_executables_with_their_parameter_files():
     nodes = {literal(next(k.value for k in n.keywords if k.arg == "executable")): n for n in own_nodes(MODULE)}
-    assert set(nodes) == {"sim_node", "cliport_node"}
+    assert set(nodes) == {"sim_node", "cliport_node", "console_node"}
     for executable, node in nodes.items():
         assert executable in console_scripts() and executable in cmake_nodes()
         params_file = f"{executable}.yaml"
@@ -31,7 +31,7 @@ def test_nodes_are_installed_executables_with_their_parameter_files():
 def test_referenced_config_files_exist():
     strings = {literal(c) for c in ast.walk(MODULE) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
     referenced = {s for s in strings if s.endswith((".yaml", ".xml"))}
-    assert referenced == {"sim_node.yaml", "cliport_node.yaml", "fastdds_shm.xml"}
+    assert referenced == {"sim_node.yaml", "cliport_node.yaml", "console_node.yaml", "fastdds_shm.xml"}
     for name in referenced:
         assert (REPO / "config" / name).is_file()
 
@@ -41,7 +41,18 @@ def test_every_argument_is_used_and_in_the_readme():
     used = {literal(c.args[0]) for c in calls(MODULE, "LaunchConfiguration")} | {
         literal(c.args[0]) for c in ast.walk(MODULE) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "cfg"
     }
-    assert arguments == {"task", "split", "seed", "robot", "checkpoint", "device", "execute", "publish_instructions"}
+    assert arguments == {
+        "task",
+        "split",
+        "seed",
+        "robot",
+        "checkpoint",
+        "device",
+        "execute",
+        "publish_instructions",
+        "console",
+        "console_port",
+    }
     assert arguments <= used, arguments - used
     readme = (REPO / "README.md").read_text()
     assert "ros2 launch cliport_ros sim_bringup.launch.py" in readme

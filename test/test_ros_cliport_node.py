@@ -6,6 +6,7 @@ ExecutePickPlace server (test/ros_peers.py).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -26,7 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from test_ros_interfaces import run_action
 
-from cliport_ros.action import FollowInstruction
+from cliport_ros.action import ExecutePickPlace, FollowInstruction
 from cliport_ros.msg import PickPlace
 from cliport_ros.ros.cliport_node import CliportNode, load_policy
 from cliport_ros.ros.images import array_to_image, camera_info_from_model
@@ -533,3 +534,75 @@ def test_a_step_finishing_after_the_node_was_destroyed_publishes_nothing_and_doe
     # What the worker still does at the end of its step, after destroy_node():
     node._status("step 1: executed")
     node._publish_overlay(None, "x", "step 1: executed", PickPlace())  # never reaches the destroyed publisher
+
+
+def propose(rig, instruction, run_policy=True):
+    from cliport_ros.srv import Propose
+
+    if not hasattr(rig, "propose_client"):
+        rig.propose_client = rig.client.create_client(Propose, "/cliport/propose")
+    assert spin_until(rig.executor, rig.propose_client.service_is_ready, 10)
+    future = rig.propose_client.call_async(Propose.Request(instruction=instruction, run_policy=run_policy))
+    assert spin_until(rig.executor, future.done, 60)
+    return future.result()
+
+
+def test_a_proposal_carries_the_view_the_maps_and_the_decision_and_moves_nothing(rig):
+    from cliport_ros.ros.images import color_to_array
+
+    node = rig.start(execute=True)
+    peer = PeerNode(context=rig.context)
+    rig.executor.add_node(peer)
+    feed_images(rig, node)
+    reply = propose(rig, "put the red block in the green bowl")
+    assert reply.success and reply.error_code == FollowInstruction.Result.SUCCESS, reply.message
+    rows, cols = node.workspace.shape
+    assert (reply.color.height, reply.color.width, reply.color.encoding) == (rows, cols, "rgb8")
+    assert (reply.height.encoding, reply.pick_heatmap.encoding, reply.place_heatmap.encoding) == ("32FC1",) * 3
+    pick_map = np.frombuffer(bytes(reply.pick_heatmap.data), np.float32).reshape(rows, cols)
+    assert pick_map.sum() == pytest.approx(1.0, abs=1e-3)
+    assert tuple(reply.pick_pixel) == np.unravel_index(int(pick_map.argmax()), pick_map.shape)
+    assert node.workspace.xyz_to_pixel((reply.proposal.pick.position.x, reply.proposal.pick.position.y, 0)) == tuple(
+        reply.pick_pixel
+    )
+    assert json.loads(reply.workspace)["pixel_size"] == node.workspace.pixel_size
+    # the view is the one the decision was made on: the red block is in it
+    assert (color_to_array(reply.color)[..., 0] > 150).any()
+    # published like any decision, executed by nobody
+    assert spin_until(rig.executor, lambda: bool(rig.received), 10)
+    assert rig.received[-1].instruction == "put the red block in the green bowl"
+    spin_until(rig.executor, lambda: False, 0.5)
+    assert peer.executions == []
+    looked = propose(rig, "", run_policy=False)
+    assert looked.success and looked.pick_heatmap.data.tolist() == [] and looked.color.width == cols
+
+
+def test_proposals_are_refused_with_the_reason(rig):
+    node = rig.start(image_wait_timeout=0.5)
+    bad = propose(rig, "   ")
+    assert not bad.success and bad.error_code == FollowInstruction.Result.INVALID_INSTRUCTION
+    rig.cams.streaming = False
+    spin_until(rig.executor, lambda: False, 0.3)
+    blind = propose(rig, "put the red block in the green bowl")
+    assert not blind.success and blind.error_code == FollowInstruction.Result.NO_OBSERVATION, blind.message
+    rig.cams.streaming = True
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    idle = propose(rig, "put the red block in the green bowl")
+    assert not idle.success and idle.error_code == FollowInstruction.Result.INACTIVE and "not active" in idle.message
+
+
+def test_each_executed_step_is_published_with_its_source_and_result(rig):
+    from cliport_ros.msg import Execution
+
+    executions = []
+    rig.client.create_subscription(Execution, "/cliport/executions", executions.append, 10)
+    node = rig.start(execute=True)
+    peer = PeerNode(context=rig.context)
+    rig.executor.add_node(peer)
+    feed_images(rig, node)
+    status, result, _ = follow(rig, "put the red block in the green bowl", max_steps=2, execute=True)
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    assert spin_until(rig.executor, lambda: len(executions) == 2, 10)
+    assert [e.source for e in executions] == [Execution.SOURCE_POLICY] * 2
+    assert all(e.success and e.error_code == ExecutePickPlace.Result.SUCCESS for e in executions)
+    assert [e.pick_place.pick for e in executions] == [s.pick for s in result.steps]

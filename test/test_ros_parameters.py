@@ -13,6 +13,7 @@ import yaml
 from rclpy.parameter import Parameter
 
 from cliport_ros.ros.cliport_node import CLIPORT_NODE_PARAMETERS, CliportNode
+from cliport_ros.ros.console_node import CONSOLE_NODE_PARAMETERS
 from cliport_ros.ros.parameters import markdown_table
 from cliport_ros.ros.sim_node import SIM_NODE_PARAMETERS
 
@@ -28,12 +29,14 @@ def test_the_readme_and_docs_show_the_tables():
     from cliport_ros.ros.moveit_executor import EXECUTOR_PARAMETERS
 
     assert markdown_table(EXECUTOR_PARAMETERS) in (REPO / "docs" / "real_cell.md").read_text()
+    assert markdown_table(CONSOLE_NODE_PARAMETERS) in (REPO / "docs" / "console.md").read_text()
 
 
 def test_config_files_set_only_table_parameters_with_their_types_and_ranges():
     for file, node, table in (
         ("cliport_node.yaml", "cliport_node", CLIPORT_NODE_PARAMETERS),
         ("sim_node.yaml", "sim_node", SIM_NODE_PARAMETERS),
+        ("console_node.yaml", "console_node", CONSOLE_NODE_PARAMETERS),
     ):
         values = yaml.safe_load((REPO / "config" / file).read_text())[node]["ros__parameters"]
         specs = {s.name: s for s in table}
@@ -75,7 +78,7 @@ def test_a_value_outside_its_range_stops_the_node_with_the_reason(tmp_path):
     assert "cliport_node:" in done.stderr and "max_stamp_lead" in done.stderr
 
 
-@pytest.mark.parametrize("table", [CLIPORT_NODE_PARAMETERS, SIM_NODE_PARAMETERS])
+@pytest.mark.parametrize("table", [CLIPORT_NODE_PARAMETERS, SIM_NODE_PARAMETERS, CONSOLE_NODE_PARAMETERS])
 def test_tables_are_complete(table):
     names = [spec.name for spec in table]
     assert len(names) == len(set(names))

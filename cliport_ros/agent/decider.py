@@ -178,10 +178,13 @@ class Decider:
                     )
         return newest
 
-    def decide(self, frames: Sequence[CameraFrame], instruction: Any, now: float) -> Decision:
-        text = validate_instruction(instruction, self.config.max_instruction_length)
-        stamp = self.check_frames(frames, now)
-        t0 = time.perf_counter()
+    def observe(self, frames: Sequence[CameraFrame], now: float) -> tuple[Any, int | None]:
+        """The fused top-down view of fresh frames (checked as for a decision) and the newest frame's exact
+        stamp; what an operator demonstrates on when no policy runs."""
+        self.check_frames(frames, now)
+        return self._fuse_checked(frames), max(frames, key=lambda f: f.stamp).stamp_ns
+
+    def _fuse_checked(self, frames: Sequence[CameraFrame]) -> Any:
         try:
             view = self._fuse([(f.rgb, f.depth, f.camera) for f in frames], self.workspace)
         except ValueError as exc:
@@ -197,6 +200,13 @@ class Decider:
                 f"the cameras see {100 * coverage:.1f} % of the workspace (min_view_coverage is "
                 f"{100 * self.config.min_view_coverage:.1f} %): check camera poses and intrinsics",
             )
+        return view
+
+    def decide(self, frames: Sequence[CameraFrame], instruction: Any, now: float) -> Decision:
+        text = validate_instruction(instruction, self.config.max_instruction_length)
+        stamp = self.check_frames(frames, now)
+        t0 = time.perf_counter()
+        view = self._fuse_checked(frames)
         t1 = time.perf_counter()
         try:
             output = self.policy.act(view, text)

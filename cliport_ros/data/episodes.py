@@ -6,8 +6,10 @@ File ``<out>/<task>-<split>-<seed:06d>.npz`` (``numpy.savez_compressed``, no pic
 key                 dtype, shape               meaning
 ==================  =========================  ==================================================
 ``format``          str                        ``"cliport_ros.episode"`` (foreign files are refused)
-``version``         int64 ()                   format version, currently 1
-``meta``            str (JSON)                 task, split, seed, score (0-100), workspace fields
+``version``         int64 ()                   format version, currently 2 (version 1 files are read too)
+``meta``            str (JSON)                 task, split, seed, score (0-100), workspace fields, and
+                                               ``info``: what else the writer knew (e.g. the console's
+                                               outcome and operator score)
 ``color``          uint8 (T, rows, cols, 3)   fused top-down RGB before each step
 ``height``          float32 (T, rows, cols)    fused height (m above workspace.z_min) before each step
 ``instruction``     str (T,)                   the instruction at each step
@@ -16,6 +18,10 @@ key                 dtype, shape               meaning
 ``pick_pixel``      int64 (T, 2)               (row, column) of the pick in the top-down maps
 ``place_pixel``     int64 (T, 2)               (row, column) of the place
 ``reward``          float64 (T,)               score gained by each step, as a fraction (0-1)
+``source``          str (T,)                   who chose the step: ``oracle`` (simulated demos),
+                                               ``policy`` (a proposal an operator executed as it was),
+                                               ``operator`` (an operator's correction or demonstration);
+                                               absent in version 1 files, whose steps are all ``oracle``
 ==================  =========================  ==================================================
 
 Writes go to a temporary file in the same folder, are fsync'ed, then ``os.replace``d into place, so a
@@ -28,7 +34,8 @@ import json
 import os
 import re
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,10 @@ from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.types import Pose
 
 FORMAT_MARKER = "cliport_ros.episode"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+#: Who chose a step (field ``source``).
+SOURCES = ("oracle", "policy", "operator")
 SUFFIX = ".npz"
 _NAME = re.compile(r"^(?P<task>[a-z0-9-]+?)-(?P<split>train|val|test)-(?P<seed>\d{6,})\.npz$")
 
@@ -57,6 +67,7 @@ class Step:
     pick_pixel: tuple[int, int]
     place_pixel: tuple[int, int]
     reward: float
+    source: str = "oracle"
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class Episode:
     score: float
     steps: tuple[Step, ...]
     workspace: Workspace = Workspace()
+    info: Mapping[str, Any] = field(default_factory=dict)  # JSON-able extras, written into meta["info"]
 
 
 def episode_filename(task: str, split: str, seed: int) -> str:
@@ -87,6 +99,8 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
             raise ValueError(f"step {k}: color must be uint8 {(rows, cols, 3)}, got {s.color.dtype} {s.color.shape}")
         if s.height.shape != (rows, cols):
             raise ValueError(f"step {k}: height must be {(rows, cols)}, got {s.height.shape}")
+        if s.source not in SOURCES:
+            raise ValueError(f"step {k}: source must be one of {SOURCES}, got {s.source!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / episode_filename(episode.task, episode.split, episode.seed)
@@ -96,6 +110,7 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
         "seed": int(episode.seed),
         "score": float(episode.score),
         "workspace": episode.workspace.to_dict(),
+        "info": dict(episode.info),
     }
     arrays: dict[str, Any] = {
         "format": np.array(FORMAT_MARKER),
@@ -109,6 +124,7 @@ def write_episode(episode: Episode, out_dir: str | Path) -> Path:
         "pick_pixel": np.array([s.pick_pixel for s in episode.steps], dtype=np.int64),
         "place_pixel": np.array([s.place_pixel for s in episode.steps], dtype=np.int64),
         "reward": np.array([s.reward for s in episode.steps], dtype=np.float64),
+        "source": np.array([s.source for s in episode.steps], dtype=str),
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -146,6 +162,7 @@ _STEP_FIELDS: dict[str, tuple[str, tuple[int | str, ...]]] = {
     "reward": ("float64", ()),
 }
 _FIELDS = ("format", "version", "meta", *_STEP_FIELDS)
+_V2_STEP_FIELDS: dict[str, tuple[str, tuple[int | str, ...]]] = {**_STEP_FIELDS, "source": ("str", ())}
 
 
 def _describe(array: np.ndarray) -> str:
@@ -177,6 +194,8 @@ def _read_meta(path: Path, array: np.ndarray) -> tuple[dict[str, Any], Workspace
     if not isinstance(meta, dict):
         raise EpisodeFormatError(f"{path}: field 'meta' is a JSON {type(meta).__name__}, expected a JSON object")
     types = {"task": (str,), "split": (str,), "seed": (int,), "score": (int, float), "workspace": (dict,)}
+    if "info" in meta and not isinstance(meta["info"], dict):
+        raise EpisodeFormatError(f"{path}: field 'meta' is invalid: 'info' must be a JSON object, got {meta['info']!r}")
     for key, allowed in types.items():
         value = meta.get(key)
         if not isinstance(value, allowed) or isinstance(value, bool):
@@ -191,11 +210,13 @@ def _read_meta(path: Path, array: np.ndarray) -> tuple[dict[str, Any], Workspace
     return meta, workspace
 
 
-def _check_step_arrays(path: Path, arrays: dict[str, np.ndarray], workspace: Workspace) -> int:
+def _check_step_arrays(
+    path: Path, arrays: dict[str, np.ndarray], workspace: Workspace, fields: dict[str, Any] = _STEP_FIELDS
+) -> int:
     """Dtype and shape of every per-step array against the format table; returns the number of steps."""
     rows, cols = workspace.shape
     sizes = {"rows": rows, "cols": cols}
-    for name, (dtype, step_shape) in _STEP_FIELDS.items():
+    for name, (dtype, step_shape) in fields.items():
         array = arrays[name]
         shape = tuple(sizes[d] if isinstance(d, str) else d for d in step_shape)
         if not _dtype_is(array, dtype) or array.ndim != 1 + len(shape) or tuple(array.shape[1:]) != shape:
@@ -204,7 +225,7 @@ def _check_step_arrays(path: Path, arrays: dict[str, np.ndarray], workspace: Wor
                 f"{path}: field {name!r} is {_describe(array)}, expected {dtype} ({expected}) with T the "
                 "number of steps"
             )
-    lengths = {name: len(arrays[name]) for name in _STEP_FIELDS}
+    lengths = {name: len(arrays[name]) for name in fields}
     counts = list(lengths.values())
     n = max(set(counts), key=counts.count)  # the count most fields agree on; the odd ones are named
     for name, length in lengths.items():
@@ -253,6 +274,8 @@ def load_episode(path: str | Path) -> Episode:
                     f"{path}: field {missing[0]!r} is missing (an episode holds {', '.join(_FIELDS)})"
                 )
             arrays = {name: data[name] for name in _FIELDS}
+            if "source" in names:
+                arrays["source"] = data["source"]
     except EpisodeFormatError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
@@ -260,12 +283,24 @@ def load_episode(path: str | Path) -> Episode:
     version = arrays["version"]
     if version.shape != () or version.dtype.kind not in "iu":
         raise EpisodeFormatError(f"{path}: field 'version' is {_describe(version)}, expected an integer ()")
-    if int(version) != FORMAT_VERSION:
+    if int(version) not in READABLE_VERSIONS:
         raise EpisodeFormatError(
-            f"{path}: episode format version {int(version)}, this code reads version {FORMAT_VERSION}"
+            f"{path}: episode format version {int(version)}, this code reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     meta, workspace = _read_meta(path, arrays["meta"])
-    n = _check_step_arrays(path, arrays, workspace)
+    if int(version) >= 2 and "source" not in arrays:
+        raise EpisodeFormatError(f"{path}: field 'source' is missing (a version 2 episode holds it)")
+    n = _check_step_arrays(path, arrays, workspace, _V2_STEP_FIELDS if int(version) >= 2 else _STEP_FIELDS)
+    if int(version) >= 2:
+        sources = [str(v) for v in arrays["source"]]
+        bad = [k for k, v in enumerate(sources) if v not in SOURCES]
+        if bad:
+            raise EpisodeFormatError(
+                f"{path}: field 'source' holds {sources[bad[0]]!r} at step {bad[0]}, expected one of {SOURCES}"
+            )
+    else:
+        sources = ["oracle"] * n
     color, height, instruction = arrays["colour"], arrays["height"], arrays["instruction"]
     pick, place, reward = arrays["pick"], arrays["place"], arrays["reward"]
     pick_pixel, place_pixel = arrays["pick_pixel"], arrays["place_pixel"]
@@ -279,10 +314,19 @@ def load_episode(path: str | Path) -> Episode:
             (int(pick_pixel[k, 0]), int(pick_pixel[k, 1])),
             (int(place_pixel[k, 0]), int(place_pixel[k, 1])),
             float(reward[k]),
+            sources[k],
         )
         for k in range(n)
     )
-    return Episode(str(meta["task"]), str(meta["split"]), int(meta["seed"]), float(meta["score"]), steps, workspace)
+    return Episode(
+        str(meta["task"]),
+        str(meta["split"]),
+        int(meta["seed"]),
+        float(meta["score"]),
+        steps,
+        workspace,
+        dict(meta.get("info", {})),
+    )
 
 
 def list_episodes(directory: str | Path, task: str | None = None, split: str | None = None) -> list[Path]:

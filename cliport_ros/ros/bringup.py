@@ -106,6 +106,10 @@ _POLICY = [
     Argument("execute", "false", "send decisions to the arm; false = predict and publish only"),
     Argument("tcp_offset", "", "the tool tip in ee_link's frame, '[x, y, z]' in m; empty = the cell file's"),
 ]
+_CONSOLE = [
+    Argument("console", "false", "start the operator console (console_node: a web page on 127.0.0.1)"),
+    Argument("console_port", "8080", "TCP port of the operator console's page"),
+]
 
 UR5_ARGUMENTS = [
     Argument("ur_type", "ur5e", "UR model: ur5 | ur5e (any ur_type)"),
@@ -121,6 +125,7 @@ UR5_ARGUMENTS = [
     *_CAMERA,
     Argument("cell_config", "", "cell parameter file; empty = config/ur5.yaml"),
     *_POLICY,
+    *_CONSOLE,
 ]
 
 FRANKA_ARGUMENTS = [
@@ -132,11 +137,25 @@ FRANKA_ARGUMENTS = [
     *_CAMERA,
     Argument("cell_config", "", "cell parameter file; empty = config/franka.yaml"),
     *_POLICY,
+    *_CONSOLE,
 ]
 
 
 class BringupError(ValueError):
     """A launch argument or the cell file is unusable; the message says which and what is allowed."""
+
+
+def console_nodes(values: dict[str, str]) -> list[NodeSpec]:
+    """The operator console, when ``console:=true``."""
+    if not parse_bool("console", values["console"]):
+        return []
+    try:
+        port = int(values["console_port"])
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise BringupError(f"launch argument console_port:={values['console_port']!r} must be a TCP port (1-65535)")
+    return [NodeSpec("cliport_ros", "console_node", "console_node", {"port": port})]
 
 
 def parse_bool(name: str, text: str) -> bool:
@@ -311,7 +330,7 @@ def ur5_bringup(given: Mapping[str, str], share: Path, distro: str) -> Bringup:
             "launch_rviz": _launch_bool(parse_bool("launch_rviz", values["launch_rviz"])),
         },
     )
-    return Bringup([driver, moveit, _realsense(values)], cliport, executor)
+    return Bringup([driver, moveit, _realsense(values)], cliport, executor, extra_nodes=console_nodes(values))
 
 
 def franka_bringup(given: Mapping[str, str], share: Path, distro: str) -> Bringup:
@@ -367,7 +386,13 @@ def franka_bringup(given: Mapping[str, str], share: Path, distro: str) -> Bringu
                 {"action": executor.get("gripper.action", FRANKA_GRIPPER_NODE)},
             )
         )
-    return Bringup([franka, _realsense(values)], cliport, executor, description_mappings=mappings, extra_nodes=extra)
+    return Bringup(
+        [franka, _realsense(values)],
+        cliport,
+        executor,
+        description_mappings=mappings,
+        extra_nodes=extra + console_nodes(values),
+    )
 
 
 def moveit_controllers(document: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
@@ -393,6 +418,7 @@ GAZEBO_ARGUMENTS = [
     Argument("checkpoint", "", "policy checkpoint; empty = the shipped model"),
     Argument("device", "auto", "auto | cpu | cuda | cuda:N"),
     Argument("execute", "false", "send decisions to the arm; false = predict and publish only"),
+    *_CONSOLE,
 ]
 
 # The simulated camera's Gazebo topic (the <topic> of config/gazebo/cliport_table.sdf's rgbd_camera sensor) and
@@ -456,6 +482,6 @@ def ur5_gazebo_bringup(given: Mapping[str, str], share: Path, distro: str) -> Br
         [simulation, moveit],
         cliport,
         executor,
-        extra_nodes=[bridge, suction],
+        extra_nodes=[bridge, suction, *console_nodes(values)],
         calibration_file=str(share / "config" / "gazebo" / "camera_calibration.yaml"),
     )

@@ -7,7 +7,8 @@ with INACTIVE) and the node refuses work with a reason until it is activated aga
 destroy what configure created. ``main()`` configures and activates at start-up, as a lifecycle manager would.
 
 Work runs on one worker thread, fed by a queue: a message on ``/cliport/instruction`` is one step; a
-FollowInstruction goal is up to ``max_steps`` steps. The goal's execute callback is a coroutine that awaits the
+FollowInstruction goal is up to ``max_steps`` steps; a ``cliport/propose`` request (the operator console) is one
+decision on the current view that moves nothing. The goal's execute callback is a coroutine that awaits the
 worker's result, so queued goals hold no executor thread and the node stays responsive (cancel, new images,
 the arm's answers) however many goals wait. Each step decides only on images taken after the instruction
 arrived (or after the arm finished the previous step), waiting up to ``image_wait_timeout`` for them.
@@ -47,6 +48,7 @@ from cliport_ros.agent import (
     validate_instruction,
 )
 from cliport_ros.geometry.workspace import Workspace
+from cliport_ros.msg import Execution
 from cliport_ros.msg import PickPlace as PickPlaceMsg
 from cliport_ros.perception.overlay import decision_overlay
 from cliport_ros.ros.camera_inputs import CAMERA_PARAMETERS, CameraInputs
@@ -55,6 +57,7 @@ from cliport_ros.ros.images import array_to_image
 from cliport_ros.ros.node_main import PARAMETER_ERRORS
 from cliport_ros.ros.parameters import ParameterSpec, declare
 from cliport_ros.ros.visualization import decision_markers, heatmap_to_rgb
+from cliport_ros.srv import Propose
 from cliport_ros.types import PRIMITIVES
 
 STAGE_NAMES = {
@@ -92,6 +95,8 @@ class Job:
     goal_handle: Any = None
     future: Future | None = None  # completed with the result; the goal's execute coroutine awaits it
     enqueued: float = field(default_factory=time.monotonic)
+    propose: bool = False  # a cliport/propose request: one decision (or observation), nothing executed
+    run_policy: bool = True  # with propose: False returns the observation alone (demonstration mode)
 
     def cancelled(self) -> bool:
         return self.goal_handle is not None and self.goal_handle.is_cancel_requested
@@ -289,6 +294,7 @@ class CliportNode(LifecycleNode):
         self.pub_top_down = self.create_lifecycle_publisher(Image, "cliport/top_down", 1)
         self.pub_markers = self.create_lifecycle_publisher(MarkerArray, "cliport/markers", 1)
         self.pub_overlay = self.create_lifecycle_publisher(Image, "cliport/overlay", 1)
+        self.pub_executions = self.create_lifecycle_publisher(Execution, "cliport/executions", 10)
         self._entities = [
             lifecycle(p)
             for p in (
@@ -298,6 +304,7 @@ class CliportNode(LifecycleNode):
                 self.pub_top_down,
                 self.pub_markers,
                 self.pub_overlay,
+                self.pub_executions,
             )
         ]
         self.execute_client = ActionClient(self, ExecutePickPlace, self.p("execute_action"), callback_group=self._group)
@@ -318,7 +325,11 @@ class CliportNode(LifecycleNode):
             cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=self._group,
         )
+        self.propose_service = self.create_service(
+            Propose, "cliport/propose", self._on_propose, callback_group=self._group
+        )
         self._entities += [
+            (self.destroy_service, self.propose_service),
             (lambda c: c.destroy(), self.execute_client),
             (lambda _: self.inputs.unsubscribe(), None),
             (self.destroy_subscription, self.instruction_sub),
@@ -482,6 +493,99 @@ class CliportNode(LifecycleNode):
             goal_handle.abort()
         return result
 
+    def _on_propose(self, request: Propose.Request, response: Propose.Response) -> Propose.Response:
+        """Queue one decision on images taken after the request; answer with it (or the refusal and why)."""
+        from cliport_ros.ros.client import wait_for
+
+        try:
+            if not self._active:
+                return self._refuse_proposal(
+                    response, DecisionCode.INACTIVE, "the node is not active (lifecycle): activate it first"
+                )
+            if request.run_policy:
+                try:
+                    validate_instruction(request.instruction, int(self.p("max_instruction_length")))
+                except DecisionError as exc:
+                    return self._refuse_proposal(response, exc.code, exc.message)
+            job = Job(
+                request.instruction,
+                max_steps=1,
+                execute=False,
+                not_before_ns=self._now_ns(),
+                future=Future(),
+                propose=True,
+                run_policy=bool(request.run_policy),
+            )
+            reason = self._admit(job)
+            if reason:
+                return self._refuse_proposal(response, DecisionCode.BUSY, reason)
+            # The worker answers within the image wait plus one decision; the margin covers a queued step.
+            timeout = float(self.p("image_wait_timeout")) + float(self.p("execute_timeout"))
+            if not wait_for(job.future, timeout):
+                return self._refuse_proposal(response, DecisionCode.BUSY, f"no proposal within {timeout:.0f} s")
+            return job.future.result()
+        except Exception as exc:  # the service must answer with the reason, never raise into the executor
+            return self._refuse_proposal(
+                response, DecisionCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"
+            )
+
+    def _refuse_proposal(self, response: Propose.Response, code: DecisionCode, message: str) -> Propose.Response:
+        response.success, response.error_code, response.message = False, int(code), message
+        self._status(f"proposal refused: {message}", error=True)
+        return response
+
+    def _propose(self, job: Job) -> Propose.Response:
+        """The worker's part of a proposal: the fused view, and the policy's decision on it when asked."""
+        import json
+
+        response = Propose.Response(workspace=json.dumps(self.workspace.to_dict(), sort_keys=True))
+        try:
+            frames = self.wait_for_frames(job.not_before_ns)
+            now = self._now_ns() * 1e-9
+            if job.run_policy:
+                decision = self.decider.decide(frames, job.instruction, now)
+                view, output = decision.view, decision.output
+            else:
+                view, stamp_ns = self.decider.observe(frames, now)
+        except DecisionError as exc:
+            return self._refuse_proposal(response, exc.code, exc.message)
+        if job.run_policy:
+            stamp = (
+                nanoseconds_to_stamp(decision.stamp_ns)
+                if decision.stamp_ns is not None
+                else seconds_to_stamp(decision.stamp)
+            )
+        else:
+            stamp = nanoseconds_to_stamp(stamp_ns)
+        header = Header(stamp=stamp, frame_id=self.workspace.frame_id)
+        response.color = array_to_image(view.color, "rgb8", header)
+        response.height = array_to_image(view.height.astype("float32"), "32FC1", header)
+        if job.run_policy:
+            latest = pick_place_to_msg(decision.pick_place, stamp)
+            self._publish(decision, latest)
+            response.pick_heatmap = array_to_image(output.pick_heatmap.astype("float32"), "32FC1", header)
+            response.place_heatmap = array_to_image(output.place_heatmap.astype("float32"), "32FC1", header)
+            response.proposal = latest
+            response.pick_pixel = [int(v) for v in output.pick_pixel]
+            response.place_pixel = [int(v) for v in output.place_pixel]
+            response.place_rotation = float(output.place_rotation)
+            response.message = f"proposal for '{quote_text(job.instruction)}'"
+        else:
+            response.message = "observation (no policy)"
+        response.success, response.error_code = True, int(DecisionCode.SUCCESS)
+        return response
+
+    def _publish_execution(self, msg: PickPlaceMsg, ok: bool, code: int, message: str) -> None:
+        execution = Execution(
+            header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self.workspace.frame_id),
+            pick_place=msg,
+            source=Execution.SOURCE_POLICY,
+            success=ok,
+            error_code=code,
+            message=message,
+        )
+        self._publish_to(self.pub_executions, execution)
+
     # ----- the worker -------------------------------------------------------------------------------------
     def _finish(self, job: Job, result: Any) -> None:
         if job.future is not None and not job.future.done():
@@ -496,9 +600,10 @@ class CliportNode(LifecycleNode):
                 return
             self._busy.set()
             try:
-                result = self._run_job(job)
+                result = self._propose(job) if job.propose else self._run_job(job)
             except Exception as exc:  # never let the worker die: the node must stay up
-                result = FollowInstruction.Result(
+                kind = Propose.Response if job.propose else FollowInstruction.Result
+                result = kind(
                     success=False,
                     error_code=DecisionCode.INTERNAL_ERROR,
                     message=f"internal error: {type(exc).__name__}: {exc}",
@@ -557,7 +662,8 @@ class CliportNode(LifecycleNode):
             self.last_timings = dict(decision.timings, received_to_published_s=time.monotonic() - job.enqueued)
             if job.execute:
                 self._feedback(job, step, FollowInstruction.Feedback.EXECUTE, latest)
-                ok, message = self._execute(job, step, latest)
+                ok, message, code = self._execute(job, step, latest)
+                self._publish_execution(latest, ok, code, message)
                 outcome = f"step {step}: {'executed' if ok else 'failed'}: {message}"
                 self._publish_overlay(decision, job.instruction, outcome, latest)
                 if not ok:
@@ -627,8 +733,9 @@ class CliportNode(LifecycleNode):
         header = Header(stamp=msg.header.stamp, frame_id=self.workspace.frame_id)
         self._publish_to(self.pub_overlay, array_to_image(picture, "rgb8", header))
 
-    def _execute(self, job: Job, step: int, msg: PickPlaceMsg) -> tuple[bool, str]:
-        """Send one PickPlace to the arm and wait (on this worker thread) for the result.
+    def _execute(self, job: Job, step: int, msg: PickPlaceMsg) -> tuple[bool, str, int]:
+        """Send one PickPlace to the arm and wait (on this worker thread) for the result: (succeeded, why, the
+        arm's ExecutePickPlace code, or its UNKNOWN when the arm never answered).
 
         No wait_for_server(): its readiness check needs matched counts that flicker while other processes
         create and destroy servers of the same name. The goal is sent, and the arm's answer decides."""
@@ -666,10 +773,11 @@ class CliportNode(LifecycleNode):
                     holder["abandoned"] = True
             if not answered:
                 if holder.get("abandoned"):
-                    return False, (
+                    reason = (
                         f"arm controller action '{self.p('execute_action')}' did not answer the goal "
                         f"within server_wait_timeout ({self.p('server_wait_timeout')} s): is it running?"
                     )
+                    return False, reason, ExecutePickPlace.Result.UNKNOWN
                 continue
             stopping = job.cancelled() or self._stop.is_set()
             if (stopping or time.monotonic() > deadline) and not cancel_sent:
@@ -678,10 +786,14 @@ class CliportNode(LifecycleNode):
                 deadline = min(deadline, time.monotonic() + (WORKER_JOIN_TIMEOUT if self._stop.is_set() else 10.0))
             elif cancel_sent and time.monotonic() > deadline:
                 if self._stop.is_set():
-                    return False, "the node is stopping; the arm was asked to cancel"
-                return False, f"arm did not answer within execute_timeout ({self.p('execute_timeout')} s)"
+                    return False, "the node is stopping; the arm was asked to cancel", ExecutePickPlace.Result.CANCELED
+                return (
+                    False,
+                    f"arm did not answer within execute_timeout ({self.p('execute_timeout')} s)",
+                    ExecutePickPlace.Result.TIMEOUT,
+                )
         if "result" not in holder:
-            return False, "arm controller rejected the goal"
+            return False, "arm controller rejected the goal", ExecutePickPlace.Result.BUSY
         response = holder["result"]
         res = response.result
         if (
@@ -689,14 +801,22 @@ class CliportNode(LifecycleNode):
             and res.success
             and res.error_code == ExecutePickPlace.Result.SUCCESS
         ):
-            return True, res.message
+            return True, res.message, int(res.error_code)
         if self._stop.is_set():
-            return False, f"the node is stopping; the arm stopped: {res.message}"
+            return False, f"the node is stopping; the arm stopped: {res.message}", int(res.error_code)
         if job.cancelled():
-            return False, f"canceled; the arm stopped (code {res.error_code}): {res.message or 'no reason given'}"
+            return (
+                False,
+                f"canceled; the arm stopped (code {res.error_code}): {res.message or 'no reason given'}",
+                int(res.error_code),
+            )
         if cancel_sent:
-            return False, f"arm timed out after execute_timeout ({self.p('execute_timeout')} s): {res.message}"
-        return False, f"arm failed (code {res.error_code}): {res.message or 'no reason given'}"
+            return (
+                False,
+                f"arm timed out after execute_timeout ({self.p('execute_timeout')} s): {res.message}",
+                int(res.error_code),
+            )
+        return False, f"arm failed (code {res.error_code}): {res.message or 'no reason given'}", int(res.error_code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,6 +89,7 @@ def markdown_table(specs: list[ParameterSpec]) -> str:
 
 def tables() -> dict[str, list[ParameterSpec]]:
     from cliport_ros.ros.cliport_node import CLIPORT_NODE_PARAMETERS
+    from cliport_ros.ros.console_node import CONSOLE_NODE_PARAMETERS
     from cliport_ros.ros.moveit_executor import EXECUTOR_PARAMETERS
     from cliport_ros.ros.sim_node import SIM_NODE_PARAMETERS
 
@@ -96,6 +97,7 @@ def tables() -> dict[str, list[ParameterSpec]]:
         "cliport_node": CLIPORT_NODE_PARAMETERS,
         "sim_node": SIM_NODE_PARAMETERS,
         "moveit_executor": EXECUTOR_PARAMETERS,
+        "console_node": CONSOLE_NODE_PARAMETERS,
     }
 
 

@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds before an episode is abandoned (a failed step ends it at once)",
     )
     parser.add_argument("--serve", action="store_true", help="keep running; act on /cliport/instruction messages")
+    parser.add_argument("--bag", default="", help="record cameras, instructions, decisions and executions to MCAP here")
+    parser.add_argument(
+        "--camera-rate", type=float, default=5.0, help="Hz the simulated cameras re-send the still scene (default 5)"
+    )
 
 
 class Recorder:
@@ -154,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
                 # which the bridge streams (the still scene, re-stamped) at its default camera_rate.
                 Parameter("publish_instructions", value=False),
                 Parameter("seed", value=first_seed if args.serve else -1),
+                Parameter("camera_rate", value=float(args.camera_rate)),
             ],
         )
     except (ValueError, KeyError) as exc:
@@ -165,6 +170,31 @@ def run(args: argparse.Namespace) -> int:
     agent.trigger_activate()
     driver = Node("cliport_sim_driver", context=context)
     recorder = Recorder(driver, Path(args.record)) if args.record else None
+    bag = None
+    if args.bag:
+        import yaml
+
+        from cliport_ros.ros.bag import BagRecorder
+
+        try:
+            bag = BagRecorder(
+                driver,
+                args.bag,
+                metadata={
+                    "camera_rig": yaml.safe_dump(rig.to_dict()),
+                    "workspace": json.dumps(agent.workspace.to_dict()),
+                    "task": args.task,
+                },
+            )
+        except ValueError as exc:
+            print(json.dumps({"error": str(exc)}))
+            agent.stop_worker("cliport sim is exiting")
+            sim.close()
+            for node in (sim, agent, driver):
+                node.destroy_node()
+            rclpy.try_shutdown(context=context)
+            restore_signals()
+            return 2
     client = CliportClient(driver, keep_status_lines=KEPT_STATUS_LINES)
     executor = MultiThreadedExecutor(num_threads=6, context=context)
     for node in (sim, agent, driver):
@@ -271,6 +301,11 @@ def run(args: argparse.Namespace) -> int:
         if recorder:
             summary["recorded"] = recorder.written
             summary["record_dir"] = str(recorder.folder)
+        if bag:
+            # Messages still in flight when the last episode ends are the arm's last images: wait them out.
+            time.sleep(0.5)
+            summary["bag"] = str(bag.path)
+            summary["bag_messages"] = sum(bag.close().values())
         print(json.dumps(summary), flush=True)
         return 0
     except KeyboardInterrupt as exc:
@@ -279,6 +314,8 @@ def run(args: argparse.Namespace) -> int:
         # Order matters: no new work, then no spinning, then the simulator, then the nodes and the context.
         agent.stop_worker("cliport sim is exiting")
         sim.stop_executing()
+        if bag:
+            bag.close()
         executor.shutdown(timeout_sec=2.0)
         spinner.join(timeout=5)
         sim.close()

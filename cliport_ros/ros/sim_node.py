@@ -4,7 +4,8 @@ Publishes each simulated camera like realsense2_camera (``<camera>/color/image_r
 ``<camera>/aligned_depth_to_color/image_raw`` 32FC1 metres, ``<camera>/color/camera_info``) and
 ``/joint_states``; serves ``ExecutePickPlace`` by running the pick-and-place primitive; resets episodes
 (``/sim/reset_episode``) and reports them (``/sim/task_status``, latched), so an episode can be run through
-ROS as the paper evaluates. With ``publish_instructions`` it also issues each step's instruction on
+ROS as the paper evaluates. ``/sim/oracle_action`` tells what the task's oracle would do next (for scripted
+operators). With ``publish_instructions`` it also issues each step's instruction on
 ``/cliport/instruction``, playing the evaluator.
 
 PyBullet is not thread-safe, and its EGL renderer's context belongs to the thread that created it: the
@@ -29,11 +30,11 @@ from std_msgs.msg import Header, String
 
 from cliport_ros.action import ExecutePickPlace
 from cliport_ros.msg import TaskStatus
-from cliport_ros.ros.conversions import pick_place_from_msg
+from cliport_ros.ros.conversions import pick_place_from_msg, pick_place_to_msg
 from cliport_ros.ros.images import array_to_image, camera_info_from_model
 from cliport_ros.ros.node_main import run_node
 from cliport_ros.ros.parameters import ParameterSpec, declare
-from cliport_ros.srv import ResetEpisode
+from cliport_ros.srv import OracleAction, ResetEpisode
 
 STAGE_CODES = {
     "approach": ExecutePickPlace.Feedback.APPROACH,
@@ -176,6 +177,9 @@ class SimNode(Node):
         self.create_service(
             ResetEpisode, "sim/reset_episode", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup()
         )
+        self.create_service(
+            OracleAction, "sim/oracle_action", self._on_oracle, callback_group=MutuallyExclusiveCallbackGroup()
+        )
         self.action_server = ActionServer(
             self,
             ExecutePickPlace,
@@ -251,6 +255,32 @@ class SimNode(Node):
             request.task or self.env.task_key, request.split or self.split, int(request.seed)
         )
         response.success, response.message, response.instruction = ok, message, instruction
+        return response
+
+    def _on_oracle(self, request: OracleAction.Request, response: OracleAction.Response) -> OracleAction.Response:
+        if self.seed is None:
+            response.success, response.message = False, "no episode yet: reset one (sim/reset_episode)"
+            return response
+        if self.executing.is_set():
+            response.success, response.message = False, "a pick-and-place is executing; ask again after it"
+            return response
+
+        def ask():
+            if self.env.done:
+                return None
+            return self.env.oracle()
+
+        try:
+            action = self.sim.call(ask)
+        except Exception as exc:  # the task's oracle failed: say so, the bridge stays up
+            response.success, response.message = False, f"oracle failed: {type(exc).__name__}: {exc}"
+            return response
+        if action is None:
+            response.success, response.message = False, "the episode is done: nothing left to do"
+            return response
+        response.action = pick_place_to_msg(action, self.get_clock().now().to_msg())
+        response.action.header.frame_id = self.p("base_frame")
+        response.success, response.message = True, f"oracle action for step {self.status().step + 1}"
         return response
 
     def status(self) -> TaskStatus:

@@ -47,8 +47,23 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FIELD=VALUE",
         help="override one ModelConfig field (VALUE is JSON, e.g. lang_layers=8); repeatable",
     )
-    p.add_argument("--data", default="data", help="demo folder written by `cliport demos` (default: data)")
-    p.add_argument("--n-demos", type=_positive_int, default=100, help="demos per task (default: 100)")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        help="demo folder written by `cliport demos` or `cliport console` (default: data); repeat it to mix "
+        "folders, e.g. recorded episodes and simulated demos",
+    )
+    p.add_argument(
+        "--n-demos", type=_non_negative_int, default=100, help="demos per task over all folders (default 100; 0: all)"
+    )
+    p.add_argument(
+        "--operator-weight",
+        type=float,
+        default=1.0,
+        help="how much more often a step an operator chose (console correction or demonstration) is drawn "
+        "than any other step of its task (default 1)",
+    )
     p.add_argument("--steps", type=_positive_int, default=20000, help="training iterations (default: 20000)")
     p.add_argument("--out", required=True, help="run folder (resumed when it holds last/train_state.pt)")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
@@ -131,7 +146,7 @@ def _train_run(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             tasks=tasks,
             out=args.out,
-            data=args.data,
+            data=tuple(args.data or ["data"]),
             model=args.config,
             model_overrides=overrides,
             n_demos=args.n_demos,
@@ -151,6 +166,7 @@ def _train_run(args: argparse.Namespace) -> int:
             init_from=args.init_from,
             place_loss=args.place_loss,
             clip_lr_scale=args.clip_lr_scale,
+            operator_weight=args.operator_weight,
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
         summary = train(cfg, validate=validate, progress=not args.no_progress)

@@ -50,6 +50,8 @@ class TrainSample:
     place_pixel: tuple[int, int]
     place_yaw: float  # yaw applied to the held object between pick and place (rad)
     task: str = ""
+    source: str = "oracle"  # who chose the step: oracle, policy (executed as proposed), operator (corrected)
+    weight: float = 1.0  # relative sampling weight within its task
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,10 @@ class TrainConfig:
 
     tasks: tuple[str, ...]
     out: str
-    data: str = "data"
+    data: str | tuple[str, ...] = "data"  # one demo folder or several (simulated demos, recorded episodes)
     model: str = "tiny"
     model_overrides: dict = field(default_factory=dict)
-    n_demos: int = 100
+    n_demos: int = 100  # per task, over all the folders; 0: every episode there
     steps: int = 20000
     lr: float = 1e-4
     lr_schedule: str = "none"
@@ -85,14 +87,29 @@ class TrainConfig:
     # the from-scratch CLIP's learning rate as a multiple of ``lr`` (its text encoder can lag behind the nets:
     # color words it maps almost alike are words the policy cannot tell apart)
     clip_lr_scale: float = 1.0
+    # how much more often a step an operator chose (a correction or demonstration recorded by the console)
+    # is drawn than any other step of its task
+    operator_weight: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
+        folders = (self.data,) if isinstance(self.data, str) else tuple(self.data)
+        if not folders or not all(isinstance(f, str) and f for f in folders):
+            raise ValueError(f"data must name one or more demo folders, got {self.data!r}")
+        object.__setattr__(self, "data", folders[0] if len(folders) == 1 else folders)
+        if not isinstance(self.n_demos, int) or isinstance(self.n_demos, bool) or self.n_demos < 0:
+            raise ValueError(f"n_demos must be a non-negative integer (0: every episode), got {self.n_demos!r}")
+        if not (
+            isinstance(self.operator_weight, (int, float))
+            and math.isfinite(self.operator_weight)
+            and 0 < self.operator_weight <= 1000
+        ):
+            raise ValueError(f"operator_weight must be a number in (0, 1000], got {self.operator_weight!r}")
         if not self.tasks or not all(isinstance(t, str) and t for t in self.tasks):
             raise ValueError(f"tasks must be one or more task names, got {self.tasks!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        for name in ("n_demos", "steps", "log_every", "save_every"):
+        for name in ("steps", "log_every", "save_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         for name in ("val_every", "val_episodes"):
@@ -238,22 +255,34 @@ class Trainer:
 
 # ---------------------------------------------------------------------------------------------- data
 def load_samples(
-    data_dir: str | Path, task: str, n_demos: int, split: str = "train"
+    data_dir: str | Path | Sequence[str | Path],
+    task: str,
+    n_demos: int,
+    split: str = "train",
+    operator_weight: float = 1.0,
 ) -> tuple[list[list[TrainSample]], Workspace]:
-    """The first ``n_demos`` demos of ``task`` (one list of samples per episode) and their workspace."""
+    """The first ``n_demos`` demos of ``task`` (0: all) over one folder or several, in folder order then by
+    seed (one list of samples per episode), and their workspace. Episodes an operator marked failed are left
+    out; steps an operator chose weigh ``operator_weight``."""
     from cliport_ros.data import list_episodes, load_episode
 
-    episodes = list_episodes(data_dir, task, split)
+    folders = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    episodes = [ref for folder in folders for ref in list_episodes(folder, task, split)]
+    where = " or ".join(str(f) for f in folders)
     if not episodes:
         raise ValueError(
-            f"no {split} demos of {task!r} under {data_dir}; generate some with "
-            f"`cliport demos {task} --split {split} --n {n_demos} --out {data_dir}`"
+            f"no {split} demos of {task!r} under {where}; generate some with "
+            f"`cliport demos {task} --split {split} --n {n_demos or 100} --out {folders[0]}`, or record them "
+            "with `cliport console`"
         )
-    if len(episodes) < n_demos:
-        raise ValueError(f"asked for {n_demos} demos of {task!r} but {data_dir} holds {len(episodes)}")
-    out, workspace = [], None
-    for ref in episodes[:n_demos]:
+    out, workspace, failed = [], None, 0
+    for ref in episodes:
+        if n_demos and len(out) == n_demos:
+            break
         episode = load_episode(ref)
+        if episode.info.get("outcome") == "failed":
+            failed += 1  # the operator said the episode went wrong: its steps teach nothing reliable
+            continue
         if workspace is None:
             workspace = episode.workspace
         elif episode.workspace != workspace:
@@ -268,15 +297,26 @@ def load_samples(
                     place_pixel=tuple(int(c) for c in s.place_pixel),
                     place_yaw=float(s.place.yaw),
                     task=task,
+                    source=s.source,
+                    weight=operator_weight if s.source == "operator" else 1.0,
                 )
                 for s in episode.steps
             ]
         )
+    if n_demos and len(out) < n_demos:
+        skipped = f" ({failed} more marked failed)" if failed else ""
+        raise ValueError(f"asked for {n_demos} demos of {task!r} but {where} holds {len(out)}{skipped}")
+    if not out:
+        raise ValueError(f"every episode of {task!r} under {where} was marked failed: nothing to learn from")
     return out, workspace
 
 
 class SampleSource:
-    """Uniform over tasks, then demos, then steps, from one seeded generator (so runs repeat exactly)."""
+    """Uniform over tasks, then demos, then steps, from one seeded generator (so runs repeat exactly).
+
+    Where steps carry weights other than 1 (operator corrections), a task's step is drawn with probability
+    proportional to its weight divided by its episode's length: with every weight 1 that is the same
+    distribution, uniform over demos, then steps."""
 
     def __init__(self, demos: dict[str, list[list[TrainSample]]], seed: int) -> None:
         if not demos or any(not eps or not all(eps) for eps in demos.values()):
@@ -284,9 +324,20 @@ class SampleSource:
         self.demos = demos
         self.tasks = sorted(demos)
         self.rng = np.random.default_rng(seed + 1)
+        self._weighted: dict[str, tuple[list[TrainSample], np.ndarray]] = {}
+        for task, episodes in demos.items():
+            if all(s.weight == 1.0 for episode in episodes for s in episode):
+                continue
+            steps = [s for episode in episodes for s in episode]
+            mass = np.array([s.weight / len(episode) for episode in episodes for s in episode], np.float64)
+            self._weighted[task] = (steps, np.cumsum(mass / mass.sum()))
 
     def next(self) -> TrainSample:
         task = self.tasks[int(self.rng.integers(len(self.tasks)))]
+        if task in self._weighted:
+            steps, cumulative = self._weighted[task]
+            index = int(np.searchsorted(cumulative, self.rng.random(), side="right"))
+            return steps[min(index, len(steps) - 1)]
         episode = self.demos[task][int(self.rng.integers(len(self.demos[task])))]
         return episode[int(self.rng.integers(len(episode)))]
 
@@ -345,7 +396,7 @@ def train(
     if demos is None:
         demos = {}
         for task in cfg.tasks:
-            demos[task], task_workspace = load_samples(cfg.data, task, cfg.n_demos)
+            demos[task], task_workspace = load_samples(cfg.data, task, cfg.n_demos, operator_weight=cfg.operator_weight)
             if workspace is not None and task_workspace != workspace:
                 raise ValueError(f"the demos of {task!r} were recorded over another workspace: {task_workspace}")
             workspace = task_workspace
