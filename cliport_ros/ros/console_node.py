@@ -48,6 +48,8 @@ CONSOLE_NODE_PARAMETERS = [
     ParameterSpec("bag_dir", "", "folder for an MCAP recording of the cell's topics (empty: none)"),
 ]
 
+#: Seconds the arm's action server has to accept or reject a goal.
+GOAL_ANSWER_TIMEOUT = 30.0
 #: ExecutePickPlace codes that mean the arm refused before any motion: such a step is not recorded.
 _NOTHING_MOVED = (0, 2, 3, 10)  # UNKNOWN (no answer), INVALID_GOAL, OUT_OF_WORKSPACE, BUSY
 
@@ -89,7 +91,8 @@ class RosCellLink:
         group = ReentrantCallbackGroup()
         self._propose = node.create_client(Propose, "cliport/propose", callback_group=group)
         self._reset = node.create_client(ResetEpisode, "sim/reset_episode", callback_group=group)
-        self._action = ActionClient(node, ExecutePickPlace, p("execute_action"), callback_group=group)
+        self.action_name = p("execute_action")
+        self._action = ActionClient(node, ExecutePickPlace, self.action_name, callback_group=group)
         self._executions = node.create_publisher(Execution, "cliport/executions", 10)
         node.create_subscription(TaskStatus, "sim/task_status", self._on_status, LATCHED, callback_group=group)
         self._types = (Propose, ResetEpisode, ExecutePickPlace, Execution)
@@ -165,9 +168,19 @@ class RosCellLink:
         _, _, execute_type, execution_type = self._types
         msg = pick_place_to_msg(action, self.node.get_clock().now().to_msg())
         before = self._status
-        handle = await asyncio.wait_for(
-            _bridge(self.loop, self._action.send_goal_async(execute_type.Goal(pick_place=msg))), 30.0
-        )
+        sent = self._action.send_goal_async(execute_type.Goal(pick_place=msg))
+        try:
+            handle = await asyncio.wait_for(asyncio.shield(_bridge(self.loop, sent)), GOAL_ANSWER_TIMEOUT)
+        except TimeoutError:
+            # Given up on: should the arm still accept it later, it is cancelled at once and never runs unseen.
+            sent.add_done_callback(lambda f: f.result().accepted and f.result().cancel_goal_async())
+            return ExecutionResult(
+                False,
+                execute_type.Result.UNKNOWN,
+                f"the arm's action '{self.action_name}' did not answer the goal within "
+                f"{GOAL_ANSWER_TIMEOUT:.0f} s: is it running? Nothing was recorded",
+                moved=False,
+            )
         if not handle.accepted:
             return ExecutionResult(False, execute_type.Result.BUSY, "the arm rejected the goal (busy?)", moved=False)
         self._goal = handle

@@ -54,6 +54,25 @@ def _demos_args(parser: argparse.ArgumentParser) -> None:
         help="recovery demos: each episode places one block wrong at a step drawn from its seed (not "
         "recorded), then the oracle puts it right; give them seeds of their own (--seed)",
     )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        default=(0, 1),
+        metavar="I/N",
+        help="one of N jobs sharing this run's seeds without overlap (I from 0): e.g. a scheduler's job array, "
+        "each job with the same --n, --seed and --out, writes its share of the --n episodes",
+    )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard takes I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    return (i, n)
 
 
 def _first_seed(args: argparse.Namespace) -> int | None:
@@ -85,12 +104,13 @@ def _demos_run(args: argparse.Namespace) -> int:
             max_tries=args.max_tries,
             progress=not args.no_progress,
             mistakes=args.mistakes,
+            shard=args.shard,
         )
     except ValueError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2
     print(json.dumps(summary))
-    return 0 if summary["episodes"] >= args.n else 1
+    return 0 if summary["episodes"] >= summary["target"] else 1
 
 
 tasks = Command(_tasks_args, _tasks_run)

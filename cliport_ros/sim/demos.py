@@ -130,10 +130,15 @@ def generate_demos(
     max_tries: int | None = None,
     progress: bool = True,
     mistakes: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict:
     """Write ``n`` full-score oracle episodes of ``task``/``split`` into ``out``; returns the summary.
 
     ``mistakes``: recovery demos, one wrong place per episode (see :func:`run_oracle_episode`).
+    ``shard``: ``(i, count)`` makes this run one of ``count`` that share the run's seeds without overlap: it
+    takes the seeds at positions i, i + count, i + 2 count, ... of the run's sequence (start, start + 2, ...)
+    and writes its part of ``n`` (``n // count``, one more for the first ``n % count`` shards), so ``count``
+    jobs on as many machines fill one folder with ``n`` episodes.
     """
     from cliport_ros.data.episodes import write_episode
     from cliport_ros.sim.tasks import SPLITS, make_task
@@ -148,6 +153,11 @@ def generate_demos(
         raise ValueError(f"--n must be >= 0, got {n}")
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
+    index, count = shard
+    if not (isinstance(count, int) and isinstance(index, int) and count >= 1 and 0 <= index < count):
+        raise ValueError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
+    total = n
+    n = n // count + (1 if index < n % count else 0)
     start = seed_for(split, 0) if seed_start is None else int(seed_start)
     if not seed_matches_split(start, split):
         raise ValueError(
@@ -159,7 +169,7 @@ def generate_demos(
     on_disk = {}
     for path in list_episodes(out, key, split):
         seed = episode_seed(path)
-        if seed >= start and (seed - start) % 2 == 0:
+        if seed >= start and (seed - start) % 2 == 0 and ((seed - start) // 2) % count == index:
             _check_existing(path, key, split)
             on_disk[seed] = path
     max_tries = max_tries if max_tries is not None else 3 * n + 20
@@ -171,10 +181,10 @@ def generate_demos(
     used_renderers: set[str] = set()
 
     def seeds():
-        s = start
+        s = start + 2 * index
         while True:
             yield s
-            s += 2
+            s += 2 * count
 
     bar = None
     if progress:
@@ -258,6 +268,9 @@ def generate_demos(
         "mistakes": mistakes,
         "renderer": ",".join(sorted(used_renderers)) or renderer,
         "failed_seeds": failures,
+        "shard": f"{index}/{count}",
+        "target": n,  # this shard's part of the run's episodes
+        "run_episodes": total,
     }
 
 

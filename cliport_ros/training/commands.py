@@ -58,6 +58,19 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--n-demos", type=_non_negative_int, default=100, help="demos per task over all folders (default 100; 0: all)"
     )
     p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=1,
+        help="samples per step on each process (default 1); the global batch is this times the processes",
+    )
+    p.add_argument(
+        "--nproc",
+        type=_positive_int,
+        default=1,
+        help="train on N processes of this machine (data-parallel, torch.distributed: gloo on CPUs, NCCL on "
+        "GPUs), started with torchrun; for several machines run `torchrun ... -m cliport_ros.cli train` yourself",
+    )
+    p.add_argument(
         "--operator-weight",
         type=float,
         default=1.0,
@@ -127,7 +140,36 @@ def parse_model_overrides(items: list[str]) -> dict:
     return overrides
 
 
+def _launch_ranks(nproc: int) -> int:
+    """Run this same `cliport train` command as ``nproc`` ranks under torchrun (torch.distributed.run)."""
+    import os
+    import subprocess
+
+    argv = sys.argv[sys.argv.index("train") :]
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        if item == "--nproc":
+            skip = True
+            continue
+        if item.startswith("--nproc="):
+            continue
+        kept.append(item)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+        "-m", "cliport_ros.cli", *kept,
+    ]  # fmt: skip
+    print(json.dumps({"launching": nproc, "command": " ".join(command)}), file=sys.stderr)
+    return subprocess.run(command, env=dict(os.environ)).returncode
+
+
 def _train_run(args: argparse.Namespace) -> int:
+    import os
+
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch_ranks(args.nproc)
     from cliport_ros.model.clip_backbone import ClipWeightsUnavailable
     from cliport_ros.sim.tasks import expand_tasks
     from cliport_ros.training.train import TrainConfig, sim_validator, train
@@ -167,13 +209,15 @@ def _train_run(args: argparse.Namespace) -> int:
             place_loss=args.place_loss,
             clip_lr_scale=args.clip_lr_scale,
             operator_weight=args.operator_weight,
+            batch_size=args.batch_size,
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None
         summary = train(cfg, validate=validate, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, ClipWeightsUnavailable) as exc:
         print(f"cliport train: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summary))
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line for a run on several processes
+        print(json.dumps(summary))
     return 0
 
 

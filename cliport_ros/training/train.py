@@ -17,7 +17,7 @@ import pickle
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,8 @@ class TrainConfig:
     # how much more often a step an operator chose (a correction or demonstration recorded by the console)
     # is drawn than any other step of its task
     operator_weight: float = 1.0
+    # samples per optimiser step on each process (the global batch is this times the number of processes)
+    batch_size: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -109,7 +111,7 @@ class TrainConfig:
             raise ValueError(f"tasks must be one or more task names, got {self.tasks!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        for name in ("steps", "log_every", "save_every"):
+        for name in ("steps", "log_every", "save_every", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         for name in ("val_every", "val_episodes"):
@@ -153,7 +155,16 @@ def lr_factor(schedule: str, step: int, total: int, final_fraction: float) -> fl
 
 
 class Trainer:
-    """The optimisation loop around a ``Policy``: one ``step(sample)`` = one pick and one place update."""
+    """The optimisation loop around a ``Policy``: one ``step(samples)`` = one pick and one place update on the
+    mean loss of a batch.
+
+    Each sample's augmentation is drawn from a generator seeded with (run seed, iteration, the sample's
+    position in the global batch), and each sample runs through the nets on its own (batch-norm statistics of
+    one scene, as at batch size 1). So a global batch gives the same gradient however it is split between
+    processes: with ``world`` > 1 each process computes its slice, and the gradients are summed over the
+    processes with ``torch.distributed.all_reduce`` before the step, as DistributedDataParallel does (its
+    wrapper is not used: the losses call the model's sub-networks, not one ``forward``).
+    """
 
     def __init__(
         self,
@@ -182,7 +193,8 @@ class Trainer:
         self.policy = policy
         self.model = policy.model
         self.augment = augment
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)  # kept in the state for files written before per-sample seeds
         self.base_lr = lr
         self.schedule, self.total_steps, self.final_fraction = schedule, total_steps, final_fraction
         groups = self.model.parameter_groups()
@@ -192,11 +204,13 @@ class Trainer:
         }
         self.iteration = 0
 
-    def losses(self, sample: TrainSample) -> dict[str, torch.Tensor]:
-        """Cross-entropy of the pick and place maps (of the trained nets) against the (augmented) labels."""
+    def losses(self, sample: TrainSample, position: int = 0) -> dict[str, torch.Tensor]:
+        """Cross-entropy of the pick and place maps (of the trained nets) against the (augmented) labels;
+        ``position``: the sample's place in the global batch (it seeds the augmentation)."""
         color, height, pick, place = sample.color, sample.height, sample.pick_pixel, sample.place_pixel
         if self.augment:
-            aug = perturb(color, height, pick, place, self.rng)
+            rng = np.random.default_rng([self.seed, self.iteration, position])
+            aug = perturb(color, height, pick, place, rng)
             color, height, pick, place = aug.color, aug.height, aug.pick_pixel, aug.place_pixel
         device = self.policy.device
         image = image_tensor(color, height).to(device)
@@ -218,24 +232,36 @@ class Trainer:
                 out["place_loss"] = F.cross_entropy(place_logits, target)
         return out
 
-    def step(self, sample: TrainSample) -> dict[str, float]:
-        """One update; the optimisers own disjoint parameters, so one backward of the sum serves all.
+    def step(
+        self, samples: TrainSample | Sequence[TrainSample], first: int = 0, global_batch: int | None = None
+    ) -> dict[str, float]:
+        """One update on the mean loss of a global batch of ``global_batch`` samples, of which ``samples`` are
+        this process's, at positions ``first``, ``first + 1``, ... The optimisers own disjoint parameters, so
+        one backward per sample serves all. Returns the losses averaged over the global batch.
 
         With one half trained, the other half's parameters get no gradient, and Adam leaves them as they are.
         """
+        local = [samples] if isinstance(samples, TrainSample) else list(samples)
+        total = global_batch if global_batch is not None else len(local)
         self.model.train()
         factor = lr_factor(self.schedule, self.iteration, self.total_steps, self.final_fraction)
         for name, opt in self.optimisers.items():
             for group in opt.param_groups:
                 group["lr"] = self.base_lr * factor * self.lr_scales[name]
             opt.zero_grad(set_to_none=True)
-        losses = self.losses(sample)
-        sum(losses.values()).backward()
+        sums: dict[str, float] = {}
+        for k, sample in enumerate(local):
+            losses = self.losses(sample, first + k)
+            (sum(losses.values()) / total).backward()  # gradients accumulate to those of the batch mean
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value.item()
+        if total != len(local):
+            sums = _all_reduce_gradients(self.model, sums)
         for opt in self.optimisers.values():
             opt.step()
         self.iteration += 1
         self.model.eval()
-        return {**{k: v.item() for k, v in losses.items()}, "lr": self.base_lr * factor}
+        return {**{k: v / total for k, v in sums.items()}, "lr": self.base_lr * factor}
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -251,6 +277,29 @@ class Trainer:
             self.optimisers[k].load_state_dict(v)
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
+
+
+def _all_reduce_gradients(model: torch.nn.Module, sums: dict[str, float]) -> dict[str, float]:
+    """Sum every gradient (and the loss sums, for the log) over the processes, in one flat buffer per dtype
+    and device: one all_reduce per step, as DistributedDataParallel's buckets do."""
+    import torch.distributed as dist
+
+    params = [p for p in model.parameters() if p.grad is not None]
+    keys = sorted(sums)
+    groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+    for p in params:
+        groups.setdefault((p.grad.dtype, p.grad.device), []).append(p.grad)
+    for grads in groups.values():
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+    device = params[0].grad.device if params else torch.device("cpu")
+    totals = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    return dict(zip(keys, totals.tolist()))
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -384,12 +433,61 @@ def train(
     progress: bool = True,
     workspace: Workspace | None = None,
 ) -> dict[str, Any]:
-    """Train (resuming from ``out/last`` when present); ``demos`` default to ``cfg.data``."""
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
+    """Train (resuming from ``out/last`` when present); ``demos`` default to ``cfg.data``.
+
+    Started by torchrun (``RANK``/``WORLD_SIZE`` in the environment), each process is one rank of a
+    data-parallel run over torch.distributed (gloo on CPUs, NCCL on GPUs): every rank draws the same global
+    batch of ``batch_size`` x world samples and computes its own slice of it, gradients are summed over the
+    ranks (see ``Trainer``), and rank 0 alone writes logs and checkpoints and validates.
+    """
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    rank, world, device = _join_process_group(cfg.device)
+    if world > 1:
+        cfg = replace(cfg, device=device)
+    try:
+        return _train(cfg, demos, validate, progress and rank == 0, workspace, rank, world)
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _join_process_group(device: str) -> tuple[int, int, str]:
+    """(rank, world size, this rank's device); joins torchrun's process group when there is one."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    else:
+        device = "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _train(
+    cfg: TrainConfig,
+    demos: dict[str, list[list[TrainSample]]] | None,
+    validate: Callable[[Policy, int], dict[str, float]] | None,
+    progress: bool,
+    workspace: Workspace | None,
+    rank: int,
+    world: int,
+) -> dict[str, Any]:
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -442,20 +540,30 @@ def train(
         trainer.load_state_dict(state["trainer"])
         source.rng.bit_generator.state = state["source_rng"]
         best = state["best"]
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    writer = SummaryWriter(str(out / "tb"), purge_step=trainer.iteration if resumed else None)
-    metrics = (out / "metrics.jsonl").open("a")
+    lead = rank == 0  # the one rank that writes, logs and validates
+    if world > 1:
+        import torch.distributed as dist
+
+        for tensor in policy.model.state_dict().values():  # every rank starts from rank 0's weights
+            dist.broadcast(tensor, 0)
+    if lead:
+        (out / "train_config.json").write_text(json.dumps({**asdict(cfg), "world_size": world}, indent=2) + "\n")
+    writer = SummaryWriter(str(out / "tb"), purge_step=trainer.iteration if resumed else None) if lead else None
+    metrics = (out / "metrics.jsonl").open("a") if lead else None
 
     def record(entry: dict[str, Any]) -> None:
-        metrics.write(json.dumps(entry) + "\n")
-        metrics.flush()
+        if metrics is not None:
+            metrics.write(json.dumps(entry) + "\n")
+            metrics.flush()
 
     def meta(**extra: Any) -> dict[str, Any]:
         init = {k: policy.metadata[k] for k in ("place_init_from", "init_from") if k in policy.metadata}
         return {"tasks": list(cfg.tasks), "n_demos": cfg.n_demos, "nets": cfg.nets, **init, **extra}
 
     def save_last() -> None:
-        policy.save(last, metadata=meta(step=trainer.iteration))
+        if not lead:
+            return
+        policy.save(last, metadata=meta(step=trainer.iteration, world_size=world, batch_size=cfg.batch_size))
         # plain values and tensors only, so that resuming can load the file with weights_only=True
         state = {
             "trainer": trainer.state_dict(),
@@ -480,7 +588,9 @@ def train(
     start = time.time()
     try:
         while trainer.iteration < cfg.steps:
-            result = trainer.step(source.next())
+            batch = [source.next() for _ in range(cfg.batch_size * world)]  # the same on every rank
+            first = rank * cfg.batch_size
+            result = trainer.step(batch[first : first + cfg.batch_size], first, len(batch))
             it = trainer.iteration
             for key in window:
                 window[key].append(result[key])
@@ -494,10 +604,12 @@ def train(
                 }
                 window = {k: [] for k in window}
                 for key in (*window, "lr"):
-                    writer.add_scalar(f"train/{key}", entry[key], it)
+                    if writer is not None:
+                        writer.add_scalar(f"train/{key}", entry[key], it)
                 bar.set_postfix({k.split("_")[0]: f"{entry[k]:.3f}" for k in window})
                 record(entry)
-            if validate is not None and cfg.val_every and (it % cfg.val_every == 0 or it == cfg.steps):
+            validating = validate is not None and cfg.val_every and (it % cfg.val_every == 0 or it == cfg.steps)
+            if validating and lead:
                 val = validate(policy, it)
                 for key, value in val.items():
                     writer.add_scalar(f"val/{key}", value, it)
@@ -509,9 +621,15 @@ def train(
                 save_last()
     finally:
         bar.close()
-        writer.close()
-        metrics.close()
-    if validate is None or not cfg.val_every:
+        if writer is not None:
+            writer.close()
+        if metrics is not None:
+            metrics.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # every rank has finished before the run is reported done
+    if lead and (validate is None or not cfg.val_every):
         policy.save(
             out / "best",
             metadata=meta(step=trainer.iteration, note="no validation: the last weights"),
