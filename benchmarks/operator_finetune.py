@@ -213,27 +213,39 @@ def summarize(log: Path) -> int:
 
 def finetune(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    # --mix FOLDER adds simulated demos of --mix-task (what the model was trained on), drawn as often as the
+    # recorded task's steps, so that the fine-tune does not forget it
+    tasks = ["--tasks", f"{TASK},{args.mix_task}", "--data", args.mix] if args.mix else ["--task", TASK]
     common = [
-        "--task", TASK, "--config", "tiny", *MODEL_SET, "--init-from", args.checkpoint,
-        "--data", str(out / "recorded"), "--n-demos", "0", "--operator-weight", str(args.operator_weight),
+        *tasks, "--config", "tiny", *MODEL_SET, "--init-from", args.checkpoint,
+        "--data", str(out / "recorded"), "--n-demos", str(args.n_demos), "--operator-weight", str(args.operator_weight),
         "--steps", str(args.steps), "--lr", str(args.lr), "--lr-schedule", "cosine", "--val-every", "0",
         "--threads", "1", "--no-progress", "--seed", "0",
     ]  # fmt: skip
     t0 = time.monotonic()
     halves = {
-        "pick": subprocess.Popen(cli("train", *common, "--nets", "pick", "--out", str(out / "ft-pick"))),
+        "pick": subprocess.Popen(cli("train", *common, "--nets", "pick", "--out", str(out / f"ft-{args.name}-pick"))),
         "place": subprocess.Popen(
-            cli("train", *common, "--nets", "place", "--place-loss", "position", "--out", str(out / "ft-place"))
+            cli(
+                "train",
+                *common,
+                "--nets",
+                "place",
+                "--place-loss",
+                "position",
+                "--out",
+                str(out / f"ft-{args.name}-place"),
+            )
         ),
     }
     codes = {name: process.wait() for name, process in halves.items()}
     if any(codes.values()):
         print(json.dumps({"error": "training failed", "exit": codes}))
         return 1
-    merged = out / "finetuned"
+    merged = out / args.name
     subprocess.run(
-        cli("merge", "--pick", str(out / "ft-pick" / "last"), "--place", str(out / "ft-place" / "last"),
-            "--out", str(merged), "--weights", "fp16"),
+        cli("merge", "--pick", str(out / f"ft-{args.name}-pick" / "last"),
+            "--place", str(out / f"ft-{args.name}-place" / "last"), "--out", str(merged), "--weights", "fp16"),
         check=True,
     )  # fmt: skip
     print(
@@ -244,7 +256,8 @@ def finetune(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    for name, checkpoint in (("shipped", args.checkpoint), ("finetuned", str(out / "finetuned"))):
+    models = [("shipped", args.checkpoint)] + [(name, str(out / name)) for name in args.models.split(",")]
+    for name, checkpoint in models:
         for task in args.tasks.split(","):
             result = out / f"eval-{name}-{task}.jsonl"
             if result.exists():
@@ -282,11 +295,16 @@ def main() -> int:
     f.add_argument("--steps", type=int, default=2000)
     f.add_argument("--lr", type=float, default=1e-4)
     f.add_argument("--operator-weight", type=float, default=3.0)
+    f.add_argument("--n-demos", type=int, default=0, help="episodes per task (0: every recorded one)")
+    f.add_argument("--mix", default="", help="a folder of simulated demos to mix in")
+    f.add_argument("--mix-task", default="put-block-in-bowl-seen-colors")
+    f.add_argument("--name", default="finetuned", help="the merged model's folder under --out")
     e = sub.add_parser("evaluate")
     e.add_argument("--out", default="runs/operator")
     e.add_argument("--checkpoint", default=SHIPPED)
     e.add_argument("--n", type=int, default=100)
     e.add_argument("--tasks", default=TASK, help="comma-separated")
+    e.add_argument("--models", default="finetuned", help="comma-separated names of merged models under --out")
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return {"collect": collect, "finetune": finetune, "evaluate": evaluate}[args.phase](args)
