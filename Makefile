@@ -88,8 +88,10 @@ test: lint browser
 	mkdir -p $(ROS_LOG_DIR)
 	$(PY) -m pytest test -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# make demo TASK=<task key>: the simulated bringup on that task, with the shipped model trained on it (if any).
+TASK ?= put-block-in-bowl-seen-colors
 demo: setup
-	$(VENV)/bin/cliport sim --task put-block-in-bowl-seen-colors --split test --episodes 3 --record out/demo
+	$(VENV)/bin/cliport sim --task $(TASK) --split test --episodes 3 --record out/demo
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

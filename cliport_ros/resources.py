@@ -51,5 +51,33 @@ def checkpoint_path(name: str) -> Path:
     return _resolve("checkpoints", name)
 
 
-#: The model the simulated bringup and the CLIPort node use when no checkpoint is given.
+#: The model the simulated bringup and the CLIPort node use when no checkpoint is given and no shipped model was
+#: trained on the task.
 DEFAULT_CHECKPOINT = "tiny-put-block-in-bowl-seen-colors"
+
+
+def shipped_checkpoints() -> dict[str, Path]:
+    """Each task a shipped model was trained on -> that model's folder (from the ``tasks`` its config.json
+    records; the first folder of the lookup order that has one wins)."""
+    import json
+
+    found: dict[str, Path] = {}
+    for folder in _candidates("checkpoints"):
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            try:
+                tasks = json.loads((entry / "config.json").read_text()).get("metadata", {}).get("tasks", [])
+            except (OSError, ValueError, AttributeError):
+                continue  # not a checkpoint folder
+            for task in tasks if isinstance(tasks, list) else []:
+                found.setdefault(str(task), entry)
+    return found
+
+
+def shipped_checkpoint_for(task: str) -> tuple[Path, bool]:
+    """The shipped model trained on ``task`` and True, or the default shipped model and False."""
+    match = shipped_checkpoints().get(task) if task else None
+    if match is not None:
+        return match, True
+    return checkpoint_path(DEFAULT_CHECKPOINT), False

@@ -21,7 +21,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("split", default_value="test", description="train | val | test"),
         DeclareLaunchArgument("seed", default_value="10001", description="first episode's seed"),
         DeclareLaunchArgument("robot", default_value="ur5", description="ur5 | panda"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="policy checkpoint; empty = shipped model"),
+        DeclareLaunchArgument(
+            "checkpoint", default_value="", description="policy checkpoint; empty = the shipped model for task"
+        ),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda"),
         DeclareLaunchArgument("execute", default_value="true", description="send decisions to the simulated arm"),
         DeclareLaunchArgument(
@@ -63,7 +65,12 @@ def generate_launch_description() -> LaunchDescription:
                 output="screen",
                 parameters=[
                     PathJoinSubstitution([share, "config", "cliport_node.yaml"]),
-                    {"checkpoint": cfg("checkpoint"), "device": cfg("device"), "execute": cfg("execute")},
+                    {
+                        "checkpoint": cfg("checkpoint"),
+                        "task": cfg("task"),
+                        "device": cfg("device"),
+                        "execute": cfg("execute"),
+                    },
                 ],
             ),
             Node(

@@ -606,3 +606,35 @@ def test_each_executed_step_is_published_with_its_source_and_result(rig):
     assert [e.source for e in executions] == [Execution.SOURCE_POLICY] * 2
     assert all(e.success and e.error_code == ExecutePickPlace.Result.SUCCESS for e in executions)
     assert [e.pick_place.pick for e in executions] == [s.pick for s in result.steps]
+
+
+def test_an_empty_checkpoint_takes_the_shipped_model_trained_on_the_task(ros_context, policy, tmp_path, monkeypatch):
+    from cliport_ros.resources import DEFAULT_CHECKPOINT, checkpoint_path
+
+    # a second shipped model, trained on stack-block-pyramid, beside the default one
+    shipped = tmp_path / "checkpoints"
+    pyramid = shipped / "tiny-stack-block-pyramid-seq-seen-colors"
+    pyramid.mkdir(parents=True)
+    (pyramid / "config.json").write_text(json.dumps({"metadata": {"tasks": ["stack-block-pyramid-seq-seen-colors"]}}))
+    (shipped / "notes").mkdir()  # not a checkpoint: ignored
+    monkeypatch.setenv("CLIPORT_ROS_CHECKPOINT_DIR", str(shipped))
+    asked = []
+
+    def factory(checkpoint, device):
+        asked.append(checkpoint)
+        return policy
+
+    for task in ("stack-block-pyramid-seq-seen-colors", "put-block-in-bowl-seen-colors", "align-rope", ""):
+        node = CliportNode(
+            context=ros_context,
+            policy_factory=factory,
+            parameter_overrides=[Parameter("task", value=task), Parameter("warm_up", value=False)],
+        )
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.last_error
+        node.destroy_node()
+    default = str(checkpoint_path(DEFAULT_CHECKPOINT))
+    assert asked == [str(pyramid), default, default, default]
+    assert (
+        "put-block-in-bowl-seen-colors"
+        in json.loads((checkpoint_path(DEFAULT_CHECKPOINT) / "config.json").read_text())["metadata"]["tasks"]
+    )

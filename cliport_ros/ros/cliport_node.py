@@ -107,7 +107,17 @@ def _cliport_node_parameters() -> list[ParameterSpec]:
     spec = ParameterSpec
     seconds = {"minimum": 0.0, "maximum": 3600.0}
     return [
-        spec("checkpoint", "", "checkpoint folder (model.safetensors + config.json); empty = the shipped model"),
+        spec(
+            "checkpoint",
+            "",
+            "checkpoint folder (model.safetensors + config.json); empty = the shipped model for task",
+        ),
+        spec(
+            "task",
+            "",
+            "the task the cell works on; with an empty checkpoint, the shipped model trained on it (else the "
+            "default shipped model)",
+        ),
         spec("device", "auto", "auto, cpu, cuda or cuda:N"),
         spec("warm_up", True, "run the policy at configure so the first decision is not slow"),
         spec("camera_names", cam["camera_names"], "one entry per RGB-D camera"),
@@ -276,7 +286,18 @@ class CliportNode(LifecycleNode):
             self.workspace, agent_config = self.read_config()
             self.inputs = CameraInputs(self, self.workspace.frame_id)
             t0 = time.perf_counter()
-            self.policy = self._policy_factory(self.p("checkpoint"), self.p("device"))
+            checkpoint = self.p("checkpoint")
+            if not checkpoint:
+                from cliport_ros.resources import shipped_checkpoint_for
+
+                path, matched = shipped_checkpoint_for(self.p("task"))
+                checkpoint = str(path)
+                why = f"trained on {self.p('task')}" if matched else "the default"
+                if self.p("task") and not matched:
+                    why = f"the default: no shipped model was trained on {self.p('task')!r}"
+                self.get_logger().info(f"checkpoint: the shipped model {path.name} ({why})")
+            self.checkpoint = checkpoint
+            self.policy = self._policy_factory(checkpoint, self.p("device"))
             if self.p("warm_up") and hasattr(self.policy, "warm_up"):
                 self.policy.warm_up()
             self.get_logger().info(f"policy ready in {time.perf_counter() - t0:.1f} s")

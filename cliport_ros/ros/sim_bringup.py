@@ -42,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="first episode's seed (default: the split's first seed, e.g. 10001 for test)",
     )
     parser.add_argument("--episodes", type=int, default=1, help="episodes to play (ignored with --serve)")
-    parser.add_argument("--checkpoint", default="", help="policy checkpoint folder (default: the shipped model)")
+    parser.add_argument(
+        "--checkpoint", default="", help="policy checkpoint folder (default: the shipped model for --task)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--robot", default="ur5", choices=("ur5", "panda"))
     parser.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
@@ -131,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         context=context,
         parameter_overrides=[
             Parameter("checkpoint", value=args.checkpoint),
+            Parameter("task", value=args.task),
             Parameter("device", value=args.device),
             Parameter("primitive", value=primitive),
             Parameter("camera_names", value=rig.names),
