@@ -541,7 +541,8 @@ def propose(rig, instruction, run_policy=True):
 
     if not hasattr(rig, "propose_client"):
         rig.propose_client = rig.client.create_client(Propose, "/cliport/propose")
-    assert spin_until(rig.executor, rig.propose_client.service_is_ready, 10)
+    # discovery of a new service can take tens of seconds on a loaded machine
+    assert spin_until(rig.executor, rig.propose_client.service_is_ready, 60)
     future = rig.propose_client.call_async(Propose.Request(instruction=instruction, run_policy=run_policy))
     assert spin_until(rig.executor, future.done, 60)
     return future.result()
