@@ -14,6 +14,7 @@ from cliport_ros.ros.images import (
     camera_info_intrinsics,
     color_to_array,
     depth_to_array,
+    float_image_to_array,
 )
 
 
@@ -100,3 +101,15 @@ def test_camera_info_that_no_camera_has_is_refused(fx, fy, cx, cy, message):
 def test_array_to_image_checks_dtype():
     with pytest.raises(ImageError, match="rgb8 needs a uint8 array with 3 channel"):
         array_to_image(np.zeros((2, 2, 3), np.float32), "rgb8")
+
+
+def test_float_maps_are_read_with_row_padding_and_other_encodings_refused():
+    values = np.array([[0.25, 0.5], [0.125, 0.125]], np.float32)
+    rows = [row.tobytes() + bytes(4) for row in values]  # 8 bytes of values + 4 of padding per row
+    msg = Image(height=2, width=2, encoding="32FC1", step=12, data=b"".join(rows))
+    np.testing.assert_array_equal(float_image_to_array(msg), values)
+    np.testing.assert_array_equal(float_image_to_array(array_to_image(values, "32FC1")), values)
+    with pytest.raises(ImageError, match="expected 32FC1"):
+        float_image_to_array(Image(height=1, width=1, encoding="16UC1", step=2, data=bytes(2)))
+    with pytest.raises(ImageError, match="image data has 15 bytes"):
+        float_image_to_array(Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(15)))

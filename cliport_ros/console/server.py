@@ -115,18 +115,16 @@ async def layer(request: web.Request) -> web.Response:
     return web.Response(body=pngs[name], content_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
-async def propose(request: web.Request) -> web.Response:
-    body = await _body(request)
-    out = await request.app[SESSION_KEY].propose(body.get("instruction", ""), run_policy=True)
-    _keep_layers(request.app)
-    return web.json_response(out)
+def _look(run_policy: bool) -> Any:
+    """The handler of a fresh view: with the policy's proposal (``/api/propose``) or without (``/api/observe``)."""
 
+    async def handler(request: web.Request) -> web.Response:
+        body = await _body(request)
+        out = await request.app[SESSION_KEY].propose(body.get("instruction", ""), run_policy=run_policy)
+        _keep_layers(request.app)
+        return web.json_response(out)
 
-async def observe(request: web.Request) -> web.Response:
-    body = await _body(request)
-    out = await request.app[SESSION_KEY].propose(body.get("instruction", ""), run_policy=False)
-    _keep_layers(request.app)
-    return web.json_response(out)
+    return handler
 
 
 async def execute(request: web.Request) -> web.Response:
@@ -194,8 +192,8 @@ def make_app(session: ConsoleSession) -> web.Application:
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/events", events)
     app.router.add_get("/api/observation/{id}/{layer}.png", layer)
-    app.router.add_post("/api/propose", propose)
-    app.router.add_post("/api/observe", observe)
+    app.router.add_post("/api/propose", _look(run_policy=True))
+    app.router.add_post("/api/observe", _look(run_policy=False))
     app.router.add_post("/api/execute", execute)
     app.router.add_post("/api/stop", stop)
     app.router.add_post("/api/episode", episode)

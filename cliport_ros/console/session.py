@@ -236,14 +236,15 @@ class ConsoleSession:
         return self.state()
 
     # ----- acting ----------------------------------------------------------------------------------------
-    def action_from_pixels(
-        self, pick_pixel: Any, place_pixel: Any, rotation_deg: Any, instruction: str | None = None
-    ) -> PickPlace:
-        """An operator's pick-and-place from clicked pixels on the current observation (ConsoleError if bad)."""
-        obs = self.observation
-        if obs is None:
-            raise ConsoleError("no observation yet: ask for a proposal or observe first", status=409)
-        pick, place = _pixel(obs, "pick", pick_pixel), _pixel(obs, "place", place_pixel)
+    @staticmethod
+    def _correction(obs: Observation, correction: Any) -> tuple[PickPlace, tuple[int, int], tuple[int, int]]:
+        """An operator's pick-and-place from clicked pixels on ``obs``, and the two pixels (ConsoleError if bad)."""
+        if not isinstance(correction, dict):
+            raise ConsoleError("a correction is an object with pick, place and rotation")
+        if not obs.instruction:
+            raise ConsoleError("say what the step does: type the instruction, then observe again")
+        pick, place = _pixel(obs, "pick", correction.get("pick")), _pixel(obs, "place", correction.get("place"))
+        rotation_deg = correction.get("rotation", 0.0)
         try:
             rotation = float(rotation_deg)
         except (TypeError, ValueError) as exc:
@@ -251,13 +252,13 @@ class ConsoleSession:
         if not (math.isfinite(rotation) and -360.0 <= rotation <= 360.0):
             raise ConsoleError(f"rotation must be in [-360, 360] degrees, got {rotation_deg!r}")
         ws = obs.workspace
-        text = obs.instruction if instruction is None else instruction
-        return PickPlace(
+        action = PickPlace(
             pick=Pose.from_xyz_yaw(ws.pixel_to_xyz(pick, obs.height), 0.0),
             place=Pose.from_xyz_yaw(ws.pixel_to_xyz(place, obs.height), math.radians(rotation)),
-            instruction=text,
+            instruction=obs.instruction,
             frame_id=ws.frame_id,
         )
+        return action, pick, place
 
     async def execute(self, observation_id: Any, correction: dict[str, Any] | None = None) -> dict[str, Any]:
         """Execute the proposal of observation ``observation_id`` as it is, or the operator's ``correction``
@@ -285,15 +286,8 @@ class ConsoleSession:
             action, source = p.pick_place, "policy"
             pixels = (p.pick_pixel, p.place_pixel)
         else:
-            if not isinstance(correction, dict):
-                raise ConsoleError("a correction is an object with pick, place and rotation")
-            if not obs.instruction:
-                raise ConsoleError("say what the step does: type the instruction, then observe again")
-            action = self.action_from_pixels(
-                correction.get("pick"), correction.get("place"), correction.get("rotation", 0.0)
-            )
-            source = "operator"
-            pixels = (_pixel(obs, "pick", correction.get("pick")), _pixel(obs, "place", correction.get("place")))
+            action, pick, place = self._correction(obs, correction)
+            source, pixels = "operator", (pick, place)
         if self._lock.locked():
             raise ConsoleError("busy: a proposal or an execution is under way", status=409)
         async with self._lock:

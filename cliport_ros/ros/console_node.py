@@ -95,7 +95,6 @@ class RosCellLink:
         self._action = ActionClient(node, ExecutePickPlace, self.action_name, callback_group=group)
         self._executions = node.create_publisher(Execution, "cliport/executions", 10)
         node.create_subscription(TaskStatus, "sim/task_status", self._on_status, LATCHED, callback_group=group)
-        self._types = (Propose, ResetEpisode, ExecutePickPlace, Execution)
         self.propose_timeout = float(p("propose_timeout"))
         self.execute_timeout = float(p("execute_timeout"))
         self._status: CellStatus | None = None
@@ -121,6 +120,18 @@ class RosCellLink:
     def can_reset(self) -> bool:
         return self._status is not None and self._reset.service_is_ready()
 
+    async def _status_where(self, predicate: Any, timeout: float) -> CellStatus | None:
+        """The cell's status once ``predicate`` holds for it (it arrives on the executor's thread); None after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self._status
+            if status is not None and predicate(status):
+                return status
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.05)
+
     async def _call(self, client: Any, request: Any, timeout: float, what: str) -> Any:
         future = client.call_async(request)
         try:
@@ -132,30 +143,31 @@ class RosCellLink:
             ) from exc
 
     async def propose(self, instruction: str, run_policy: bool) -> Observation:
-        import numpy as np
-
         from cliport_ros.geometry.workspace import Workspace
         from cliport_ros.ros.conversions import pick_place_from_msg, stamp_to_nanoseconds
-        from cliport_ros.ros.images import color_to_array
+        from cliport_ros.ros.images import ImageError, color_to_array, float_image_to_array
+        from cliport_ros.srv import Propose
 
-        propose_type = self._types[0]
-        request = propose_type.Request(instruction=instruction, run_policy=run_policy)
+        request = Propose.Request(instruction=instruction, run_policy=run_policy)
         reply = await self._call(self._propose, request, self.propose_timeout, "proposal")
         if not reply.success:
             raise ConsoleError(f"the CLIPort node refused (code {reply.error_code}): {reply.message}", 502)
-        workspace = Workspace.from_dict(json.loads(reply.workspace))
-        color = color_to_array(reply.color).copy()
-        height = np.array(_float_image(reply.height), np.float32)
-        proposal = None
-        if run_policy:
-            proposal = Proposal(
-                pick_place=pick_place_from_msg(reply.proposal),
-                pick_pixel=(int(reply.pick_pixel[0]), int(reply.pick_pixel[1])),
-                place_pixel=(int(reply.place_pixel[0]), int(reply.place_pixel[1])),
-                place_rotation=float(reply.place_rotation),
-                pick_heatmap=_float_image(reply.pick_heatmap),
-                place_heatmap=_float_image(reply.place_heatmap),
-            )
+        try:
+            workspace = Workspace.from_dict(json.loads(reply.workspace))
+            color = color_to_array(reply.color).copy()
+            height = float_image_to_array(reply.height).copy()
+            proposal = None
+            if run_policy:
+                proposal = Proposal(
+                    pick_place=pick_place_from_msg(reply.proposal),
+                    pick_pixel=(int(reply.pick_pixel[0]), int(reply.pick_pixel[1])),
+                    place_pixel=(int(reply.place_pixel[0]), int(reply.place_pixel[1])),
+                    place_rotation=float(reply.place_rotation),
+                    pick_heatmap=float_image_to_array(reply.pick_heatmap).copy(),
+                    place_heatmap=float_image_to_array(reply.place_heatmap).copy(),
+                )
+        except (ImageError, ValueError) as exc:
+            raise ConsoleError(f"the CLIPort node's proposal is malformed: {exc}", 502) from exc
         return Observation(
             color, height, workspace, stamp_to_nanoseconds(reply.color.header.stamp), instruction, proposal
         )
@@ -163,12 +175,13 @@ class RosCellLink:
     async def execute(self, action: Any, source: str) -> ExecutionResult:
         from std_msgs.msg import Header
 
+        from cliport_ros.action import ExecutePickPlace
+        from cliport_ros.msg import Execution
         from cliport_ros.ros.conversions import pick_place_to_msg
 
-        _, _, execute_type, execution_type = self._types
         msg = pick_place_to_msg(action, self.node.get_clock().now().to_msg())
         before = self._status
-        sent = self._action.send_goal_async(execute_type.Goal(pick_place=msg))
+        sent = self._action.send_goal_async(ExecutePickPlace.Goal(pick_place=msg))
         try:
             handle = await asyncio.wait_for(asyncio.shield(_bridge(self.loop, sent)), GOAL_ANSWER_TIMEOUT)
         except TimeoutError:
@@ -176,13 +189,15 @@ class RosCellLink:
             sent.add_done_callback(lambda f: f.result().accepted and f.result().cancel_goal_async())
             return ExecutionResult(
                 False,
-                execute_type.Result.UNKNOWN,
+                ExecutePickPlace.Result.UNKNOWN,
                 f"the arm's action '{self.action_name}' did not answer the goal within "
                 f"{GOAL_ANSWER_TIMEOUT:.0f} s: is it running? Nothing was recorded",
                 moved=False,
             )
         if not handle.accepted:
-            return ExecutionResult(False, execute_type.Result.BUSY, "the arm rejected the goal (busy?)", moved=False)
+            return ExecutionResult(
+                False, ExecutePickPlace.Result.BUSY, "the arm rejected the goal (busy?)", moved=False
+            )
         self._goal = handle
         try:
             response = await asyncio.wait_for(_bridge(self.loop, handle.get_result_async()), self.execute_timeout)
@@ -194,13 +209,13 @@ class RosCellLink:
         res = response.result
         code = int(res.error_code)
         result = ExecutionResult(
-            success=bool(res.success) and code == execute_type.Result.SUCCESS,
+            success=bool(res.success) and code == ExecutePickPlace.Result.SUCCESS,
             error_code=code,
             message=res.message or "no reason given",
             moved=code not in _NOTHING_MOVED,
         )
         self._executions.publish(
-            execution_type(
+            Execution(
                 header=Header(stamp=self.node.get_clock().now().to_msg(), frame_id=msg.header.frame_id),
                 pick_place=msg,
                 source=source,
@@ -211,12 +226,7 @@ class RosCellLink:
         )
         if before is not None and result.moved:
             # The simulated cell counts the step before it answers; wait for that count to arrive here.
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline:
-                now = self._status
-                if now is not None and (now.seed != before.seed or now.step > before.step):
-                    break
-                await asyncio.sleep(0.05)
+            await self._status_where(lambda now: now.seed != before.seed or now.step > before.step, 5.0)
         return result
 
     async def stop(self) -> bool:
@@ -228,37 +238,21 @@ class RosCellLink:
 
     async def reset(self, seed: int | None) -> CellStatus:
         from cliport_ros.sim import seed_for
+        from cliport_ros.srv import ResetEpisode
 
         current = self._status
         if current is None:
             raise ConsoleError("no simulated cell reports its episode (sim/task_status)", 409)
         if seed is None:
             seed = current.seed + 2 if current.seed >= 0 else seed_for(current.split, 0)
-        request = self._types[1].Request(task="", split="", seed=int(seed))
+        request = ResetEpisode.Request(task="", split="", seed=int(seed))
         reply = await self._call(self._reset, request, 120.0, "reset")
         if not reply.success:
             raise ConsoleError(f"the simulator refused the reset: {reply.message}", 502)
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            status = self._status
-            if status is not None and status.seed == seed and status.step == 0:
-                return status
-            await asyncio.sleep(0.05)
-        raise ConsoleError(f"the simulator did not report episode seed {seed} after the reset", 504)
-
-
-def _float_image(msg: Any) -> Any:
-    """A 32FC1 image as a float32 array."""
-    import numpy as np
-
-    from cliport_ros.ros.images import ImageError
-
-    if msg.encoding != "32FC1":
-        raise ConsoleError(f"expected a 32FC1 image, got {msg.encoding!r}", 502)
-    data = np.frombuffer(bytes(msg.data), dtype=np.float32)
-    if data.size != msg.height * msg.width:
-        raise ConsoleError(str(ImageError(f"32FC1 image of {data.size} values for {msg.width}x{msg.height}")), 502)
-    return data.reshape(msg.height, msg.width).copy()
+        status = await self._status_where(lambda now: now.seed == seed and now.step == 0, 10.0)
+        if status is None:
+            raise ConsoleError(f"the simulator did not report episode seed {seed} after the reset", 504)
+        return status
 
 
 def make_console_node(context: Any = None, parameter_overrides: list[Any] | None = None, namespace: str | None = None):

@@ -88,6 +88,13 @@ def depth_to_array(msg: Image) -> np.ndarray:
     return raw.astype(np.float32) * np.float32(scale)
 
 
+def float_image_to_array(msg: Image) -> np.ndarray:
+    """float32 (H, W) from a 32FC1 image that is not a depth image (probability maps, heights)."""
+    if msg.encoding != "32FC1":
+        raise ImageError(f"unsupported encoding {msg.encoding!r}; expected 32FC1")
+    return _raw_view(msg, np.dtype(np.float32), 1)
+
+
 def array_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Image:
     """numpy -> Image: rgb8 (H, W, 3) uint8, mono8 (H, W) uint8, 32FC1 (H, W) float32 or 16UC1 uint16."""
     expected = {
