@@ -178,11 +178,12 @@ class Decider:
                     )
         return newest
 
-    def observe(self, frames: Sequence[CameraFrame], now: float) -> tuple[Any, int | None]:
-        """The fused top-down view of fresh frames (checked as for a decision) and the newest frame's exact
-        stamp; what an operator demonstrates on when no policy runs."""
-        self.check_frames(frames, now)
-        return self._fuse_checked(frames), max(frames, key=lambda f: f.stamp).stamp_ns
+    def observe(self, frames: Sequence[CameraFrame], now: float) -> tuple[Any, float, int | None]:
+        """The fused top-down view of fresh frames (checked as for a decision) and the newest frame's stamp, in
+        seconds and exactly (as ``Decision.stamp``, ``Decision.stamp_ns``); what an operator demonstrates on when
+        no policy runs."""
+        stamp = self.check_frames(frames, now)
+        return self._fuse_checked(frames), stamp, max(frames, key=lambda f: f.stamp).stamp_ns
 
     def _fuse_checked(self, frames: Sequence[CameraFrame]) -> Any:
         try:

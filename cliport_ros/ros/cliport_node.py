@@ -102,6 +102,11 @@ class Job:
         return self.goal_handle is not None and self.goal_handle.is_cancel_requested
 
 
+def _stamp(seconds: float, nanoseconds: int | None) -> Any:
+    """The stamp of the images a decision or observation came from: exact where the frames carried it."""
+    return nanoseconds_to_stamp(nanoseconds) if nanoseconds is not None else seconds_to_stamp(seconds)
+
+
 def _cliport_node_parameters() -> list[ParameterSpec]:
     ws, agent, cam = Workspace(), AgentConfig(), CAMERA_PARAMETERS
     spec = ParameterSpec
@@ -565,19 +570,12 @@ class CliportNode(LifecycleNode):
             now = self._now_ns() * 1e-9
             if job.run_policy:
                 decision = self.decider.decide(frames, job.instruction, now)
-                view, output = decision.view, decision.output
+                view, output, stamp = decision.view, decision.output, _stamp(decision.stamp, decision.stamp_ns)
             else:
-                view, stamp_ns = self.decider.observe(frames, now)
+                view, seconds, nanoseconds = self.decider.observe(frames, now)
+                stamp = _stamp(seconds, nanoseconds)
         except DecisionError as exc:
             return self._refuse_proposal(response, exc.code, exc.message)
-        if job.run_policy:
-            stamp = (
-                nanoseconds_to_stamp(decision.stamp_ns)
-                if decision.stamp_ns is not None
-                else seconds_to_stamp(decision.stamp)
-            )
-        else:
-            stamp = nanoseconds_to_stamp(stamp_ns)
         header = Header(stamp=stamp, frame_id=self.workspace.frame_id)
         response.color = array_to_image(view.color, "rgb8", header)
         response.height = array_to_image(view.height.astype("float32"), "32FC1", header)
@@ -671,11 +669,7 @@ class CliportNode(LifecycleNode):
                 decision = self.decider.decide(frames, job.instruction, self._now_ns() * 1e-9)
             except DecisionError as exc:
                 return self._fail(result, exc.code, f"step {step}: {exc.message}")
-            stamp = (
-                nanoseconds_to_stamp(decision.stamp_ns)
-                if decision.stamp_ns is not None
-                else seconds_to_stamp(decision.stamp)
-            )
+            stamp = _stamp(decision.stamp, decision.stamp_ns)
             latest = pick_place_to_msg(decision.pick_place, stamp)
             self._publish(decision, latest)
             outcome = f"step {step}: predicted only (execute is false)"

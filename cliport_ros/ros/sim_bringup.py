@@ -174,30 +174,6 @@ def run(args: argparse.Namespace) -> int:
     driver = Node("cliport_sim_driver", context=context)
     recorder = Recorder(driver, Path(args.record)) if args.record else None
     bag = None
-    if args.bag:
-        import yaml
-
-        from cliport_ros.ros.bag import BagRecorder
-
-        try:
-            bag = BagRecorder(
-                driver,
-                args.bag,
-                metadata={
-                    "camera_rig": yaml.safe_dump(rig.to_dict()),
-                    "workspace": json.dumps(agent.workspace.to_dict()),
-                    "task": args.task,
-                },
-            )
-        except ValueError as exc:
-            print(json.dumps({"error": str(exc)}))
-            agent.stop_worker("cliport sim is exiting")
-            sim.close()
-            for node in (sim, agent, driver):
-                node.destroy_node()
-            rclpy.try_shutdown(context=context)
-            restore_signals()
-            return 2
     client = CliportClient(driver, keep_status_lines=KEPT_STATUS_LINES)
     executor = MultiThreadedExecutor(num_threads=6, context=context)
     for node in (sim, agent, driver):
@@ -270,6 +246,24 @@ def run(args: argparse.Namespace) -> int:
         return row
 
     try:
+        if args.bag:
+            import yaml
+
+            from cliport_ros.ros.bag import BagRecorder
+
+            try:
+                bag = BagRecorder(
+                    driver,
+                    args.bag,
+                    metadata={
+                        "camera_rig": yaml.safe_dump(rig.to_dict()),
+                        "workspace": json.dumps(agent.workspace.to_dict()),
+                        "task": args.task,
+                    },
+                )
+            except ValueError as exc:  # an existing bag is never overwritten
+                print(json.dumps({"error": str(exc)}))
+                return 2
         if args.serve:
             print(
                 json.dumps(

@@ -440,7 +440,6 @@ def train(
     batch of ``batch_size`` x world samples and computes its own slice of it, gradients are summed over the
     ranks (see ``Trainer``), and rank 0 alone writes logs and checkpoints and validates.
     """
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rank, world, device = _join_process_group(cfg.device)
