@@ -193,3 +193,15 @@ def test_decision_codes_equal_the_action_constants():
 
     for code in DecisionCode:
         assert getattr(FollowInstruction.Result, code.name) == code.value
+
+
+def test_an_observation_is_checked_and_stamped_as_a_decision_and_runs_no_policy():
+    policy = ScriptedPolicy()
+    decider = Decider(policy, Workspace(), AgentConfig(max_image_age=1.0))
+    view, stamp, stamp_ns = decider.observe(frames(stamp=100.0), now=100.5)
+    decision = decider.decide(frames(stamp=100.0), "put the red block in the green bowl", now=100.5)
+    # frames without an exact stamp: the seconds stand in, as for a decision
+    assert (stamp, stamp_ns) == (decision.stamp, decision.stamp_ns) == (100.0, None)
+    assert (view.height == decision.view.height).all() and len(policy.calls) == 1
+    with pytest.raises(DecisionError, match="3.00 s old"):
+        decider.observe(frames(stamp=97.0), now=100.0)
