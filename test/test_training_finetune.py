@@ -1,5 +1,5 @@
-"""Fine-tuning from a checkpoint (``init_from``), the rotation-free place loss (``place_loss="position"``) and
-the CLIP learning-rate scale."""
+"""Fine-tuning from a checkpoint (``init_from``), the rotation-free place loss (``place_loss="position"``), the
+symmetric pose loss (``place_symmetry``) and the CLIP learning-rate scale."""
 
 import json
 import math
@@ -66,6 +66,50 @@ def test_the_position_loss_sums_the_rotations_out_at_the_label_pixel():
         Trainer(policy, place_loss="yaw")
     with pytest.raises(ValueError, match="place_loss must be one of"):
         TrainConfig(tasks=("t",), out="x", place_loss="angle")
+
+
+def test_a_symmetric_pose_loss_counts_the_look_alike_rotations_as_the_label():
+    # 12 bins of 30 degrees; a 90-degree symmetry makes bins r, r+3, r+6, r+9 one label
+    policy = small_policy(clip_per_net=True)
+    s = sample(0)
+    log_p = place_log_probs(policy, s)
+    row, col = s.place_pixel
+    rot = rotation_bin(s.place_yaw, policy.cfg.n_rotations)
+    symmetric = Trainer(policy, augment=False, nets="place", place_symmetry=90)
+    pose = Trainer(policy, augment=False, nets="place")
+    policy.model.eval()
+    with torch.no_grad():
+        got = symmetric.losses(s)["place_loss"].item()
+        got_pose = pose.losses(s)["place_loss"].item()
+        # a yaw a quarter turn away is the same label; 30 degrees away is the bins one before (theta = -yaw)
+        quarter = symmetric.losses(sample(0, yaw=s.place_yaw + math.pi / 2))["place_loss"].item()
+        other = symmetric.losses(sample(0, yaw=s.place_yaw + math.pi / 6))["place_loss"].item()
+    bins = [(rot + k) % 12 for k in (0, 3, 6, 9)]
+    expected = -math.log(log_p[bins, row, col].exp().sum().item())
+    assert got == pytest.approx(expected, rel=1e-4)
+    assert got < got_pose
+    assert got_pose == pytest.approx(-log_p[rot, row, col].item(), rel=1e-4)
+    assert quarter == pytest.approx(got, rel=1e-5)
+    # the untrained net's rotations are nearly alike, so compare with the sum over the shifted bins exactly
+    shifted = -math.log(log_p[[(b - 1) % 12 for b in bins], row, col].exp().sum().item())
+    assert other == pytest.approx(shifted, rel=1e-5)
+    assert abs(shifted - expected) > 1e-4
+    # symmetry 0 is the paper's loss
+    with torch.no_grad():
+        assert Trainer(policy, augment=False, nets="place", place_symmetry=0).losses(s)[
+            "place_loss"
+        ].item() == pytest.approx(got_pose, rel=1e-6)
+    with pytest.raises(ValueError, match="whole number of rotation bins"):
+        Trainer(policy, place_symmetry=45)  # 45 degrees is 1.5 bins of 30
+    with pytest.raises(ValueError, match="needs the pose loss"):
+        Trainer(policy, place_loss="position", place_symmetry=90)
+    with pytest.raises(ValueError, match="dividing 360"):
+        TrainConfig(tasks=("t",), out="x", place_symmetry=70)
+    with pytest.raises(ValueError, match="applies to the pose place loss"):
+        TrainConfig(tasks=("t",), out="x", place_symmetry=90, place_loss="position")
+    with pytest.raises(ValueError, match="rotation bins"):
+        TrainConfig(tasks=("t",), out="x", model_overrides={"n_rotations": 12}, place_symmetry=45)
+    assert TrainConfig(tasks=("t",), out="x", place_symmetry=90).place_symmetry == 90
 
 
 def test_the_position_loss_fits_the_label_pixel():

@@ -111,6 +111,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "optimiser and learning-rate schedule",
     )
     p.add_argument(
+        "--place-symmetry",
+        type=int,
+        default=0,
+        metavar="DEG",
+        help="with the pose loss: the placed objects' rotational symmetry in degrees (90 for the blocks of "
+        "stack-block-pyramid); place rotations that far apart count as the same label (default 0: none)",
+    )
+    p.add_argument(
         "--place-loss",
         default="pose",
         choices=("pose", "position"),
@@ -207,6 +215,7 @@ def _train_run(args: argparse.Namespace) -> int:
             place_init_from=args.place_init_from,
             init_from=args.init_from,
             place_loss=args.place_loss,
+            place_symmetry=args.place_symmetry,
             clip_lr_scale=args.clip_lr_scale,
             operator_weight=args.operator_weight,
             batch_size=args.batch_size,

@@ -84,6 +84,9 @@ class TrainConfig:
     # learning-rate schedule)
     init_from: str | None = None
     place_loss: str = "pose"
+    # pose loss: the placed object's rotational symmetry in degrees (90: the blocks), 0 for none; rotations that
+    # far apart look the same, so the label is all of them (the task checks the yaw modulo the symmetry)
+    place_symmetry: int = 0
     # the from-scratch CLIP's learning rate as a multiple of ``lr`` (its text encoder can lag behind the nets:
     # color words it maps almost alike are words the policy cannot tell apart)
     clip_lr_scale: float = 1.0
@@ -130,11 +133,28 @@ class TrainConfig:
             )
         if self.place_loss not in PLACE_LOSSES:
             raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {self.place_loss!r}")
+        if (
+            not isinstance(self.place_symmetry, int)
+            or isinstance(self.place_symmetry, bool)
+            or not 0 <= self.place_symmetry < 360
+            or (self.place_symmetry and 360 % self.place_symmetry)
+        ):
+            raise ValueError(
+                f"place_symmetry must be 0 (none) or a whole number of degrees dividing 360 (90 for a square "
+                f"block), got {self.place_symmetry!r}"
+            )
+        if self.place_symmetry and self.place_loss != "pose":
+            raise ValueError(f"place_symmetry applies to the pose place loss, not {self.place_loss!r}")
         if not (isinstance(self.clip_lr_scale, (int, float)) and 0 < self.clip_lr_scale <= 1000):
             raise ValueError(f"clip_lr_scale must be a number in (0, 1000], got {self.clip_lr_scale!r}")
         if self.init_from is not None and self.place_init_from is not None:
             raise ValueError("init_from and place_init_from both set the starting weights: give one of them")
         model_cfg = ModelConfig.named(self.model, **self.model_overrides)  # a bad model fails before data loads
+        if self.place_symmetry and (self.place_symmetry * model_cfg.n_rotations) % 360:
+            raise ValueError(
+                f"place_symmetry {self.place_symmetry} is not a whole number of the model's rotation bins "
+                f"({360 // model_cfg.n_rotations} degrees each)"
+            )
         if self.place_init_from is not None and self.nets == "pick":
             raise ValueError("place_init_from initialises the place half, which nets='pick' does not train")
         if self.nets != "all" and model_cfg.clip_trainable and not model_cfg.clip_per_net:
@@ -178,12 +198,21 @@ class Trainer:
         nets: str = "all",
         place_loss: str = "pose",
         clip_lr_scale: float = 1.0,
+        place_symmetry: int = 0,
     ) -> None:
         if nets not in TRAINED_NETS:
             raise ValueError(f"nets must be one of {TRAINED_NETS}, got {nets!r}")
         if place_loss not in PLACE_LOSSES:
             raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {place_loss!r}")
         self.place_loss = place_loss
+        n_rotations = policy.cfg.n_rotations
+        if place_symmetry and (place_loss != "pose" or (place_symmetry * n_rotations) % 360):
+            raise ValueError(
+                f"place_symmetry {place_symmetry} needs the pose loss and a whole number of rotation bins "
+                f"({360 // n_rotations} degrees each)"
+            )
+        # rotation bins between two yaws that look the same (the whole circle: no symmetry)
+        self.symmetry_bins = place_symmetry * n_rotations // 360 or n_rotations
         if nets != "all" and not policy.model.halves_independent:
             raise ValueError(
                 f"nets={nets!r}: the pick and place nets share a CLIP trained from scratch, so one half "
@@ -227,9 +256,16 @@ class Trainer:
                 log_p = F.log_softmax(place_logits, dim=-1).reshape(self.policy.cfg.n_rotations, h * w)
                 out["place_loss"] = -torch.logsumexp(log_p[:, place[0] * w + place[1]], dim=0)
             else:
-                rot = rotation_bin(sample.place_yaw, self.policy.cfg.n_rotations)
-                target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
-                out["place_loss"] = F.cross_entropy(place_logits, target)
+                n_rotations = self.policy.cfg.n_rotations
+                rot = rotation_bin(sample.place_yaw, n_rotations)
+                if self.symmetry_bins == n_rotations:
+                    target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
+                    out["place_loss"] = F.cross_entropy(place_logits, target)
+                else:
+                    # -log of the probability summed over the label's look-alike rotations at the label pixel
+                    bins = [(rot + k) % n_rotations for k in range(0, n_rotations, self.symmetry_bins)]
+                    log_p = F.log_softmax(place_logits, dim=-1).reshape(n_rotations, h * w)
+                    out["place_loss"] = -torch.logsumexp(log_p[bins, place[0] * w + place[1]], dim=0)
         return out
 
     def step(
@@ -531,6 +567,7 @@ def _train(
         final_fraction=cfg.lr_final_fraction,
         nets=cfg.nets,
         place_loss=cfg.place_loss,
+        place_symmetry=cfg.place_symmetry,
         clip_lr_scale=cfg.clip_lr_scale,
     )
     best = {"score": -1.0, "step": 0}
