@@ -30,6 +30,20 @@ def place_is_right(sample, pixel: tuple[int, int]) -> bool:
     return bool(np.linalg.norm(want - got) < COLOR_TOLERANCE)
 
 
+def decide(model, sample) -> tuple[tuple[int, int], tuple[int, int, int]]:
+    """The model's pick pixel, and its place (rotation bin, row, col) from the oracle's pick (inference mode)."""
+    import torch
+
+    from cliport_ros.model.policy import image_tensor
+
+    image = image_tensor(sample.color, sample.height)
+    text = model.text([sample.instruction])
+    pick = divmod(int(model.pick_logits(image, text)[0].reshape(-1).argmax()), sample.height.shape[1])
+    place = model.place_logits(image, torch.tensor([sample.pick_pixel]), text)[0]
+    rot, rem = divmod(int(place.reshape(-1).argmax()), place.shape[1] * place.shape[2])
+    return pick, (rot, *divmod(rem, place.shape[2]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
@@ -42,7 +56,7 @@ def main() -> None:
 
     import torch
 
-    from cliport_ros.model.policy import Policy, image_tensor
+    from cliport_ros.model.policy import Policy
     from cliport_ros.training.train import load_samples
 
     torch.set_num_threads(args.threads)
@@ -56,14 +70,9 @@ def main() -> None:
     place_words: dict[str, list[int]] = {}
     with torch.inference_mode():
         for s in samples:
-            image = image_tensor(s.color, s.height)
-            text = model.text([s.instruction])
-            width = s.height.shape[1]
-            row, col = divmod(int(model.pick_logits(image, text)[0].reshape(-1).argmax()), width)
-            pick_right = pick_is_right(s, (row, col))
-            place = model.place_logits(image, torch.tensor([s.pick_pixel]), text)[0]
-            _, rem = divmod(int(place.reshape(-1).argmax()), place.shape[1] * place.shape[2])
-            place_right = place_is_right(s, divmod(rem, place.shape[2]))
+            pick, (_, row, col) = decide(model, s)
+            pick_right = pick_is_right(s, pick)
+            place_right = place_is_right(s, (row, col))
             picks += pick_right
             places += place_right
             words = s.instruction.split()  # "put the {block} blocks in a {bowl} bowl"

@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from half_accuracy import decide  # noqa: E402  (beside this script)
 
 
 def edge_orientation(height: np.ndarray) -> float:
@@ -47,8 +48,10 @@ def check_labels(samples, n_rotations: int, crop: int) -> dict:
 
     from cliport_ros.model.policy import rotation_bin
     from cliport_ros.model.transport import rotated_crops
+    from cliport_ros.sim.tasks.blocks import BLOCK_SIZE, StackBlockPyramidSeq
 
-    block_min, stand_max = 0.02, 0.015  # m: a block is 4 cm tall, the stand 1 cm
+    # heights (m) that only a block reaches, and that cover the stand but no block
+    block_min, stand_max = BLOCK_SIZE / 2, 1.5 * StackBlockPyramidSeq.stand_height
     aligned, flipped = [], []
     for s in samples:
         h = s.height
@@ -87,13 +90,16 @@ def main() -> None:
 
     import torch
 
-    from cliport_ros.model.policy import Policy, image_tensor, rotation_bin
+    from cliport_ros.model.policy import Policy, rotation_bin
     from cliport_ros.training.train import load_samples
 
     torch.set_num_threads(args.threads)
     demos, _ = load_samples(args.data, args.task, args.n_demos, split=args.split)
     if args.check_labels:
-        print(json.dumps({"data": args.data, **check_labels([ep[0] for ep in demos], 36, 64)}))
+        from cliport_ros.model.config import ModelConfig
+
+        cfg = ModelConfig.named("tiny")
+        print(json.dumps({"data": args.data, **check_labels([ep[0] for ep in demos], cfg.n_rotations, cfg.crop_size)}))
         return
     if not args.checkpoint:
         parser.error("--checkpoint is needed (or --check-labels)")
@@ -105,15 +111,9 @@ def main() -> None:
     pick_err, place_err, rot_err = [], [], []
     with torch.inference_mode():
         for s in samples:
-            image = image_tensor(s.color, s.height)
-            text = model.text([s.instruction])
-            width = s.height.shape[1]
-            row, col = divmod(int(model.pick_logits(image, text)[0].reshape(-1).argmax()), width)
+            (row, col), (rot, place_row, place_col) = decide(model, s)
             pick_err.append(math.hypot(row - s.pick_pixel[0], col - s.pick_pixel[1]))
-            place = model.place_logits(image, torch.tensor([s.pick_pixel]), text)[0]
-            rot, rem = divmod(int(place.reshape(-1).argmax()), place.shape[1] * place.shape[2])
-            row, col = divmod(rem, place.shape[2])
-            place_err.append(math.hypot(row - s.place_pixel[0], col - s.place_pixel[1]))
+            place_err.append(math.hypot(place_row - s.place_pixel[0], place_col - s.place_pixel[1]))
             off = (rot - rotation_bin(s.place_yaw, n_rot)) % period
             rot_err.append(min(off, period - off))
     pick_err, place_err, rot_err = map(np.asarray, (pick_err, place_err, rot_err))
