@@ -40,11 +40,22 @@ def test_overrides_and_json_round_trip():
         ({"clip_weights": ""}, "clip_weights must be one of"),
         ({"lang_layers": 9}, "lang_layers must be 1..8"),
         ({"lang_layers": 0}, "lang_layers must be a positive integer"),
+        ({"place_input_conv": True}, "place_input_conv and normalized_correlation belong to the compact layout"),
+        ({"normalized_correlation": True}, "belong to the compact layout"),
     ],
 )
 def test_paper_validation_messages(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ModelConfig.named("paper", **overrides)
+
+
+def test_place_net_options_are_compact_booleans_off_by_default():
+    for name in ("place_input_conv", "normalized_correlation"):
+        assert getattr(ModelConfig.named("paper"), name) is False
+        assert getattr(ModelConfig.named("tiny"), name) is False
+        assert getattr(ModelConfig.named("tiny", **{name: True}), name) is True
+        with pytest.raises(ValueError, match=f"{name} must be true or false, got 1"):
+            ModelConfig.named("tiny", **{name: 1})
 
 
 def test_openai_weights_need_a_released_architecture():

@@ -284,3 +284,68 @@ def test_a_from_scratch_clip_can_give_each_net_its_own_image_trunk(tmp_path):
     assert np.array_equal(a.pick_heatmap, b.pick_heatmap) and np.array_equal(a.place_heatmap, b.place_heatmap)
     with pytest.raises(ValueError, match="clip_per_net=True with the compact layout needs clip_weights='none'"):
         ModelConfig.named("paper", layout="compact", clip_per_net=True)
+
+
+def _square(shape: tuple[int, int], centre: tuple[int, int], yaw: float, half: float = 4.5) -> np.ndarray:
+    """1 inside a square of side 2 * half pixels at pixel ``centre`` turned by ``yaw`` (x = col, y = row)."""
+    rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    dx, dy = cols - centre[1], rows - centre[0]
+    c, s = math.cos(yaw), math.sin(yaw)
+    return ((np.abs(c * dx + s * dy) <= half) & (np.abs(-s * dx + c * dy) <= half)).astype(np.float32)
+
+
+def test_the_place_input_conv_is_a_full_resolution_path_that_orients_a_block():
+    """With the streams' outputs cut off, the key and query input convolutions alone match a turned block."""
+    from cliport_ros.model.policy import CLIPortModel, rotation_bin
+    from cliport_ros.model.streams import HEIGHT_MEAN, HEIGHT_STD
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.named("tiny", crop_size=32, place_input_conv=True)
+    model = CLIPortModel(cfg).eval()
+    for net in (model.transport.key, model.transport.query):
+        assert net.input_conv is not None and net.input_conv.weight.shape == (cfg.key_query_dim, 6, 3, 3)
+        torch.nn.init.zeros_(net.fuse.weight)
+        torch.nn.init.zeros_(net.fuse.bias)
+        # output channel 0 = the height in units of HEIGHT_STD (the normalisation's offset added back)
+        torch.nn.init.zeros_(net.input_conv.weight)
+        torch.nn.init.zeros_(net.input_conv.bias)
+        with torch.no_grad():
+            net.input_conv.weight[0, 3, 1, 1] = 1.0
+            net.input_conv.bias[0] = HEIGHT_MEAN / HEIGHT_STD
+    h, w = WS.shape
+    pick, place, yaw = (20, 12), (58, 26), math.radians(20.0)
+    # the target twice as tall as the picked block, so that it, not the block itself, matches best
+    height = 0.04 * _square((h, w), pick, 0.0) + 0.08 * _square((h, w), place, yaw)
+    image = torch.zeros(1, 6, h, w)
+    image[0, 3:] = torch.from_numpy(height)
+    with torch.no_grad():
+        logits = model.place_logits(image, torch.tensor([pick]), model.text([INSTRUCTION]))[0]
+    r, rem = divmod(int(torch.argmax(logits)), h * w)
+    assert divmod(rem, w) == place
+    # a square looks the same every quarter turn: any of the label's four look-alike bins
+    assert (r - rotation_bin(yaw, 36)) % 9 == 0, r
+    assert (r - rotation_bin(0.0, 36)) % 9 != 0
+    assert CLIPortModel(small_cfg()).transport.key.input_conv is None
+
+
+def test_normalized_correlation_divides_the_place_logits_by_the_root_of_the_products_summed():
+    from cliport_ros.model.policy import CLIPortModel, image_tensor
+
+    torch.manual_seed(0)
+    plain = CLIPortModel(small_cfg()).eval()
+    cfg = small_cfg(normalized_correlation=True)
+    scaled = CLIPortModel(cfg).eval()
+    scaled.load_state_dict(plain.state_dict())
+    view = random_view()
+    image = image_tensor(view.color, view.height)
+    image = image[None] if image.dim() == 3 else image
+    pick = torch.tensor([[30, 20]])
+    with torch.no_grad():
+        a = plain.place_logits(image, pick, plain.text([INSTRUCTION]))
+        b = scaled.place_logits(image, pick, scaled.text([INSTRUCTION]))
+        text = plain.text([INSTRUCTION])
+        assert torch.equal(plain.pick_logits(image, text), scaled.pick_logits(image, scaled.text([INSTRUCTION])))
+    factor = math.sqrt(cfg.key_query_dim * cfg.crop_size**2)
+    assert factor == math.sqrt(3 * 32 * 32)
+    torch.testing.assert_close(b * factor, a, rtol=1e-5, atol=1e-3)
+    assert a.abs().max() > 10 * b.abs().max()

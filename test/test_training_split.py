@@ -120,6 +120,15 @@ def test_merge_takes_the_pick_net_of_one_run_and_the_place_nets_of_another(tmp_p
     other.save(tmp_path / "other")
     with pytest.raises(CheckpointError, match=r"different model configs \(\['lang_layers'\]\)"):
         merge_halves(tmp_path / "pick", tmp_path / "other", tmp_path / "bad")
+    # the place-only fields may differ: the merged checkpoint takes the place half's
+    torch.manual_seed(0)
+    place_cfg = small_cfg(clip_per_net=True, place_input_conv=True, normalized_correlation=True)
+    scaled = Policy(place_cfg, workspace=WS, device="cpu")
+    scaled.save(tmp_path / "scaled", metadata={"tasks": ["t"], "nets": "place", "step": 5})
+    both = Policy.load(merge_halves(tmp_path / "pick", tmp_path / "scaled", tmp_path / "both"), device="cpu")
+    assert both.cfg == place_cfg
+    pick, place = outputs(both, s)
+    assert torch.equal(pick, pick_ref) and torch.equal(place, outputs(scaled, s)[1])
     shared = Policy(small_cfg(), workspace=WS, device="cpu")
     shared.save(tmp_path / "shared")
     with pytest.raises(ValueError, match="cannot be split"):

@@ -39,6 +39,9 @@ OPENAI_ARCHS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# Fields that change only the place net: ``cliport merge`` takes them from the place half's checkpoint.
+PLACE_ONLY_FIELDS = ("place_input_conv", "normalized_correlation")
+
 # Inclusive bounds of every size (for the tuple fields, of each entry). A checkpoint's config.json is read
 # before its network is allocated, so a crafted or corrupted size (a million channels, a crop of 2^20 pixels)
 # must be refused here rather than take gigabytes; the maxima leave at least twice the room of the largest
@@ -108,6 +111,14 @@ class ModelConfig:
     crop_size: int = 64  # query crop side; the image is padded by crop_size // 2 for the place
     pick_pad_square: bool = True  # pad the pick input to a square, as the paper does
     key_query_dim: int = 3  # output channels of the key and query nets
+    # --- compact layout only: the place net ---
+    # The key and query nets add a 3x3 convolution of their normalised input to their output: a
+    # full-resolution path for the edges that orient an object (a block on its stand), which the compact
+    # streams, with no skip connections past stride 16, blur.
+    place_input_conv: bool = False
+    # The place logits divided by sqrt(key_query_dim x crop_size^2), the number of products each one sums:
+    # unscaled, from-scratch place training diverges (logits of thousands, loss 60-170 within 1000 steps).
+    normalized_correlation: bool = False
     # --- reference layout only ---
     up_batchnorm_stats: str = "running"  # one of UP_BATCHNORM_STATS
     # the reference's output-changing resampling in the place net: its crops are rotated with kornia
@@ -226,11 +237,18 @@ class ModelConfig:
             "pick_pad_square",
             "semantic_double_conv",
             "reference_resampling",
+            "place_input_conv",
+            "normalized_correlation",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
 
         if self.layout == "reference":
+            if self.place_input_conv or self.normalized_correlation:
+                raise ValueError(
+                    "ModelConfig.place_input_conv and normalized_correlation belong to the compact layout; the "
+                    "reference layout computes the reference's place net exactly (leave them false)"
+                )
             self._check_reference_layout()
         elif self.up_batchnorm_stats != "running" or self.reference_resampling:
             raise ValueError(

@@ -23,7 +23,7 @@ from torch import nn
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.model.attention import Attention
 from cliport_ros.model.clip_backbone import ClipBackbone
-from cliport_ros.model.config import ModelConfig
+from cliport_ros.model.config import PLACE_ONLY_FIELDS, ModelConfig
 from cliport_ros.model.transport import Transport
 from cliport_ros.types import PickPlace, Pose
 
@@ -517,6 +517,8 @@ def merge_halves(pick_path: str | Path, place_path: str | Path, out: str | Path,
     sources = {"pick": Path(pick_path), "place": Path(place_path)}
     cfg, workspace, pick_meta, pick_state = read_checkpoint(pick_path)
     place_cfg, place_ws, place_meta, place_state = read_checkpoint(place_path)
+    # the pick net is the same network whatever the place-only fields say: take them from the place half
+    cfg = cfg.replace(**{name: getattr(place_cfg, name) for name in PLACE_ONLY_FIELDS})
     if cfg != place_cfg:
         raise CheckpointError(
             f"{sources['pick']} and {sources['place']} have different model configs ({cfg.differing_fields(place_cfg)})"

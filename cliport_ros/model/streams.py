@@ -153,7 +153,9 @@ def _conv_block(c_in: int, c_out: int, double: bool = False) -> nn.Sequential:
 class TwoStreamNet(nn.Module):
     """Spatial + semantic streams over a 6-channel image; ``fusion`` is 'sum' (pick) or 'conv' (key/query)."""
 
-    def __init__(self, cfg: ModelConfig, clip: ClipBackbone, out_dim: int, fusion: str) -> None:
+    def __init__(
+        self, cfg: ModelConfig, clip: ClipBackbone, out_dim: int, fusion: str, input_conv: bool = False
+    ) -> None:
         super().__init__()
         if fusion not in ("sum", "conv"):
             raise ValueError(f"fusion must be 'sum' or 'conv', got {fusion!r}")
@@ -161,6 +163,8 @@ class TwoStreamNet(nn.Module):
         self.spatial = SpatialStream(cfg, out_dim)
         self.semantic = SemanticStream(cfg, out_dim)
         self.fuse = nn.Conv2d(2 * out_dim, out_dim, 1) if fusion == "conv" else None
+        # ``input_conv``: a 3x3 convolution of the normalised input added to the output (full resolution)
+        self.input_conv = nn.Conv2d(6, out_dim, 3, padding=1) if input_conv else None
         # A from-scratch CLIP may give each net its own image trunk (trained with this net's optimiser).
         self.visual = build_vision_trunk(cfg) if cfg.clip_per_net else None
         # Shared, not owned: keep the trunk out of this module's parameters and state dict.
@@ -184,4 +188,6 @@ class TwoStreamNet(nn.Module):
             out = spatial_out + semantic_out
         else:
             out = self.fuse(F.relu(torch.cat([spatial_out, semantic_out], dim=1)))
+        if self.input_conv is not None:
+            out = out + self.input_conv(x)
         return out[..., :h, :w]

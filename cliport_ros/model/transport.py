@@ -109,8 +109,11 @@ class Transport(nn.Module):
         self.n_rotations = cfg.n_rotations
         self.crop = cfg.crop_size
         self.pad = cfg.pad
-        self.key = TwoStreamNet(cfg, clip, out_dim=cfg.key_query_dim, fusion="conv")
-        self.query = TwoStreamNet(cfg, clip, out_dim=cfg.key_query_dim, fusion="conv")
+        kq, conv = cfg.key_query_dim, cfg.place_input_conv
+        self.key = TwoStreamNet(cfg, clip, out_dim=kq, fusion="conv", input_conv=conv)
+        self.query = TwoStreamNet(cfg, clip, out_dim=kq, fusion="conv", input_conv=conv)
+        # normalized_correlation: divide by the number of products in each logit's sum, sqrt'd
+        self.logit_scale = 1.0 / math.sqrt(kq * self.crop * self.crop) if cfg.normalized_correlation else 1.0
         self.register_buffer("angles", rotation_angles(cfg.n_rotations), persistent=False)
         self.correlate = correlate_fft
 
@@ -128,4 +131,5 @@ class Transport(nn.Module):
         r = self.n_rotations
         query = self.query(crops.reshape(b * r, *crops.shape[2:]), text.repeat_interleave(r, dim=0))
         query = query.reshape(b, r, *query.shape[1:])
-        return self.correlate(key, query)[:, :, :h, :w]
+        logits = self.correlate(key, query)[:, :, :h, :w]
+        return logits * self.logit_scale if self.logit_scale != 1.0 else logits
