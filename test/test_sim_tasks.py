@@ -1,5 +1,6 @@
 """Tasks: registry, seeds, scenes, instructions, oracles reaching full score, determinism."""
 
+import math
 import re
 
 import numpy as np
@@ -20,6 +21,10 @@ PYRAMID = re.compile(
     r"^put the (\w+) block on (the lighter brown side|the middle of the stand|the darker brown side"
     r"|the (\w+) and (\w+) blocks)$"
 )
+
+
+# recovery-demo seeds whose first-step mistakes are of both kinds (shifted and turned)
+SEEDS_NEAR_MISS = (2000, 2002, 2004, 2006)
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +194,30 @@ def test_a_mistake_leaves_the_block_in_a_wrong_bowl_and_the_oracle_puts_it_right
     recovery = env.oracle()
     assert np.hypot(recovery.pick.position[0] - pos[0], recovery.pick.position[1] - pos[1]) < 0.02
     assert env.step(recovery).reward == pytest.approx(1.0) and env.done
+
+
+def test_a_pose_checked_mistake_is_a_near_miss_the_oracle_puts_right(envs):
+    """stack-block-pyramid checks 1 cm and 15 degrees: its mistakes leave the block just off or turned on target."""
+    from cliport_ros.sim.tasks.base import wrap_angle
+
+    env = envs("stack-block-pyramid-seq-seen-colors")
+    kinds = set()
+    for seed in SEEDS_NEAR_MISS:
+        env.reset(seed=seed, split="train")
+        goal = env.task.goals[0]
+        (block,), ((tpos, tyaw),) = goal.objects, goal.targets
+        result = env.step(env.mistake())
+        assert result.success and result.reward == 0.0 and env.score == 0.0
+        pos, yaw = env.scene.pose(block)
+        off = float(np.hypot(pos[0] - tpos[0], pos[1] - tpos[1]))
+        turned = abs(wrap_angle(yaw - tyaw, math.pi / 2))
+        assert off < 0.04, (seed, off)  # near its target, not across the table
+        assert off > goal.position_tolerance or turned > goal.yaw_tolerance, (seed, off, math.degrees(turned))
+        kinds.add("shifted" if off > goal.position_tolerance else "turned")
+        recovery = env.oracle()
+        assert np.hypot(recovery.pick.position[0] - pos[0], recovery.pick.position[1] - pos[1]) < 0.02
+        assert env.step(recovery).reward == pytest.approx(1 / 6)
+    assert kinds == {"shifted", "turned"}
 
 
 def test_tasks_with_an_oracle_of_their_own_have_no_mistakes():

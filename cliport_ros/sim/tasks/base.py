@@ -34,6 +34,12 @@ class Goal:
     instruction: str = ""
 
 
+# A near miss (``Task.mistake`` for pose-checked goals): the target shifted by this many position tolerances,
+# or turned by this many radians (past the goals' 15 degrees even modulo a 90-degree symmetry).
+NEAR_MISS_SHIFT = (1.5, 3.0)
+NEAR_MISS_TURN = (math.radians(20.0), math.radians(45.0))
+
+
 def wrap_angle(a: float, period: float = 2 * math.pi) -> float:
     """``a`` mapped into [-period/2, period/2)."""
     return (a + period / 2) % period - period / 2
@@ -151,14 +157,17 @@ class Task(ABC):
         return type(self).oracle is Task.oracle
 
     def mistake(self, scene: Scene, rng: np.random.Generator) -> PickPlace:
-        """The oracle's pick, placed wrong: onto another object that is no target (a bowl of another color),
-        or onto free table when there is none. Recovery demos execute it unrecorded, then show the oracle
+        """The oracle's pick, placed wrong: near its target for goals that check the pose (see
+        ``_near_miss``), else onto another object that is no target (a bowl of another color), or onto free
+        table when there is none. Recovery demos execute it unrecorded, then show the oracle
         putting things right, so the policy sees the states its own mistakes lead to (as DAgger does)."""
         if not self.supports_mistakes:
             raise NotImplementedError(f"{self.key}: its oracle is its own, so it has no mistake() to go with it")
-        obj, tpos, _ = self._oracle_choice(scene)
+        obj, tpos, tyaw = self._oracle_choice(scene)
         targets = [t for goal in self.active_goals() for t, _ in goal.targets]
         tolerance = max((goal.position_tolerance for goal in self.active_goals()), default=0.0)
+        if any(goal.check_yaw for goal in self.active_goals()):
+            return self._near_miss(scene, rng, obj, tpos, tyaw, tolerance)
         wrong = []
         for body in sorted(scene.objects):
             if body == obj or scene.is_pickable(body):
@@ -174,6 +183,25 @@ class Task(ABC):
                 raise RuntimeError(f"{self.key}: no wrong place for a mistake (no other object, no free table)")
             xy = free
         return self._oracle_action(scene, rng, obj, (xy[0], xy[1], tpos[2]), float(rng.uniform(0, 2 * math.pi)))
+
+    def _near_miss(
+        self,
+        scene: Scene,
+        rng: np.random.Generator,
+        obj: int,
+        tpos: tuple[float, float, float],
+        tyaw: float,
+        tolerance: float,
+    ) -> PickPlace:
+        """For pose-checked goals, a mistake as a policy makes one: the target shifted by 1.5-3 tolerances, or
+        (objects that look different turned) turned by 20-45 degrees, beyond the 15 degrees the goals allow."""
+        if scene.objects[obj].symmetry > 0 and rng.random() < 0.5:
+            turn = float(rng.uniform(NEAR_MISS_TURN[0], NEAR_MISS_TURN[1])) * (1.0 if rng.random() < 0.5 else -1.0)
+            return self._oracle_action(scene, rng, obj, tpos, tyaw + turn)
+        heading = float(rng.uniform(0, 2 * math.pi))
+        dist = float(rng.uniform(NEAR_MISS_SHIFT[0], NEAR_MISS_SHIFT[1])) * tolerance
+        shifted = (tpos[0] + dist * math.cos(heading), tpos[1] + dist * math.sin(heading), tpos[2])
+        return self._oracle_action(scene, rng, obj, shifted, tyaw)
 
     def _oracle_choice(self, scene: Scene) -> tuple[int, tuple[float, float, float], float]:
         """The object the oracle moves next and its target (position, yaw)."""
