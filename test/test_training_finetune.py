@@ -40,12 +40,16 @@ def place_log_probs(policy: Policy, s: TrainSample) -> torch.Tensor:
     return F.log_softmax(logits.reshape(-1), dim=0).reshape(logits.shape)
 
 
-def test_the_position_loss_sums_the_rotations_out_at_the_label_pixel():
+@pytest.fixture
+def labelled() -> tuple[Policy, TrainSample, torch.Tensor, int, int, int]:
+    """An untrained policy, a sample, its place log-probabilities, the label pixel (row, col) and rotation bin."""
     policy = small_policy(clip_per_net=True)
     s = sample(0)
-    log_p = place_log_probs(policy, s)
-    row, col = s.place_pixel
-    rot = rotation_bin(s.place_yaw, policy.cfg.n_rotations)
+    return policy, s, place_log_probs(policy, s), *s.place_pixel, rotation_bin(s.place_yaw, policy.cfg.n_rotations)
+
+
+def test_the_position_loss_sums_the_rotations_out_at_the_label_pixel(labelled):
+    policy, s, log_p, row, col, rot = labelled
     position = Trainer(policy, augment=False, nets="place", place_loss="position")
     pose = Trainer(policy, augment=False, nets="place", place_loss="pose")
     policy.model.eval()  # no batch-norm updates between the three evaluations
@@ -68,13 +72,9 @@ def test_the_position_loss_sums_the_rotations_out_at_the_label_pixel():
         TrainConfig(tasks=("t",), out="x", place_loss="angle")
 
 
-def test_a_symmetric_pose_loss_counts_the_look_alike_rotations_as_the_label():
+def test_a_symmetric_pose_loss_counts_the_look_alike_rotations_as_the_label(labelled):
     # 12 bins of 30 degrees; a 90-degree symmetry makes bins r, r+3, r+6, r+9 one label
-    policy = small_policy(clip_per_net=True)
-    s = sample(0)
-    log_p = place_log_probs(policy, s)
-    row, col = s.place_pixel
-    rot = rotation_bin(s.place_yaw, policy.cfg.n_rotations)
+    policy, s, log_p, row, col, rot = labelled
     symmetric = Trainer(policy, augment=False, nets="place", place_symmetry=90)
     pose = Trainer(policy, augment=False, nets="place")
     policy.model.eval()

@@ -133,28 +133,12 @@ class TrainConfig:
             )
         if self.place_loss not in PLACE_LOSSES:
             raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {self.place_loss!r}")
-        if (
-            not isinstance(self.place_symmetry, int)
-            or isinstance(self.place_symmetry, bool)
-            or not 0 <= self.place_symmetry < 360
-            or (self.place_symmetry and 360 % self.place_symmetry)
-        ):
-            raise ValueError(
-                f"place_symmetry must be 0 (none) or a whole number of degrees dividing 360 (90 for a square "
-                f"block), got {self.place_symmetry!r}"
-            )
-        if self.place_symmetry and self.place_loss != "pose":
-            raise ValueError(f"place_symmetry applies to the pose place loss, not {self.place_loss!r}")
         if not (isinstance(self.clip_lr_scale, (int, float)) and 0 < self.clip_lr_scale <= 1000):
             raise ValueError(f"clip_lr_scale must be a number in (0, 1000], got {self.clip_lr_scale!r}")
         if self.init_from is not None and self.place_init_from is not None:
             raise ValueError("init_from and place_init_from both set the starting weights: give one of them")
         model_cfg = ModelConfig.named(self.model, **self.model_overrides)  # a bad model fails before data loads
-        if self.place_symmetry and (self.place_symmetry * model_cfg.n_rotations) % 360:
-            raise ValueError(
-                f"place_symmetry {self.place_symmetry} is not a whole number of the model's rotation bins "
-                f"({360 // model_cfg.n_rotations} degrees each)"
-            )
+        check_place_symmetry(self.place_symmetry, self.place_loss, model_cfg.n_rotations)
         if self.place_init_from is not None and self.nets == "pick":
             raise ValueError("place_init_from initialises the place half, which nets='pick' does not train")
         if self.nets != "all" and model_cfg.clip_trainable and not model_cfg.clip_per_net:
@@ -162,6 +146,27 @@ class TrainConfig:
                 f"nets={self.nets!r} needs halves that share no trainable parameter, but this model's pick "
                 "and place nets share a CLIP trained from scratch: add clip_per_net=true to the model"
             )
+
+
+def check_place_symmetry(place_symmetry: int, place_loss: str, n_rotations: int) -> None:
+    """Refuse a place symmetry that is not 0 or a divisor of 360 in whole rotation bins, or not with the pose loss."""
+    if (
+        not isinstance(place_symmetry, int)
+        or isinstance(place_symmetry, bool)
+        or not 0 <= place_symmetry < 360
+        or (place_symmetry and 360 % place_symmetry)
+    ):
+        raise ValueError(
+            "place_symmetry must be 0 (none) or a whole number of degrees dividing 360 (90 for a square block), "
+            f"got {place_symmetry!r}"
+        )
+    if place_symmetry and place_loss != "pose":
+        raise ValueError(f"place_symmetry applies to the pose place loss (it needs the pose loss), not {place_loss!r}")
+    if (place_symmetry * n_rotations) % 360:
+        raise ValueError(
+            f"place_symmetry {place_symmetry} is not a whole number of rotation bins (the model's are "
+            f"{360 // n_rotations} degrees each)"
+        )
 
 
 def lr_factor(schedule: str, step: int, total: int, final_fraction: float) -> float:
@@ -206,11 +211,7 @@ class Trainer:
             raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {place_loss!r}")
         self.place_loss = place_loss
         n_rotations = policy.cfg.n_rotations
-        if place_symmetry and (place_loss != "pose" or (place_symmetry * n_rotations) % 360):
-            raise ValueError(
-                f"place_symmetry {place_symmetry} needs the pose loss and a whole number of rotation bins "
-                f"({360 // n_rotations} degrees each)"
-            )
+        check_place_symmetry(place_symmetry, place_loss, n_rotations)
         # rotation bins between two yaws that look the same (the whole circle: no symmetry)
         self.symmetry_bins = place_symmetry * n_rotations // 360 or n_rotations
         if nets != "all" and not policy.model.halves_independent:
@@ -251,21 +252,15 @@ class Trainer:
             out["pick_loss"] = F.cross_entropy(pick_logits, torch.tensor([pick[0] * w + pick[1]], device=device))
         if self.nets in ("all", "place"):
             place_logits = self.model.place_logits(image, torch.tensor([pick], device=device), text).reshape(1, -1)
+            n_rotations = self.policy.cfg.n_rotations
             if self.place_loss == "position":
-                # -log of the probability summed over rotations at the label pixel
-                log_p = F.log_softmax(place_logits, dim=-1).reshape(self.policy.cfg.n_rotations, h * w)
-                out["place_loss"] = -torch.logsumexp(log_p[:, place[0] * w + place[1]], dim=0)
-            else:
-                n_rotations = self.policy.cfg.n_rotations
+                bins = list(range(n_rotations))  # every rotation: the yaw is summed out
+            else:  # the label's rotation and its look-alikes (only itself without a symmetry)
                 rot = rotation_bin(sample.place_yaw, n_rotations)
-                if self.symmetry_bins == n_rotations:
-                    target = torch.tensor([(rot * h + place[0]) * w + place[1]], device=device)
-                    out["place_loss"] = F.cross_entropy(place_logits, target)
-                else:
-                    # -log of the probability summed over the label's look-alike rotations at the label pixel
-                    bins = [(rot + k) % n_rotations for k in range(0, n_rotations, self.symmetry_bins)]
-                    log_p = F.log_softmax(place_logits, dim=-1).reshape(n_rotations, h * w)
-                    out["place_loss"] = -torch.logsumexp(log_p[bins, place[0] * w + place[1]], dim=0)
+                bins = [(rot + k) % n_rotations for k in range(0, n_rotations, self.symmetry_bins)]
+            # -log of the probability summed over those rotations at the label pixel (one bin: cross-entropy)
+            log_p = F.log_softmax(place_logits, dim=-1).reshape(n_rotations, h * w)
+            out["place_loss"] = -torch.logsumexp(log_p[bins, place[0] * w + place[1]], dim=0)
         return out
 
     def step(
