@@ -164,10 +164,10 @@ class Task(ABC):
         if not self.supports_mistakes:
             raise NotImplementedError(f"{self.key}: its oracle is its own, so it has no mistake() to go with it")
         obj, tpos, tyaw = self._oracle_choice(scene)
-        targets = [t for goal in self.active_goals() for t, _ in goal.targets]
         tolerance = max((goal.position_tolerance for goal in self.active_goals()), default=0.0)
         if any(goal.check_yaw for goal in self.active_goals()):
             return self._near_miss(scene, rng, obj, tpos, tyaw, tolerance)
+        targets = [t for goal in self.active_goals() for t, _ in goal.targets]
         wrong = []
         for body in sorted(scene.objects):
             if body == obj or scene.is_pickable(body):
