@@ -127,6 +127,8 @@ def main() -> None:
                 "pick_within_5px": round(float(np.mean(pick_err <= 5)), 3),
                 "place_error_px_median": round(float(np.median(place_err)), 1),
                 "place_within_3px": round(float(np.mean(place_err <= 3)), 3),
+                # a block is 13 px wide: beyond that a place is at another slot, not a near miss
+                "place_within_13px": round(float(np.mean(place_err <= 13)), 3),
                 "rotation_within_1_bin": round(float(np.mean(rot_err <= 1)), 3),
                 "rotation_within_1_bin_by_chance": round(min(3, period) / period, 3),
                 "rotation_error_bins_mean": round(float(rot_err.mean()), 2),
