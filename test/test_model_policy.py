@@ -349,3 +349,53 @@ def test_normalized_correlation_divides_the_place_logits_by_the_root_of_the_prod
     assert factor == math.sqrt(3 * 32 * 32)
     torch.testing.assert_close(b * factor, a, rtol=1e-5, atol=1e-3)
     assert a.abs().max() > 10 * b.abs().max()
+
+
+def test_argmax_decoding_reads_the_most_probable_pose():
+    from cliport_ros.model.policy import decode_place
+
+    prob = torch.zeros(12, 40, 50)
+    prob[3, 10, 20], prob[7, 30, 40] = 0.3, 0.2
+    assert decode_place(prob, "argmax") == (3, 10, 20)
+    with pytest.raises(ValueError, match="place decoding must be one of argmax, marginal, got 'max'"):
+        decode_place(prob, "max")
+
+
+def test_marginal_decoding_sums_the_look_alike_rotations_and_takes_the_mean_position_near_the_peak():
+    """A square block's right place has its probability split over four look-alike bins: the most probable
+    single pose is elsewhere, the most probable position is the split one."""
+    from cliport_ros.model.config import PLACE_WINDOW_PX
+    from cliport_ros.model.policy import decode_place
+
+    prob = torch.zeros(12, 40, 50)
+    prob[[1, 4, 7, 10], 10, 20] = 0.1
+    prob[5, 10, 20] = 0.05
+    prob[4, 10, 21] = 0.12  # the most probable pose within the window about (10, 20): its rotation is taken
+    prob[2, 30, 40] = 0.15  # the most probable single pose, alone at its position
+    assert decode_place(prob, "argmax") == (2, 30, 40)
+    # position mass 0.45 at (10, 20) and 0.12 at (10, 21): their mean is col 20.2, rounded 20
+    assert decode_place(prob, "marginal") == (4, 10, 20)
+    # two equal peaks a pixel apart on each side of col 20: the mean is between them
+    prob = torch.zeros(12, 40, 50)
+    prob[0, 10, 19] = prob[6, 10, 21] = 0.3
+    prob[9, 10 + PLACE_WINDOW_PX + 1, 20] = 0.29  # just outside the window of the first peak: not counted
+    rot, row, col = decode_place(prob, "marginal")
+    assert (row, col) == (10, 20) and rot in (0, 6)
+    # near the border the window is clipped, and the position stays on the map
+    prob = torch.zeros(12, 40, 50)
+    prob[3, 0, 49] = 1.0
+    assert decode_place(prob, "marginal") == (3, 0, 49)
+
+
+def test_the_policy_decodes_its_place_as_its_config_says(policy):
+    from cliport_ros.model.policy import decode_place
+
+    view = random_view(0)
+    decided = {}
+    for decoding in ("argmax", "marginal"):
+        chosen = Policy(policy.cfg.replace(place_decoding=decoding), workspace=WS, device="cpu", model=policy.model)
+        out = chosen.act(view, INSTRUCTION, keep_logits=True)
+        logits = torch.from_numpy(out.place_logits)
+        decided[decoding] = (out.place_rotation_bin, *out.place_pixel)
+        assert decided[decoding] == decode_place(torch.softmax(logits.flatten(), 0).reshape(logits.shape), decoding)
+    assert decided["argmax"] != decided["marginal"]  # (on this view they differ, so the config is what chose)
