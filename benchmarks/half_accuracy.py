@@ -31,18 +31,17 @@ def place_is_right(sample, pixel: tuple[int, int]) -> bool:
 
 
 def decide(model, sample) -> tuple[tuple[int, int], tuple[int, int, int]]:
-    """The model's pick pixel, and its place (rotation bin, row, col) from the oracle's pick (inference mode),
-    read as the policy reads it (its config's ``place_decoding``)."""
+    """The model's pick pixel, and its place (rotation bin, row, col) from the oracle's pick (inference mode)."""
     import torch
 
-    from cliport_ros.model.policy import decode_place, image_tensor
+    from cliport_ros.model.policy import image_tensor
 
     image = image_tensor(sample.color, sample.height)
     text = model.text([sample.instruction])
     pick = divmod(int(model.pick_logits(image, text)[0].reshape(-1).argmax()), sample.height.shape[1])
     place = model.place_logits(image, torch.tensor([sample.pick_pixel]), text)[0]
-    place_prob = torch.softmax(place.reshape(-1), 0).reshape(place.shape)
-    return pick, decode_place(place_prob, model.cfg.place_decoding)
+    rot, rem = divmod(int(place.reshape(-1).argmax()), place.shape[1] * place.shape[2])
+    return pick, (rot, *divmod(rem, place.shape[2]))
 
 
 def main() -> None:

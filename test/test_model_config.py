@@ -42,19 +42,11 @@ def test_overrides_and_json_round_trip():
         ({"lang_layers": 0}, "lang_layers must be a positive integer"),
         ({"place_input_conv": True}, "place_input_conv and normalized_correlation belong to the compact layout"),
         ({"normalized_correlation": True}, "belong to the compact layout"),
-        ({"place_decoding": "mean"}, "place_decoding must be one of argmax, marginal, got 'mean'"),
     ],
 )
 def test_paper_validation_messages(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ModelConfig.named("paper", **overrides)
-
-
-def test_the_place_decoding_is_the_papers_argmax_unless_chosen_for_either_layout():
-    assert ModelConfig.named("paper").place_decoding == ModelConfig.named("tiny").place_decoding == "argmax"
-    assert ModelConfig.named("paper", place_decoding="marginal").place_decoding == "marginal"
-    with pytest.raises(ValueError, match="place_decoding must be one of argmax, marginal"):
-        ModelConfig.named("tiny", place_decoding="max")
 
 
 def test_place_net_options_are_compact_booleans_off_by_default():

@@ -129,13 +129,6 @@ def test_merge_takes_the_pick_net_of_one_run_and_the_place_nets_of_another(tmp_p
     assert both.cfg == place_cfg
     pick, place = outputs(both, s)
     assert torch.equal(pick, pick_ref) and torch.equal(place, outputs(scaled, s)[1])
-    # the decoding changes no weight: a merge may set it, over the place half's
-    decoded = Policy.load(
-        merge_halves(tmp_path / "pick", tmp_path / "scaled", tmp_path / "decoded", place_decoding="marginal"),
-        device="cpu",
-    )
-    assert decoded.cfg == place_cfg.replace(place_decoding="marginal")
-    assert torch.equal(outputs(decoded, s)[1], outputs(scaled, s)[1])
     shared = Policy(small_cfg(), workspace=WS, device="cpu")
     shared.save(tmp_path / "shared")
     with pytest.raises(ValueError, match="cannot be split"):

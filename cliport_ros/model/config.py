@@ -39,14 +39,8 @@ OPENAI_ARCHS: dict[str, dict[str, Any]] = {
     ),
 }
 
-# How a place is read off the place net's probabilities over (rotation, row, column) (``decode_place``):
-# "argmax", the paper's: the most probable pose; "marginal": the position most probable over all rotations,
-# refined to the probability-weighted mean within PLACE_WINDOW_PX, and the most probable rotation there.
-PLACE_DECODINGS = ("argmax", "marginal")
-PLACE_WINDOW_PX = 4
-
 # Fields that change only the place net: ``cliport merge`` takes them from the place half's checkpoint.
-PLACE_ONLY_FIELDS = ("place_input_conv", "normalized_correlation", "place_decoding")
+PLACE_ONLY_FIELDS = ("place_input_conv", "normalized_correlation")
 
 # Inclusive bounds of every size (for the tuple fields, of each entry). A checkpoint's config.json is read
 # before its network is allocated, so a crafted or corrupted size (a million channels, a crop of 2^20 pixels)
@@ -125,11 +119,6 @@ class ModelConfig:
     # The place logits divided by sqrt(key_query_dim x crop_size^2), the number of products each one sums:
     # unscaled, from-scratch place training diverges (logits of thousands, loss 60-170 within 1000 steps).
     normalized_correlation: bool = False
-    # --- both layouts: reading the place off its probabilities (no weights; one of PLACE_DECODINGS) ---
-    # With look-alike rotations (a square block), the probability of the right position is split over
-    # several rotation bins, so the most probable single pose is a noisier estimate of the position than
-    # the position's probability summed over the rotations ("marginal").
-    place_decoding: str = "argmax"
     # --- reference layout only ---
     up_batchnorm_stats: str = "running"  # one of UP_BATCHNORM_STATS
     # the reference's output-changing resampling in the place net: its crops are rotated with kornia
@@ -254,10 +243,6 @@ class ModelConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
 
-        if self.place_decoding not in PLACE_DECODINGS:
-            raise ValueError(
-                f"ModelConfig.place_decoding must be one of {', '.join(PLACE_DECODINGS)}, got {self.place_decoding!r}"
-            )
         if self.layout == "reference":
             if self.place_input_conv or self.normalized_correlation:
                 raise ValueError(

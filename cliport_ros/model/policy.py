@@ -23,7 +23,7 @@ from torch import nn
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.model.attention import Attention
 from cliport_ros.model.clip_backbone import ClipBackbone
-from cliport_ros.model.config import PLACE_DECODINGS, PLACE_ONLY_FIELDS, PLACE_WINDOW_PX, ModelConfig
+from cliport_ros.model.config import PLACE_ONLY_FIELDS, ModelConfig
 from cliport_ros.model.transport import Transport
 from cliport_ros.types import PickPlace, Pose
 
@@ -217,33 +217,6 @@ def bin_to_yaw(rotation: int, n_rotations: int) -> float:
     return math.atan2(math.sin(yaw), math.cos(yaw))
 
 
-def decode_place(place_prob: torch.Tensor, decoding: str = "argmax") -> tuple[int, int, int]:
-    """(rotation bin, row, col) of a place from its probabilities over (rotations, rows, cols).
-
-    ``argmax``: the most probable pose. ``marginal``: the position whose probability summed over the rotations
-    is highest, moved to the probability-weighted mean position within ``PLACE_WINDOW_PX`` of it (rounded), and
-    the rotation of the most probable pose within that window.
-    """
-    if decoding not in PLACE_DECODINGS:
-        raise ValueError(f"place decoding must be one of {', '.join(PLACE_DECODINGS)}, got {decoding!r}")
-    n_rot, rows, cols = place_prob.shape
-    if decoding == "argmax":
-        rot, rem = divmod(int(torch.argmax(place_prob)), rows * cols)
-        return (rot, *divmod(rem, cols))
-    position = place_prob.sum(0)
-    row, col = divmod(int(torch.argmax(position)), cols)
-    r0, r1 = max(row - PLACE_WINDOW_PX, 0), min(row + PLACE_WINDOW_PX + 1, rows)
-    c0, c1 = max(col - PLACE_WINDOW_PX, 0), min(col + PLACE_WINDOW_PX + 1, cols)
-    window = position[r0:r1, c0:c1].double()
-    total = float(window.sum())
-    if total > 0:  # (zero only where every probability in the window underflowed: keep the argmax then)
-        rows_mass, cols_mass = window.sum(1), window.sum(0)
-        row = round(float((rows_mass * torch.arange(r0, r1, dtype=torch.float64)).sum()) / total)
-        col = round(float((cols_mass * torch.arange(c0, c1, dtype=torch.float64)).sum()) / total)
-    rot = int(place_prob[:, r0:r1, c0:c1].amax((1, 2)).argmax())
-    return rot, row, col
-
-
 @dataclass
 class PolicyOutput:
     """One decision with its evidence."""
@@ -362,8 +335,9 @@ class Policy:
             pick_t = torch.tensor([pick_px], device=self.device)
             place_logits = self.model.place_logits(image, pick_t, text)[0].float()
             place_prob = torch.softmax(place_logits.flatten(), 0).reshape(place_logits.shape)
-            rot, place_row, place_col = decode_place(place_prob, self.cfg.place_decoding)
-            place_px = (place_row, place_col)
+            pidx = int(torch.argmax(place_prob))
+            rot, rem = divmod(pidx, place_prob.shape[1] * place_prob.shape[2])
+            place_px = divmod(rem, place_prob.shape[2])
             pick_map = pick_prob.cpu().numpy().astype(np.float32)
             place_map = place_prob.amax(0).cpu().numpy().astype(np.float32)
             sync()
@@ -534,18 +508,11 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str |
     model.load_state_dict(state, strict=True)
 
 
-def merge_halves(
-    pick_path: str | Path,
-    place_path: str | Path,
-    out: str | Path,
-    weights: str = "fp32",
-    place_decoding: str | None = None,
-) -> Path:
+def merge_halves(pick_path: str | Path, place_path: str | Path, out: str | Path, weights: str = "fp32") -> Path:
     """A checkpoint with the pick half of ``pick_path`` and the place half of ``place_path`` (one config).
 
     The halves must share no trainable parameter (``clip_per_net``, or a frozen CLIP, which must then be the
     same in both); a checkpoint whose run trained only the other half is refused, since that half is untrained.
-    ``place_decoding`` (one of ``PLACE_DECODINGS``; it changes no weight) replaces the place half's.
     """
     sources = {"pick": Path(pick_path), "place": Path(place_path)}
     cfg, workspace, pick_meta, pick_state = read_checkpoint(pick_path)
@@ -558,8 +525,6 @@ def merge_halves(
         )
     if workspace != place_ws:
         raise CheckpointError(f"{sources['pick']} and {sources['place']} were trained over different workspaces")
-    if place_decoding is not None:
-        cfg = cfg.replace(place_decoding=place_decoding)
     for half, meta in (("pick", pick_meta), ("place", place_meta)):
         other = "place" if half == "pick" else "pick"
         if meta.get("nets", "all") == other:

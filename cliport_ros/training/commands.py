@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from cliport_ros.cli import Command
-from cliport_ros.model.config import NAMES, PLACE_DECODINGS
+from cliport_ros.model.config import NAMES
 
 
 def _positive_int(text: str) -> int:
@@ -391,19 +391,13 @@ def _merge_arguments(p: argparse.ArgumentParser) -> None:
         choices=("fp32", "fp16"),
         help="how to store the parameters: fp16 halves the file (loading returns to fp32)",
     )
-    p.add_argument(
-        "--place-decoding",
-        choices=PLACE_DECODINGS,
-        help="how the merged policy reads a place off its probabilities (default: the place checkpoint's; "
-        "docs/training.md)",
-    )
 
 
 def _merge_run(args: argparse.Namespace) -> int:
     from cliport_ros.model.policy import merge_halves
 
     try:
-        out = merge_halves(args.pick, args.place, args.out, weights=args.weights, place_decoding=args.place_decoding)
+        out = merge_halves(args.pick, args.place, args.out, weights=args.weights)
     except ValueError as exc:
         print(f"cliport merge: {exc}", file=sys.stderr)
         return 2
