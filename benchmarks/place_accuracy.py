@@ -130,6 +130,8 @@ def main() -> None:
                 # a block is 13 px wide: beyond that a place is at another slot, not a near miss
                 "place_within_13px": round(float(np.mean(place_err <= 13)), 3),
                 "rotation_within_1_bin": round(float(np.mean(rot_err <= 1)), 3),
+                # what the task checks (1 cm, 15 degrees), both at once
+                "place_pose_within_3px_1_bin": round(float(np.mean((place_err <= 3) & (rot_err <= 1))), 3),
                 "rotation_within_1_bin_by_chance": round(min(3, period) / period, 3),
                 "rotation_error_bins_mean": round(float(rot_err.mean()), 2),
             }
