@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cliport_ros.training.evaluate import STEP_OUTCOMES, _outcome
+from cliport_ros.training.evaluate import STEP_OUTCOMES, step_outcome
 
 
 @pytest.mark.parametrize(
@@ -23,5 +23,5 @@ from cliport_ros.training.evaluate import STEP_OUTCOMES, _outcome
 )
 def test_each_step_gets_one_outcome(target, reward, success, primitive, expected):
     result = SimpleNamespace(reward=reward, success=success)
-    assert _outcome(target, result, primitive) == expected
+    assert step_outcome(target, result, primitive) == expected
     assert expected in STEP_OUTCOMES

@@ -73,7 +73,7 @@ def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | 
         pick = action.pick.position
         target = env.pick_target(float(pick[0]), float(pick[1]))
         result = env.step(action)
-        outcomes.append(_outcome(target, result, action.primitive))
+        outcomes.append(step_outcome(target, result, action.primitive))
         if record is not None:
             # One picture per step: the maps on the view the policy saw, with what the step did.
             record.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,8 @@ def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | 
     }
 
 
-def _outcome(target: str, result: Any, primitive: str = "pick_place") -> str:
+def step_outcome(target: str, result: Any, primitive: str = "pick_place") -> str:
+    """What one executed step did (one of ``STEP_OUTCOMES``), from what its pick was on (``env.pick_target``)."""
     if result.reward > 1e-9:
         return "progress"
     if primitive == "push":
