@@ -1,4 +1,4 @@
-"""The ``cliport`` command: tasks, demos, train, merge, eval, bench, import, predict, sim, snapshot, doctor,
+"""The ``cliport`` command: tasks, demos, train, merge, average, eval, bench, import, predict, sim, snapshot, doctor,
 console, replay.
 
 Each subcommand lives beside the code it drives (``<room>/commands.py`` exposing ``add_arguments(parser)``
@@ -31,6 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "merge": (
         "cliport_ros.training.commands:merge",
         "join the pick net of one checkpoint and the place nets of another (runs of --nets pick / place)",
+    ),
+    "average": (
+        "cliport_ros.training.commands:average",
+        "average the weights of checkpoints of one config (e.g. a run's last snapshots)",
     ),
     "eval": ("cliport_ros.training.commands:evaluate", "evaluate a checkpoint in the simulator"),
     "bench": ("cliport_ros.training.commands:bench", "measure the policy's decision latency"),

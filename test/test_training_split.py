@@ -8,7 +8,7 @@ import torch
 
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.model import CheckpointError, ModelConfig, Policy
-from cliport_ros.model.policy import image_tensor, merge_halves
+from cliport_ros.model.policy import average_checkpoints, image_tensor, merge_halves
 from cliport_ros.training.train import TrainConfig, Trainer, TrainSample
 
 WS = Workspace(pixel_size=0.0125)
@@ -211,3 +211,44 @@ def test_fp16_weights_halve_the_file_and_load_back_to_fp32(tmp_path):
     assert torch.allclose(place, place_ref, rtol=1e-2, atol=1e-2 * place_ref.abs().max().item())
     with pytest.raises(ValueError, match="weights must be one of"):
         policy.save(tmp_path / "x", weights="int8")
+
+
+def test_averaging_checkpoints_takes_the_mean_of_their_weights(tmp_path, capsys):
+    from cliport_ros.cli import main
+
+    paths = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        policy = Policy(small_cfg(clip_per_net=True), workspace=WS, device="cpu")
+        Trainer(policy, lr=1e-3, augment=False, nets="place").step(sample(seed))  # batch-norm counters move
+        policy.save(tmp_path / f"s{seed}", metadata={"tasks": ["t"], "nets": "place", "step": 100 * seed})
+        paths.append(tmp_path / f"s{seed}")
+    states = [Policy.load(p, device="cpu").model.state_dict() for p in paths]
+    mean = Policy.load(average_checkpoints(paths, tmp_path / "mean"), device="cpu")
+    averaged = mean.model.state_dict()
+    floats = [k for k, v in states[0].items() if v.is_floating_point()]
+    counters = [k for k, v in states[0].items() if not v.is_floating_point()]
+    assert floats and counters
+    for k in floats:
+        torch.testing.assert_close(averaged[k], (states[0][k] + states[1][k] + states[2][k]) / 3)
+    assert not torch.equal(averaged[floats[0]], states[0][floats[0]])
+    for k in counters:
+        assert torch.equal(averaged[k], states[2][k])
+    meta = json.loads((tmp_path / "mean" / "config.json").read_text())["metadata"]
+    assert meta["nets"] == "place" and meta["tasks"] == ["t"]
+    assert [m["step"] for m in meta["averaged_from"]] == [0, 100, 200]
+
+    with pytest.raises(ValueError, match="at least two checkpoints, got 1"):
+        average_checkpoints(paths[:1], tmp_path / "bad")
+    Policy(small_cfg(clip_per_net=True, lang_layers=4), workspace=WS, device="cpu").save(tmp_path / "other")
+    with pytest.raises(CheckpointError, match=r"different model configs \(\['lang_layers'\]\)"):
+        average_checkpoints([paths[0], tmp_path / "other"], tmp_path / "bad")
+    Policy(small_cfg(clip_per_net=True), workspace=Workspace(), device="cpu").save(tmp_path / "wide")
+    with pytest.raises(CheckpointError, match="different workspaces"):
+        average_checkpoints([paths[0], tmp_path / "wide"], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+    assert main(["average", *map(str, paths[:2]), "--out", str(tmp_path / "two"), "--weights", "fp16"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["out"] == str(tmp_path / "two")
+    assert main(["average", str(paths[0]), str(tmp_path / "nope"), "--out", str(tmp_path / "m")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -405,7 +405,32 @@ def _merge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------------- average
+def _average_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoints", nargs="+", help="two or more checkpoints of one config (e.g. a run's snapshots)")
+    p.add_argument("--out", required=True, help="folder of the averaged checkpoint")
+    p.add_argument(
+        "--weights",
+        default="fp32",
+        choices=("fp32", "fp16"),
+        help="how to store the parameters: fp16 halves the file (loading returns to fp32)",
+    )
+
+
+def _average_run(args: argparse.Namespace) -> int:
+    from cliport_ros.model.policy import average_checkpoints
+
+    try:
+        out = average_checkpoints(args.checkpoints, args.out, weights=args.weights)
+    except ValueError as exc:
+        print(f"cliport average: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(out), "checkpoints": args.checkpoints, "weights": args.weights}))
+    return 0
+
+
 train = Command(add_arguments=_train_arguments, run=_train_run)
 merge = Command(add_arguments=_merge_arguments, run=_merge_run)
+average = Command(add_arguments=_average_arguments, run=_average_run)
 evaluate = Command(add_arguments=_eval_arguments, run=_eval_run)
 bench = Command(add_arguments=_bench_arguments, run=_bench_run)
