@@ -223,3 +223,17 @@ def test_a_pose_checked_mistake_is_a_near_miss_the_oracle_puts_right(envs):
 def test_tasks_with_an_oracle_of_their_own_have_no_mistakes():
     assert make_task("put-block-in-bowl-seen-colors").supports_mistakes
     assert not make_task("separating-piles-seen-colors").supports_mistakes
+
+
+def test_every_recovery_demo_of_a_sequential_task_holds_its_mistake():
+    """stack-block-pyramid allows 12 steps for its 6 places: the mistake's step is one of the 6 the oracle makes
+    (seed 2000 drew step 6 of 0..10 before, after the oracle's last place, and its demo showed no mistake)."""
+    from cliport_ros.sim.demos import run_oracle_episode
+
+    with SimEnvironment("stack-block-pyramid-seq-seen-colors") as env:
+        env.reset(2000, "train")
+        assert env.task.places_left(env.scene) == 6 and env.max_steps == 12
+        outcome = run_oracle_episode(env, 2000, "train", mistake=True)
+        # the mistake was executed, unrecorded: one step more than the demo holds
+        assert outcome.episode is not None and env.step_count == len(outcome.episode.steps) + 1
+        assert env.task.places_left(env.scene) == 0

@@ -40,9 +40,10 @@ class EpisodeOutcome:
 def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> EpisodeOutcome:
     """Roll out the oracle for one seed; the episode's steps hold the observation *before* each action.
 
-    With ``mistake``, one step drawn from the seed (one of the first ``max_steps - 1``, so that a step is left
-    to put it right) executes ``env.mistake()`` instead and is not recorded: the demo shows the oracle
-    recovering from a wrong place, a state that plain demos never show.
+    With ``mistake``, one step drawn from the seed executes ``env.mistake()`` instead and is not recorded: the
+    demo shows the oracle recovering from a wrong place, a state that plain demos never show. The step is one
+    of those the oracle would make (``Task.places_left`` after the reset), and one of the first
+    ``max_steps - 1``, so that a step is left to put it right.
     """
     obs = env.reset(seed, split)
     ws = env.workspace
@@ -50,7 +51,9 @@ def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> Epi
     if mistake:
         if env.max_steps < 2:
             raise ValueError(f"{env.task_key}: one step per episode leaves no step to recover from a mistake")
-        mistake_at = int(np.random.default_rng([seed, _MISTAKE_STREAM]).integers(env.max_steps - 1))
+        # not beyond the oracle's last step: an episode that ends first would show no mistake at all
+        places = max(1, min(env.max_steps - 1, env.task.places_left(env.scene)))
+        mistake_at = int(np.random.default_rng([seed, _MISTAKE_STREAM]).integers(places))
     steps: list[Step] = []
     while not env.done:
         if env.step_count == mistake_at:

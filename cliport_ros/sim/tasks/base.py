@@ -137,6 +137,12 @@ class Task(ABC):
             total += goal.weight * len(self._matches(scene, goal)) / max(len(goal.objects), 1)
         return min(1.0, round(total, 9))
 
+    def places_left(self, scene: Scene) -> int:
+        """How many places the goal-driven oracle has left to make: one per goal object not where it must be,
+        in the goals still to meet (for sequential tasks, the active goal and those after it)."""
+        goals = self.goals[self._done_goals :] if self.sequential else self.goals
+        return sum(len(goal.objects) - len(self._matches(scene, goal)) for goal in goals)
+
     def pending_objects(self, scene: Scene) -> set[int]:
         """Objects of the active goals that are not yet where they must be."""
         pending: set[int] = set()
