@@ -44,6 +44,8 @@ def test_wheel_has_data_files_and_console_scripts(tmp_path):
         "cliport_ros/_data/config/cliport_node.yaml",
         "cliport_ros/_data/checkpoints/tiny-put-block-in-bowl-seen-colors/model.safetensors",
         "cliport_ros/_data/checkpoints/tiny-put-block-in-bowl-seen-colors/config.json",
+        "cliport_ros/_data/checkpoints/tiny-stack-block-pyramid-seq-seen-colors/model.safetensors",
+        "cliport_ros/_data/checkpoints/tiny-stack-block-pyramid-seq-seen-colors/config.json",
     ):
         assert required in names, required
     for script in (
@@ -54,3 +56,22 @@ def test_wheel_has_data_files_and_console_scripts(tmp_path):
         assert script in entry_points
     # Generated interfaces are not in it: they come from the ROS build (colcon) or `make`.
     assert not any(n.startswith("cliport_ros/msg/") for n in names)
+
+
+@pytest.mark.parametrize(
+    "name, task",
+    [
+        ("tiny-put-block-in-bowl-seen-colors", "put-block-in-bowl-seen-colors"),
+        ("tiny-stack-block-pyramid-seq-seen-colors", "stack-block-pyramid-seq-seen-colors"),
+    ],
+)
+def test_each_shipped_model_loads_fits_in_25_mb_and_is_the_one_its_task_gets(name, task, monkeypatch):
+    from cliport_ros.model import Policy
+    from cliport_ros.resources import checkpoint_path, shipped_checkpoint_for
+
+    monkeypatch.delenv("CLIPORT_ROS_CHECKPOINT_DIR", raising=False)
+    folder = checkpoint_path(name)
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 25_000_000
+    assert shipped_checkpoint_for(task) == (folder, True)
+    policy = Policy.load(folder, device="cpu")
+    assert policy.cfg.name == "tiny" and policy.metadata["tasks"] == [task] and policy.metadata["nets"] == "all"
