@@ -381,16 +381,21 @@ def _bench_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- merge
-def _merge_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pick", required=True, help="checkpoint whose pick net to take (e.g. RUN/last of --nets pick)")
-    p.add_argument("--place", required=True, help="checkpoint whose key and query nets to take")
-    p.add_argument("--out", required=True, help="folder of the merged checkpoint")
+def _weights_argument(p: argparse.ArgumentParser) -> None:
+    """``--weights``, how a written checkpoint stores its parameters (``cliport merge``, ``cliport average``)."""
     p.add_argument(
         "--weights",
         default="fp32",
         choices=("fp32", "fp16"),
         help="how to store the parameters: fp16 halves the file (loading returns to fp32)",
     )
+
+
+def _merge_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pick", required=True, help="checkpoint whose pick net to take (e.g. RUN/last of --nets pick)")
+    p.add_argument("--place", required=True, help="checkpoint whose key and query nets to take")
+    p.add_argument("--out", required=True, help="folder of the merged checkpoint")
+    _weights_argument(p)
 
 
 def _merge_run(args: argparse.Namespace) -> int:
@@ -409,12 +414,7 @@ def _merge_run(args: argparse.Namespace) -> int:
 def _average_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoints", nargs="+", help="two or more checkpoints of one config (e.g. a run's snapshots)")
     p.add_argument("--out", required=True, help="folder of the averaged checkpoint")
-    p.add_argument(
-        "--weights",
-        default="fp32",
-        choices=("fp32", "fp16"),
-        help="how to store the parameters: fp16 halves the file (loading returns to fp32)",
-    )
+    _weights_argument(p)
 
 
 def _average_run(args: argparse.Namespace) -> int:
