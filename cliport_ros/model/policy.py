@@ -562,25 +562,25 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path, weights: s
     steps' noise they average out. Integer tensors (batch-norm counters) are the last checkpoint's."""
     if len(paths) < 2:
         raise ValueError(f"averaging needs at least two checkpoints, got {len(paths)}")
-    cfg, workspace, _, first = read_checkpoint(paths[0])
-    sums = {k: v.double() for k, v in first.items() if v.is_floating_point()}
-    metas, last_state = [], first
-    for i, path in enumerate(paths):
-        other_cfg, other_ws, meta, state = read_checkpoint(path)
-        metas.append({"path": str(path), "step": meta.get("step")})
+    cfg, workspace, last_meta, state = read_checkpoint(paths[0])
+    keys = set(state)
+    sums = {k: v.double() for k, v in state.items() if v.is_floating_point()}
+    metas = [{"path": str(paths[0]), "step": last_meta.get("step")}]
+    for path in paths[1:]:
+        other_cfg, other_ws, last_meta, state = read_checkpoint(path)
+        metas.append({"path": str(path), "step": last_meta.get("step")})
         if other_cfg != cfg:
             raise CheckpointError(
                 f"{paths[0]} and {path} have different model configs ({cfg.differing_fields(other_cfg)})"
             )
         if other_ws != workspace:
             raise CheckpointError(f"{paths[0]} and {path} were trained over different workspaces")
-        if set(state) != set(first):
+        if set(state) != keys:
             raise CheckpointError(f"{paths[0]} and {path} hold different tensors")
-        if i > 0:
-            for k in sums:
-                sums[k] += state[k].double()
-        last_state, last_meta = state, meta
-    state = {k: (sums[k] / len(paths)).float() if k in sums else v for k, v in last_state.items()}
+        for k in sums:
+            sums[k] += state[k].double()
+    # ``state`` is the last checkpoint's: its integer tensors are kept
+    state = {k: (sums[k] / len(paths)).float() if k in sums else v for k, v in state.items()}
     model = _model_for_stored_weights(cfg)
     load_state(model, state, f"the mean of {len(paths)} checkpoints")
     policy = Policy(cfg, workspace, device="cpu", precision="fp32", model=model)
