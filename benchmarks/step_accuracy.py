@@ -35,7 +35,7 @@ def main() -> None:
 
     from cliport_ros.model.policy import Policy
     from cliport_ros.sim import SimEnvironment, seed_for
-    from cliport_ros.training.evaluate import STEP_OUTCOMES, step_outcome
+    from cliport_ros.training.evaluate import STEP_OUTCOMES, policy_step
 
     torch.set_num_threads(args.threads)
     policy = Policy.load(args.checkpoint, device="cpu", precision="fp32")
@@ -52,10 +52,7 @@ def main() -> None:
                 obs = result.observation
             if env.done:  # the oracle has finished the task in k steps: nothing left to judge
                 break
-            out = policy.act(obs.view, obs.instruction)
-            action = dataclasses.replace(out.pick_place, primitive=env.task.primitive)
-            target = env.pick_target(float(action.pick.position[0]), float(action.pick.position[1]))
-            by_step.setdefault(k, []).append(step_outcome(target, env.step(action), action.primitive))
+            by_step.setdefault(k, []).append(policy_step(policy, env, obs)[2])
             k += 1
     rates = {k: sum(o == "progress" for o in v) / len(v) for k, v in sorted(by_step.items())}
     print(

@@ -56,6 +56,17 @@ def decision_panel(color: np.ndarray, height: np.ndarray, out: PolicyOutput) -> 
     return np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
 
 
+def policy_step(policy: Policy, env: Any, obs: Any) -> tuple[PolicyOutput, Any, str]:
+    """The policy's decision on ``obs``, executed in ``env``: the decision, the step's result and its outcome."""
+    out = policy.act(obs.view, obs.instruction)
+    # the task decides how a decision is executed (separating-piles pushes)
+    action = dataclasses.replace(out.pick_place, primitive=env.task.primitive)
+    pick = action.pick.position
+    target = env.pick_target(float(pick[0]), float(pick[1]))
+    result = env.step(action)
+    return out, result, step_outcome(target, result, action.primitive)
+
+
 def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | None = None) -> dict[str, Any]:
     """One episode from ``env.reset(seed, split)`` until done; returns its score, success and step count."""
     import cv2
@@ -65,15 +76,10 @@ def run_episode(policy: Policy, env: Any, seed: int, split: str, record: Path | 
     outcomes: list[str] = []
     done = False
     while not done and steps < env.max_steps:
-        out = policy.act(obs.view, obs.instruction)
-        decide_ms.append(out.timings["total_ms"])
         view, instruction, before = obs.view, obs.instruction, float(env.score)
-        # the task decides how a decision is executed (separating-piles pushes)
-        action = dataclasses.replace(out.pick_place, primitive=env.task.primitive)
-        pick = action.pick.position
-        target = env.pick_target(float(pick[0]), float(pick[1]))
-        result = env.step(action)
-        outcomes.append(step_outcome(target, result, action.primitive))
+        out, result, outcome = policy_step(policy, env, obs)
+        decide_ms.append(out.timings["total_ms"])
+        outcomes.append(outcome)
         if record is not None:
             # One picture per step: the maps on the view the policy saw, with what the step did.
             record.mkdir(parents=True, exist_ok=True)
