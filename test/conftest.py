@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,16 +26,55 @@ Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
 os.environ["ROS_PYTHON_CHECK_FIELDS"] = "1"
 
 
-@pytest.fixture
-def ros_context():
-    """A fresh, initialised rclpy Context; shut down after the test."""
-    rclpy = pytest.importorskip("rclpy")
+@contextlib.contextmanager
+def ros_session() -> Iterator[Any]:
+    """A fresh, initialised rclpy Context; at the end every node made in it is destroyed, then it is shut down.
+
+    A node nobody destroyed keeps its DDS participant, and with it its topics and services, in the graph of
+    every later test of the process, however its context ended: nine stale ``/cliport/propose`` servers of
+    earlier tests once left a client's ``service_is_ready`` false for a minute. So the nodes a test leaves
+    alive (a peer it made, a node a failed assertion skipped the destruction of) are destroyed here."""
+    import rclpy
+    from rclpy.node import Node
+
     context = rclpy.Context()
     rclpy.init(context=context)
+    made: list[Node] = []
+    original_init = Node.__init__
+
+    def tracked_init(node: Node, *args: Any, **kwargs: Any) -> None:
+        original_init(node, *args, **kwargs)
+        if node.context is context:
+            made.append(node)
+
+    Node.__init__ = tracked_init  # subclasses reach it through super().__init__
     try:
         yield context
     finally:
+        Node.__init__ = original_init
+        for node in reversed(made):
+            if _alive(node):
+                node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def _alive(node: Any) -> bool:
+    """Whether ``node`` has not been destroyed (a destroyed node's handle raises InvalidHandle)."""
+    from rclpy.exceptions import InvalidHandle
+
+    try:
+        with node.handle:
+            return True
+    except InvalidHandle:
+        return False
+
+
+@pytest.fixture
+def ros_context():
+    """A fresh, initialised rclpy Context (``ros_session``): its nodes are destroyed after the test."""
+    pytest.importorskip("rclpy")
+    with ros_session() as context:
+        yield context
 
 
 def spin_until(executor, predicate, timeout: float = 10.0) -> bool:

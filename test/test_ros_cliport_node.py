@@ -138,6 +138,8 @@ def rig(tmp_path, ros_context, policy, random_checkpoint):
     for node in nodes:
         node.stop_worker()
     executor.shutdown()
+    for node in (*nodes, cams, client):
+        node.destroy_node()
 
 
 def feed_images(rig, node):
@@ -536,13 +538,54 @@ def test_a_step_finishing_after_the_node_was_destroyed_publishes_nothing_and_doe
     node._publish_overlay(None, "x", "step 1: executed", PickPlace())  # never reaches the destroyed publisher
 
 
+def test_a_finished_ros_session_takes_the_nodes_left_alive_out_of_the_graph():
+    """A node its test never destroyed (still referenced here) leaves the graph when its session ends, so no
+    later test finds stale servers of its services (nine stale /cliport/propose servers once did)."""
+    from conftest import ros_session
+    from rclpy.node import Node
+
+    def seen(observer, name):
+        return name in observer.get_node_names()
+
+    def wait(predicate, timeout):
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return predicate()
+
+    with ros_session() as watching:
+        observer = Node("graph_observer", context=watching)
+        with ros_session() as finished:
+            left = Node("left_alive_by_its_test", context=finished)
+            assert wait(lambda: seen(observer, "left_alive_by_its_test"), 30)
+        assert left is not None  # the test still holds the node
+        assert wait(lambda: not seen(observer, "left_alive_by_its_test"), 30), observer.get_node_names()
+
+
+def _propose_servers(rig) -> str:
+    """Which nodes of the graph serve /cliport/propose, and which cliport processes run: why a client waits."""
+    import subprocess
+
+    servers = []
+    for name, namespace in rig.client.get_node_names_and_namespaces():
+        try:
+            services = rig.client.get_service_names_and_types_by_node(name, namespace)
+        except Exception as exc:  # a node that left the graph between the two calls
+            services = [(f"<{exc}>", [])]
+        if any(s == "/cliport/propose" for s, _ in services):
+            servers.append(f"{namespace.rstrip('/')}/{name}")
+    ps = subprocess.run(["ps", "-eo", "pid,etime,args"], capture_output=True, text=True).stdout
+    procs = [line for line in ps.splitlines() if "cliport" in line and "pytest" not in line]
+    return f"servers of /cliport/propose: {servers}; cliport processes: {procs}"
+
+
 def propose(rig, instruction, run_policy=True):
     from cliport_ros.srv import Propose
 
     if not hasattr(rig, "propose_client"):
         rig.propose_client = rig.client.create_client(Propose, "/cliport/propose")
     # discovery of a new service can take tens of seconds on a loaded machine
-    assert spin_until(rig.executor, rig.propose_client.service_is_ready, 60)
+    assert spin_until(rig.executor, rig.propose_client.service_is_ready, 60), _propose_servers(rig)
     future = rig.propose_client.call_async(Propose.Request(instruction=instruction, run_policy=run_policy))
     assert spin_until(rig.executor, future.done, 60)
     return future.result()

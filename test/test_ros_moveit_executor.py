@@ -192,6 +192,26 @@ def test_bad_parameters_fail_start_up_naming_the_parameter(ros_context, override
     assert named in str(error.value)
 
 
+def test_a_set_up_failing_after_moveit_started_shuts_it_down_and_leaves_the_graph(ros_context):
+    from conftest import _alive
+
+    made = []
+
+    def failing_gripper(node, config, group):
+        made.append(node)
+        raise RuntimeError("no gripper driver answers")
+
+    backend = RecordingMotionBackend()
+    with pytest.raises(RuntimeError, match="no gripper driver answers"):
+        MoveItExecutorNode(
+            context=ros_context,
+            backend_factory=lambda node, config: backend,
+            gripper_factory=failing_gripper,
+        )
+    (node,) = made
+    assert backend.shut_down and not _alive(node)
+
+
 class SuctionService(Node):
     def __init__(self, context):
         super().__init__("suction_driver", context=context)

@@ -138,6 +138,14 @@ class MoveItExecutorNode(Node):
         parameter_overrides: list[Any] | None = None,
     ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
+        try:
+            self._set_up(backend_factory, gripper_factory)
+        except BaseException:
+            # a set-up that fails part way leaves nothing behind: no node in the graph, no MoveIt running
+            self.destroy_node()
+            raise
+
+    def _set_up(self, backend_factory: BackendFactory, gripper_factory: GripperFactory) -> None:
         declare(self, EXECUTOR_PARAMETERS)
         cell_names = CellConfig().to_parameters().keys()
         self.config = CellConfig.from_parameters({n: self.get_parameter(n).value for n in cell_names})
@@ -226,10 +234,15 @@ class MoveItExecutorNode(Node):
         return result
 
     def destroy_node(self) -> None:
-        self.destroy_timer(self._cancel_watch)
-        self._server.destroy()
+        # also for a node whose set-up failed part way: only what was made is there to destroy
+        watch, server, backend = (getattr(self, name, None) for name in ("_cancel_watch", "_server", "backend"))
+        if watch is not None:
+            self.destroy_timer(watch)
+        if server is not None:
+            server.destroy()
         try:
-            self.backend.shutdown()
+            if backend is not None:
+                backend.shutdown()
         finally:
             super().destroy_node()
 
