@@ -228,7 +228,7 @@ def test_tasks_with_an_oracle_of_their_own_have_no_mistakes():
 def test_every_recovery_demo_of_a_sequential_task_holds_its_mistake():
     """stack-block-pyramid allows 12 steps for its 6 places: the mistake's step is one of the 6 the oracle makes
     (seed 2000 drew step 6 of 0..10 before, after the oracle's last place, and its demo showed no mistake)."""
-    from cliport_ros.sim.demos import run_oracle_episode
+    from cliport_ros.sim.demos import _MISTAKE_STREAM, run_oracle_episode
 
     with SimEnvironment("stack-block-pyramid-seq-seen-colors") as env:
         env.reset(2000, "train")
@@ -237,3 +237,7 @@ def test_every_recovery_demo_of_a_sequential_task_holds_its_mistake():
         # the mistake was executed, unrecorded: one step more than the demo holds
         assert outcome.episode is not None and env.step_count == len(outcome.episode.steps) + 1
         assert env.task.places_left(env.scene) == 0
+        # the demo names the recorded step that follows the mistake: the drawn step, as every step before it
+        # was one oracle place
+        drawn = int(np.random.default_rng([2000, _MISTAKE_STREAM]).integers(6))
+        assert outcome.episode.info == {"recovery_step": drawn}

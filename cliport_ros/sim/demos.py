@@ -55,9 +55,12 @@ def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> Epi
         places = max(1, min(env.max_steps - 1, env.task.places_left(env.scene)))
         mistake_at = int(np.random.default_rng([seed, _MISTAKE_STREAM]).integers(places))
     steps: list[Step] = []
+    info: dict[str, int] = {}
     while not env.done:
         if env.step_count == mistake_at:
             obs = env.step(env.mistake()).observation
+            # the recorded step that starts putting the mistake right (a training run may weigh it up)
+            info["recovery_step"] = len(steps)
             continue
         action = env.oracle()
         result = env.step(action)
@@ -75,7 +78,7 @@ def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> Epi
         )
         obs = result.observation
     full = env.score >= 100.0 - 1e-6 and bool(steps)  # a mistake that happened to finish the task shows nothing
-    episode = Episode(env.task_key, split, seed, env.score, tuple(steps), ws) if full else None
+    episode = Episode(env.task_key, split, seed, env.score, tuple(steps), ws, info) if full else None
     return EpisodeOutcome(seed, env.score, episode, env.renderer)
 
 
