@@ -20,28 +20,22 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from step_accuracy import add_episode_arguments, policy_and_env  # noqa: E402  (beside this script)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--task", default="stack-block-pyramid-seq-seen-colors")
-    parser.add_argument("--split", default="val", choices=("train", "val", "test"))
-    parser.add_argument("--n", type=int, default=20, help="episodes (indices 0..n-1 of the split)")
+    add_episode_arguments(parser)
     parser.add_argument("--still-mm", type=float, default=6.0, help="a place moving the object less is 'still'")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
     import numpy as np
-    import torch
 
-    from cliport_ros.model.policy import Policy
-    from cliport_ros.sim import SimEnvironment, seed_for
+    from cliport_ros.sim import seed_for
     from cliport_ros.sim.tasks.base import wrap_angle
     from cliport_ros.training.evaluate import policy_step
 
-    torch.set_num_threads(args.threads)
-    policy = Policy.load(args.checkpoint, device="cpu", precision="fp32")
-    env = SimEnvironment(args.task)
+    policy, env = policy_and_env(args)
     first_misses: list[dict] = []
     tolerances: dict[int, tuple[float, float]] = {}  # goal index -> (mm, degrees)
     recovered = still = places = 0
@@ -54,15 +48,16 @@ def main() -> None:
         steps = []
         while not env.done and len(steps) < env.max_steps:
             goal = env.task.active_goals()[0]
+            index = env.task.goals.index(goal)
             obj, ((tx, ty, tz), tyaw) = goal.objects[0], goal.targets[0]
             before, _ = env.scene.pose(obj)
             _, result, outcome = policy_step(policy, env, obs)
             pos, yaw = env.scene.pose(obj)
-            tolerances[env.task.goals.index(goal)] = (1000 * goal.position_tolerance, math.degrees(goal.yaw_tolerance))
+            tolerances[index] = (1000 * goal.position_tolerance, math.degrees(goal.yaw_tolerance))
             moved = 1000 * math.hypot(pos[0] - before[0], pos[1] - before[1])
             steps.append(
                 {
-                    "goal": env.task.goals.index(goal),
+                    "goal": index,
                     "outcome": outcome,
                     "xy_mm": round(1000 * math.hypot(pos[0] - tx, pos[1] - ty), 1),
                     "z_mm": round(1000 * (pos[2] - tz), 1),

@@ -22,24 +22,35 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_episode_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a measure over a checkpoint's episodes in the simulator (also episode_misses.py)."""
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--task", default="stack-block-pyramid-seq-seen-colors")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
     parser.add_argument("--n", type=int, default=20, help="episodes (indices 0..n-1 of the split)")
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
 
+
+def policy_and_env(args: argparse.Namespace):
+    """The checkpoint's policy (fp32 on the CPU, ``args.threads`` torch threads) and a simulator of the task."""
     import torch
 
     from cliport_ros.model.policy import Policy
-    from cliport_ros.sim import SimEnvironment, seed_for
-    from cliport_ros.training.evaluate import STEP_OUTCOMES, policy_step
+    from cliport_ros.sim import SimEnvironment
 
     torch.set_num_threads(args.threads)
-    policy = Policy.load(args.checkpoint, device="cpu", precision="fp32")
-    env = SimEnvironment(args.task)
+    return Policy.load(args.checkpoint, device="cpu", precision="fp32"), SimEnvironment(args.task)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_episode_arguments(parser)
+    args = parser.parse_args()
+
+    from cliport_ros.sim import seed_for
+    from cliport_ros.training.evaluate import STEP_OUTCOMES, policy_step
+
+    policy, env = policy_and_env(args)
     by_step: dict[int, list[str]] = {}
     start = time.perf_counter()
     for i in range(args.n):
