@@ -27,7 +27,7 @@ os.environ["ROS_PYTHON_CHECK_FIELDS"] = "1"
 
 
 @contextlib.contextmanager
-def ros_session() -> Iterator[Any]:
+def fresh_ros_context() -> Iterator[Any]:
     """A fresh, initialised rclpy Context; at the end every node made in it is destroyed, then it is shut down.
 
     A node nobody destroyed keeps its DDS participant, and with it its topics and services, in the graph of
@@ -71,9 +71,9 @@ def _alive(node: Any) -> bool:
 
 @pytest.fixture
 def ros_context():
-    """A fresh, initialised rclpy Context (``ros_session``): its nodes are destroyed after the test."""
+    """A fresh, initialised rclpy Context (``fresh_ros_context``): its nodes are destroyed after the test."""
     pytest.importorskip("rclpy")
-    with ros_session() as context:
+    with fresh_ros_context() as context:
         yield context
 
 

@@ -137,9 +137,7 @@ def rig(tmp_path, ros_context, policy, random_checkpoint):
     )
     for node in nodes:
         node.stop_worker()
-    executor.shutdown()
-    for node in (*nodes, cams, client):
-        node.destroy_node()
+    executor.shutdown()  # the nodes are destroyed with the test's context (conftest.fresh_ros_context)
 
 
 def feed_images(rig, node):
@@ -538,10 +536,10 @@ def test_a_step_finishing_after_the_node_was_destroyed_publishes_nothing_and_doe
     node._publish_overlay(None, "x", "step 1: executed", PickPlace())  # never reaches the destroyed publisher
 
 
-def test_a_finished_ros_session_takes_the_nodes_left_alive_out_of_the_graph():
-    """A node its test never destroyed (still referenced here) leaves the graph when its session ends, so no
+def test_a_finished_ros_context_takes_the_nodes_left_alive_out_of_the_graph():
+    """A node its test never destroyed (still referenced here) leaves the graph when its context ends, so no
     later test finds stale servers of its services (nine stale /cliport/propose servers once did)."""
-    from conftest import ros_session
+    from conftest import fresh_ros_context
     from rclpy.node import Node
 
     def seen(observer, name):
@@ -553,9 +551,9 @@ def test_a_finished_ros_session_takes_the_nodes_left_alive_out_of_the_graph():
             time.sleep(0.1)
         return predicate()
 
-    with ros_session() as watching:
+    with fresh_ros_context() as watching:
         observer = Node("graph_observer", context=watching)
-        with ros_session() as finished:
+        with fresh_ros_context() as finished:
             left = Node("left_alive_by_its_test", context=finished)
             assert wait(lambda: seen(observer, "left_alive_by_its_test"), 30)
         assert left is not None  # the test still holds the node
