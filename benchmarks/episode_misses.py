@@ -40,7 +40,7 @@ def main() -> None:
     tolerances: dict[int, tuple[float, float]] = {}  # goal index -> (mm, degrees)
     recovered = still = places = 0
     start = time.perf_counter()
-    for i in range(args.n):
+    for i in range(args.first, args.first + args.n):
         seed = seed_for(args.split, i)
         obs = env.reset(seed=seed, split=args.split)
         if not env.task.sequential or not all(g.check_yaw for g in env.task.goals):
@@ -51,8 +51,14 @@ def main() -> None:
             index = env.task.goals.index(goal)
             obj, ((tx, ty, tz), tyaw) = goal.objects[0], goal.targets[0]
             before, _ = env.scene.pose(obj)
-            _, result, outcome = policy_step(policy, env, obs)
+            out, result, outcome = policy_step(policy, env, obs)
             pos, yaw = env.scene.pose(obj)
+            pick = out.pick_place.pick.position
+            # the goal whose target the named object ended nearest (another goal's spot: the wrong place was chosen)
+            nearest = min(
+                range(len(env.task.goals)),
+                key=lambda k: math.dist(pos[:2], env.task.goals[k].targets[0][0][:2]),
+            )
             tolerances[index] = (1000 * goal.position_tolerance, math.degrees(goal.yaw_tolerance))
             moved = 1000 * math.hypot(pos[0] - before[0], pos[1] - before[1])
             steps.append(
@@ -63,6 +69,8 @@ def main() -> None:
                     "z_mm": round(1000 * (pos[2] - tz), 1),
                     "yaw_deg": round(math.degrees(wrap_angle(yaw - tyaw, env.scene.objects[obj].symmetry)), 1),
                     "moved_mm": round(moved, 1),
+                    "nearest_goal": nearest,
+                    "pick_offset_mm": round(1000 * math.hypot(pick[0] - before[0], pick[1] - before[1]), 1),
                 }
             )
             if outcome == "place_wrong":
@@ -92,6 +100,7 @@ def main() -> None:
                 "task": args.task,
                 "split": args.split,
                 "episodes": args.n,
+                "first": args.first,
                 "with_a_miss": len(first_misses),
                 "recovered_after_it": recovered,
                 "first_miss_kind": {k: kinds.count(k) for k in sorted(set(kinds))},

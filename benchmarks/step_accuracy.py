@@ -27,7 +27,8 @@ def add_episode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--task", default="stack-block-pyramid-seq-seen-colors")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
-    parser.add_argument("--n", type=int, default=20, help="episodes (indices 0..n-1 of the split)")
+    parser.add_argument("--n", type=int, default=20, help="episodes (indices first..first+n-1 of the split)")
+    parser.add_argument("--first", type=int, default=0, help="index of the first episode of the split")
     parser.add_argument("--threads", type=int, default=1)
 
 
@@ -53,7 +54,7 @@ def main() -> None:
     policy, env = policy_and_env(args)
     by_step: dict[int, list[str]] = {}
     start = time.perf_counter()
-    for i in range(args.n):
+    for i in range(args.first, args.first + args.n):
         seed = seed_for(args.split, i)
         k = 0
         while True:
@@ -73,6 +74,7 @@ def main() -> None:
                 "task": args.task,
                 "split": args.split,
                 "episodes": args.n,
+                "first": args.first,
                 "steps_judged": sum(len(v) for v in by_step.values()),
                 "step_right": round(
                     sum(r * len(by_step[k]) for k, r in rates.items()) / sum(map(len, by_step.values())), 3
