@@ -109,3 +109,31 @@ def test_cli_style_config_trains_on_two_folders(folders, tmp_path):
         TrainConfig(tasks=(TASK,), out="x", operator_weight=0)
     with pytest.raises(ValueError, match="n_demos must be a non-negative integer"):
         TrainConfig(tasks=(TASK,), out="x", n_demos=-1)
+
+
+def test_step_weights_draw_the_steps_of_a_demo_by_their_index(folders):
+    sim, recorded = folders  # sim: three demos of two oracle steps
+    demos, _ = load_samples(sim, TASK, 0, step_weights={1: 3.0})
+    assert [s.weight for episode in demos for s in episode] == [1.0, 3.0] * 3
+    source = SampleSource({TASK: demos}, seed=0)
+    draws = [source.next() for _ in range(20000)]
+    second = sum(any(d is episode[1] for episode in demos) for d in draws) / len(draws)
+    assert second == pytest.approx(0.75, abs=0.015)  # 3 of 4 per demo
+    # an operator's step at a weighted index weighs both
+    mixed, _ = load_samples(recorded, TASK, 0, operator_weight=4.0, step_weights={1: 3.0})
+    assert [s.weight for episode in mixed for s in episode] == [1.0, 12.0, 4.0]
+    assert TrainConfig(tasks=(TASK,), out="x", step_weights={"3": 4}).step_weights == {3: 4.0}  # as saved in JSON
+    with pytest.raises(ValueError, match="step_weights maps a step's index"):
+        TrainConfig(tasks=(TASK,), out="x", step_weights={-1: 2.0})
+    with pytest.raises(ValueError, match=r"the weight of step 1 must be in \(0, 1000\]"):
+        TrainConfig(tasks=(TASK,), out="x", step_weights={1: 0})
+
+
+def test_the_step_weight_option_reads_index_equals_weight():
+    from cliport_ros.training.commands import _step_weights
+
+    assert _step_weights(["3=4", "1=2.5"]) == {3: 4.0, 1: 2.5}
+    assert _step_weights([]) == {}
+    for bad in ("3", "x=2", "3=y"):
+        with pytest.raises(ValueError, match=r"--step-weight takes INDEX=WEIGHT \(e.g. 3=4\), got"):
+            _step_weights([bad])

@@ -18,6 +18,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _step_weights(items: list[str]) -> dict[int, float]:
+    """``["3=4", "1=2"]`` -> ``{3: 4.0, 1: 2.0}``; ValueError naming the item that is not INDEX=WEIGHT."""
+    weights: dict[int, float] = {}
+    for item in items:
+        index, sep, weight = item.partition("=")
+        try:
+            weights[int(index)] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"--step-weight takes INDEX=WEIGHT (e.g. 3=4), got {item!r}")
+    return weights
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -76,6 +90,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="how much more often a step an operator chose (console correction or demonstration) is drawn "
         "than any other step of its task (default 1)",
+    )
+    p.add_argument(
+        "--step-weight",
+        action="append",
+        default=[],
+        metavar="INDEX=WEIGHT",
+        help="draw the INDEX-th step of every demo (from 0) WEIGHT times as often as the others; repeatable "
+        "(e.g. --step-weight 3=4: a sequential task's step where only the instruction says where)",
     )
     p.add_argument("--steps", type=_positive_int, default=20000, help="training iterations (default: 20000)")
     p.add_argument("--out", required=True, help="run folder (resumed when it holds last/train_state.pt)")
@@ -218,6 +240,7 @@ def _train_run(args: argparse.Namespace) -> int:
             place_symmetry=args.place_symmetry,
             clip_lr_scale=args.clip_lr_scale,
             operator_weight=args.operator_weight,
+            step_weights=_step_weights(args.step_weight),
             batch_size=args.batch_size,
         )
         validate = sim_validator(tasks, args.val_episodes) if args.val_every else None

@@ -16,7 +16,7 @@ import math
 import pickle
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,9 @@ class TrainConfig:
     # how much more often a step an operator chose (a correction or demonstration recorded by the console)
     # is drawn than any other step of its task
     operator_weight: float = 1.0
+    # step index in its demo -> how much more often that step is drawn (a sequential task's step where the
+    # instruction alone decides, say); multiplies operator_weight
+    step_weights: dict = field(default_factory=dict)
     # samples per optimiser step on each process (the global batch is this times the number of processes)
     batch_size: int = 1
 
@@ -110,6 +113,23 @@ class TrainConfig:
             and 0 < self.operator_weight <= 1000
         ):
             raise ValueError(f"operator_weight must be a number in (0, 1000], got {self.operator_weight!r}")
+        weights = {}
+        for index, weight in dict(self.step_weights).items():
+            try:
+                index = int(index)  # JSON keys of a saved config are strings
+            except (TypeError, ValueError):
+                index = -1
+            if index < 0 or not (
+                isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
+            ):
+                raise ValueError(
+                    f"step_weights maps a step's index in its demo (0, 1, ...) to a weight in (0, 1000], got "
+                    f"{self.step_weights!r}"
+                )
+            if not 0 < weight <= 1000:
+                raise ValueError(f"step_weights: the weight of step {index} must be in (0, 1000], got {weight!r}")
+            weights[index] = float(weight)
+        object.__setattr__(self, "step_weights", weights)
         if not self.tasks or not all(isinstance(t, str) and t for t in self.tasks):
             raise ValueError(f"tasks must be one or more task names, got {self.tasks!r}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -340,10 +360,13 @@ def load_samples(
     n_demos: int,
     split: str = "train",
     operator_weight: float = 1.0,
+    step_weights: Mapping[int, float] | None = None,
 ) -> tuple[list[list[TrainSample]], Workspace]:
     """The first ``n_demos`` demos of ``task`` (0: all) over one folder or several, in folder order then by
     seed (one list of samples per episode), and their workspace. Episodes an operator marked failed are left
-    out; steps an operator chose weigh ``operator_weight``."""
+    out; steps an operator chose weigh ``operator_weight``, times ``step_weights[i]`` for the i-th step of a
+    demo."""
+    step_weights = dict(step_weights or {})
     from cliport_ros.data import list_episodes, load_episode
 
     folders = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
@@ -378,9 +401,9 @@ def load_samples(
                     place_yaw=float(s.place.yaw),
                     task=task,
                     source=s.source,
-                    weight=operator_weight if s.source == "operator" else 1.0,
+                    weight=(operator_weight if s.source == "operator" else 1.0) * step_weights.get(i, 1.0),
                 )
-                for s in episode.steps
+                for i, s in enumerate(episode.steps)
             ]
         )
     if n_demos and len(out) < n_demos:
@@ -524,7 +547,9 @@ def _train(
     if demos is None:
         demos = {}
         for task in cfg.tasks:
-            demos[task], task_workspace = load_samples(cfg.data, task, cfg.n_demos, operator_weight=cfg.operator_weight)
+            demos[task], task_workspace = load_samples(
+                cfg.data, task, cfg.n_demos, operator_weight=cfg.operator_weight, step_weights=cfg.step_weights
+            )
             if workspace is not None and task_workspace != workspace:
                 raise ValueError(f"the demos of {task!r} were recorded over another workspace: {task_workspace}")
             workspace = task_workspace
