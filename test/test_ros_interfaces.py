@@ -87,7 +87,11 @@ def run_action(
     client._node.destroy_subscription(tap)
     everything = [str(f) for f in feedback()]
     got = [str(f) for f in delivered]
-    assert any(everything[i : i + len(got)] == got for i in range(len(everything) - len(got) + 1)), (got, everything)
+    # on failure, the stages alone, so that both lists fit in the report
+    stages = ([f.stage for f in delivered], [f.stage for f in feedback()])
+    assert any(everything[i : i + len(got)] == got for i in range(len(everything) - len(got) + 1)), (
+        f"feedback stages given to the callback, then published: {stages}"
+    )
     return response.status, response.result, feedback()
 
 
