@@ -66,7 +66,6 @@ def main() -> None:
         goals = env.task.goals
         spots = {k: np.array(ws.xyz_to_pixel(goals[k].targets[0][0])) for k in (args.goal, OTHER_SPOT[args.goal])}
         row = {"seed": seed}
-        landed = {}
         for which, text, spot in (
             ("asked", obs.instruction, args.goal),
             ("other", other_instruction(obs.instruction, args.goal, goals), OTHER_SPOT[args.goal]),
@@ -79,10 +78,9 @@ def main() -> None:
                 k: round(float(heat[max(0, r - 6) : r + 7, max(0, c - 6) : c + 7].sum()), 3)
                 for k, (r, c) in spots.items()
             }
-            landed[which] = nearest == spot
             named[which] += nearest == spot
             row[which] = {"instruction": text, "on_named_spot": nearest == spot, "mass_by_goal": mass}
-        follows += landed["asked"] and landed["other"]
+        follows += row["asked"]["on_named_spot"] and row["other"]["on_named_spot"]
         print(json.dumps(row), flush=True)
     print(
         json.dumps(

@@ -88,9 +88,9 @@ def run_action(
     everything = [str(f) for f in feedback()]
     got = [str(f) for f in delivered]
     # on failure, the stages alone, so that both lists fit in the report
-    stages = ([f.stage for f in delivered], [f.stage for f in feedback()])
     assert any(everything[i : i + len(got)] == got for i in range(len(everything) - len(got) + 1)), (
-        f"feedback stages given to the callback, then published: {stages}"
+        f"feedback stages given to the callback, then published: {[f.stage for f in delivered]}, "
+        f"{[f.stage for f in feedback()]}"
     )
     return response.status, response.result, feedback()
 

@@ -243,33 +243,29 @@ def test_every_recovery_demo_of_a_sequential_task_holds_its_mistake():
         assert outcome.episode.info == {"recovery_step": drawn}
 
 
-def test_the_any_order_pyramid_has_the_papers_scene_and_goals_in_an_order_the_pyramid_allows():
+def test_the_any_order_pyramid_has_the_papers_scene_and_goals_in_an_order_the_pyramid_allows(envs):
     """stack-block-pyramid-any-order: the seed's scene and instructions of stack-block-pyramid-seq, the base row
     in a drawn order, then the middle pair in a drawn order, the top last; the oracle finishes it."""
-    seq = SimEnvironment("stack-block-pyramid-seq-seen-colors", renderer="tiny")
-    anyo = SimEnvironment("stack-block-pyramid-any-order-seen-colors", renderer="tiny")
-    try:
-        orders = set()
-        for seed in (0, 2, 4, 6, 8, 10):
-            seq.reset(seed, "train")
-            anyo.reset(seed, "train")
-            for a, b in zip(sorted(seq.scene.objects), sorted(anyo.scene.objects), strict=True):
-                np.testing.assert_allclose(seq.scene.pose(a)[0], anyo.scene.pose(b)[0])
-            paper = [g.instruction for g in seq.task.goals]
-            order = tuple(paper.index(g.instruction) for g in anyo.task.goals)
-            assert sorted(order[:3]) == [0, 1, 2] and sorted(order[3:5]) == [3, 4] and order[5] == 5
-            orders.add(order)
-        assert len(orders) >= 3  # the order is drawn, not fixed
-        obs = anyo.reset(4, "train")
-        asked = []
-        while not anyo.done:
-            asked.append(obs.instruction)
-            assert PYRAMID.match(obs.instruction), obs.instruction
-            result = anyo.step(anyo.oracle())
-            assert result.success, result.message
-            obs = result.observation
-        assert anyo.score == pytest.approx(100.0) and anyo.step_count == 6
-        assert asked == [g.instruction for g in anyo.task.goals]
-    finally:
-        seq.close()
-        anyo.close()
+    seq = envs("stack-block-pyramid-seq-seen-colors")
+    anyo = envs("stack-block-pyramid-any-order-seen-colors")
+    orders = set()
+    for seed in (0, 2, 4, 6, 8, 10):
+        seq.reset(seed, "train")
+        anyo.reset(seed, "train")
+        for a, b in zip(sorted(seq.scene.objects), sorted(anyo.scene.objects), strict=True):
+            np.testing.assert_allclose(seq.scene.pose(a)[0], anyo.scene.pose(b)[0])
+        paper = [g.instruction for g in seq.task.goals]
+        order = tuple(paper.index(g.instruction) for g in anyo.task.goals)
+        assert sorted(order[:3]) == [0, 1, 2] and sorted(order[3:5]) == [3, 4] and order[5] == 5
+        orders.add(order)
+    assert len(orders) >= 3  # the order is drawn, not fixed
+    obs = anyo.reset(4, "train")
+    asked = []
+    while not anyo.done:
+        asked.append(obs.instruction)
+        assert PYRAMID.match(obs.instruction), obs.instruction
+        result = anyo.step(anyo.oracle())
+        assert result.success, result.message
+        obs = result.observation
+    assert anyo.score == pytest.approx(100.0) and anyo.step_count == 6
+    assert asked == [g.instruction for g in anyo.task.goals]

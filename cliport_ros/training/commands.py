@@ -24,11 +24,11 @@ def _step_weights(items: list[str]) -> dict[int, float]:
     for item in items:
         index, sep, weight = item.partition("=")
         try:
+            if not sep:
+                raise ValueError(item)
             weights[int(index)] = float(weight)
         except ValueError:
-            sep = ""
-        if not sep:
-            raise ValueError(f"--step-weight takes INDEX=WEIGHT (e.g. 3=4), got {item!r}")
+            raise ValueError(f"--step-weight takes INDEX=WEIGHT (e.g. 3=4), got {item!r}") from None
     return weights
 
 
