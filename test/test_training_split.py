@@ -238,6 +238,21 @@ def test_averaging_checkpoints_takes_the_mean_of_their_weights(tmp_path, capsys)
     assert meta["nets"] == "place" and meta["tasks"] == ["t"]
     assert [m["step"] for m in meta["averaged_from"]] == [0, 100, 200]
 
+    # a fine-tuned net averaged with the model it started from (trained on another task, and on both nets):
+    # the mean was trained on both tasks, so the node still finds it for the first one
+    merged = {"pick": {"path": "p", "step": 1}, "place": {"path": "q", "step": 2}}
+    Policy.load(paths[0], device="cpu").save(
+        tmp_path / "shipped", metadata={"tasks": ["a"], "nets": "all", "merged_from": merged}
+    )
+    Policy.load(paths[1], device="cpu").save(tmp_path / "tuned", metadata={"tasks": ["b", "a"], "nets": "place"})
+    average_checkpoints([tmp_path / "shipped", tmp_path / "tuned"], tmp_path / "soup")
+    meta = json.loads((tmp_path / "soup" / "config.json").read_text())["metadata"]
+    assert meta["tasks"] == ["a", "b"] and meta["nets"] == "all" and "merged_from" not in meta
+    assert meta["averaged_from"] == [
+        {"path": str(tmp_path / "shipped"), "step": 0, "tasks": ["a"], "nets": "all", "merged_from": merged},
+        {"path": str(tmp_path / "tuned"), "step": 100, "tasks": ["b", "a"], "nets": "place"},
+    ]
+
     with pytest.raises(ValueError, match="at least two checkpoints, got 1"):
         average_checkpoints(paths[:1], tmp_path / "bad")
     Policy(small_cfg(clip_per_net=True, lang_layers=4), workspace=WS, device="cpu").save(tmp_path / "other")

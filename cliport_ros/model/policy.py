@@ -562,13 +562,13 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path, weights: s
     steps' noise they average out. Integer tensors (batch-norm counters) are the last checkpoint's."""
     if len(paths) < 2:
         raise ValueError(f"averaging needs at least two checkpoints, got {len(paths)}")
-    cfg, workspace, last_meta, state = read_checkpoint(paths[0])
+    cfg, workspace, meta, state = read_checkpoint(paths[0])
     keys = set(state)
     sums = {k: v.double() for k, v in state.items() if v.is_floating_point()}
-    metas = [{"path": str(paths[0]), "step": last_meta.get("step")}]
+    inputs = [meta]
     for path in paths[1:]:
-        other_cfg, other_ws, last_meta, state = read_checkpoint(path)
-        metas.append({"path": str(path), "step": last_meta.get("step")})
+        other_cfg, other_ws, meta, state = read_checkpoint(path)
+        inputs.append(meta)
         if other_cfg != cfg:
             raise CheckpointError(
                 f"{paths[0]} and {path} have different model configs ({cfg.differing_fields(other_cfg)})"
@@ -584,8 +584,27 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path, weights: s
     model = _model_for_stored_weights(cfg)
     load_state(model, state, f"the mean of {len(paths)} checkpoints")
     policy = Policy(cfg, workspace, device="cpu", precision="fp32", model=model)
-    policy.metadata = {
-        **{k: v for k, v in last_meta.items() if k in ("tasks", "nets", "merged_from")},
-        "averaged_from": metas,
-    }
+    policy.metadata = _averaged_metadata(paths, inputs)
     return policy.save(out, weights=weights)
+
+
+def _averaged_metadata(paths: Sequence[str | Path], inputs: list[dict]) -> dict:
+    """What an average of checkpoints was trained on: every input's tasks (the node picks a shipped model by
+    them) and nets, and each input's own record."""
+    tasks: list = []
+    for meta in inputs:
+        tasks += [t for t in meta.get("tasks", []) if t not in tasks]
+    nets = {meta.get("nets", "all") for meta in inputs}
+    metadata: dict = {"tasks": tasks, "nets": nets.pop() if len(nets) == 1 else "all"}
+    merged = [meta.get("merged_from") for meta in inputs]
+    if merged[0] is not None and all(m == merged[0] for m in merged):
+        metadata["merged_from"] = merged[0]
+    metadata["averaged_from"] = [
+        {
+            "path": str(path),
+            "step": meta.get("step"),
+            **{k: meta[k] for k in ("tasks", "nets", "merged_from") if k in meta},
+        }
+        for path, meta in zip(paths, inputs)
+    ]
+    return metadata
