@@ -74,4 +74,5 @@ def test_each_shipped_model_loads_fits_in_25_mb_and_is_the_one_its_task_gets(nam
     assert sum(f.stat().st_size for f in folder.iterdir()) <= 25_000_000
     assert shipped_checkpoint_for(task) == (folder, True)
     policy = Policy.load(folder, device="cpu")
-    assert policy.cfg.name == "tiny" and policy.metadata["tasks"] == [task] and policy.metadata["nets"] == "all"
+    # a model may also record the tasks of the demos it was fine-tuned on; its own task comes first
+    assert policy.cfg.name == "tiny" and policy.metadata["tasks"][0] == task and policy.metadata["nets"] == "all"
