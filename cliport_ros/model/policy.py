@@ -591,9 +591,7 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path, weights: s
 def _averaged_metadata(paths: Sequence[str | Path], inputs: list[dict]) -> dict:
     """What an average of checkpoints was trained on: every input's tasks (the node picks a shipped model by
     them) and nets, and each input's own record."""
-    tasks: list = []
-    for meta in inputs:
-        tasks += [t for t in meta.get("tasks", []) if t not in tasks]
+    tasks = list(dict.fromkeys(t for meta in inputs for t in meta.get("tasks", [])))  # in order, once each
     nets = {meta.get("nets", "all") for meta in inputs}
     metadata: dict = {"tasks": tasks, "nets": nets.pop() if len(nets) == 1 else "all"}
     merged = [meta.get("merged_from") for meta in inputs]
