@@ -113,6 +113,7 @@ def test_merge_takes_the_pick_net_of_one_run_and_the_place_nets_of_another(tmp_p
     assert not torch.equal(outputs(runs["place"], s)[0], pick)
     meta = json.loads((merged_path / "config.json").read_text())["metadata"]
     assert meta["nets"] == "all" and meta["merged_from"]["place"]["step"] == 3
+    assert meta["tasks"] == ["t"]
 
     with pytest.raises(CheckpointError, match="trained only the place net: its pick net is untrained"):
         merge_halves(tmp_path / "place", tmp_path / "place", tmp_path / "bad")
@@ -124,9 +125,11 @@ def test_merge_takes_the_pick_net_of_one_run_and_the_place_nets_of_another(tmp_p
     torch.manual_seed(0)
     place_cfg = small_cfg(clip_per_net=True, place_input_conv=True, normalized_correlation=True)
     scaled = Policy(place_cfg, workspace=WS, device="cpu")
-    scaled.save(tmp_path / "scaled", metadata={"tasks": ["t"], "nets": "place", "step": 5})
+    scaled.save(tmp_path / "scaled", metadata={"tasks": ["u", "t"], "nets": "place", "step": 5})
     both = Policy.load(merge_halves(tmp_path / "pick", tmp_path / "scaled", tmp_path / "both"), device="cpu")
     assert both.cfg == place_cfg
+    # a place half fine-tuned on another task too: the merge is for both tasks (the node picks models by them)
+    assert both.metadata["tasks"] == ["t", "u"]
     pick, place = outputs(both, s)
     assert torch.equal(pick, pick_ref) and torch.equal(place, outputs(scaled, s)[1])
     shared = Policy(small_cfg(), workspace=WS, device="cpu")

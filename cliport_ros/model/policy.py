@@ -546,7 +546,7 @@ def merge_halves(pick_path: str | Path, place_path: str | Path, out: str | Path,
     load_state(model, state, f"{sources['pick']} + {sources['place']}")
     policy = Policy(cfg, workspace, device="cpu", precision="fp32", model=model)
     policy.metadata = {
-        "tasks": pick_meta.get("tasks", []),
+        "tasks": _joined_tasks([pick_meta, place_meta]),
         "nets": "all",
         "merged_from": {
             half: {"path": str(path), "step": meta.get("step"), "tasks": meta.get("tasks")}
@@ -588,10 +588,16 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path, weights: s
     return policy.save(out, weights=weights)
 
 
+def _joined_tasks(inputs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The tasks recorded by checkpoints joined into one: in order, each once (the node picks a shipped model by
+    them, so a merge or an average must keep every input's)."""
+    return list(dict.fromkeys(t for meta in inputs for t in meta.get("tasks", [])))
+
+
 def _averaged_metadata(paths: Sequence[str | Path], inputs: list[dict]) -> dict:
     """What an average of checkpoints was trained on: every input's tasks (the node picks a shipped model by
     them) and nets, and each input's own record."""
-    tasks = list(dict.fromkeys(t for meta in inputs for t in meta.get("tasks", [])))  # in order, once each
+    tasks = _joined_tasks(inputs)
     nets = {meta.get("nets", "all") for meta in inputs}
     metadata: dict = {"tasks": tasks, "nets": nets.pop() if len(nets) == 1 else "all"}
     merged = [meta.get("merged_from") for meta in inputs]
