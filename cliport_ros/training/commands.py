@@ -23,12 +23,13 @@ def _step_weights(items: list[str]) -> dict[int, float]:
     weights: dict[int, float] = {}
     for item in items:
         index, sep, weight = item.partition("=")
+        message = f"--step-weight takes INDEX=WEIGHT (e.g. 3=4), got {item!r}"
+        if not sep:
+            raise ValueError(message)
         try:
-            if not sep:
-                raise ValueError(item)
             weights[int(index)] = float(weight)
         except ValueError:
-            raise ValueError(f"--step-weight takes INDEX=WEIGHT (e.g. 3=4), got {item!r}") from None
+            raise ValueError(message) from None
     return weights
 
 
