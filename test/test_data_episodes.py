@@ -309,3 +309,16 @@ def test_recovery_demos_are_refused_for_a_task_with_its_own_oracle(tmp_path):
 
     with pytest.raises(ValueError, match="oracle of its own"):
         generate_demos("separating-piles-seen-colors", "train", 1, tmp_path, mistakes=True, progress=False)
+
+
+def test_a_mistake_step_needs_mistakes_and_is_not_negative(tmp_path, capsys):
+    from cliport_ros.cli import main
+    from cliport_ros.sim.demos import generate_demos
+
+    for kwargs in ({"mistake_step": 3}, {"mistakes": True, "mistake_step": -1}):
+        with pytest.raises(ValueError, match="a mistake's step goes with --mistakes and is >= 0"):
+            generate_demos("put-block-in-bowl-seen-colors", "train", 1, tmp_path, progress=False, **kwargs)
+    args = ["demos", "put-block-in-bowl-seen-colors", "--n", "1", "--out", str(tmp_path), "--mistake-step", "0"]
+    assert main(args) == 2
+    assert "goes with --mistakes" in json.loads(capsys.readouterr().out)["error"]
+    assert not list(tmp_path.iterdir())  # nothing written

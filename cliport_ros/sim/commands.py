@@ -55,6 +55,14 @@ def _demos_args(parser: argparse.ArgumentParser) -> None:
         "recorded), then the oracle puts it right; give them seeds of their own (--seed)",
     )
     parser.add_argument(
+        "--mistake-step",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --mistakes: the wrong place at the oracle's step K (from 0) of every episode, e.g. the step "
+        "where a policy goes wrong (default: a step drawn from each seed)",
+    )
+    parser.add_argument(
         "--shard",
         type=_shard,
         default=(0, 1),
@@ -105,6 +113,7 @@ def _demos_run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             mistakes=args.mistakes,
             shard=args.shard,
+            mistake_step=args.mistake_step,
         )
     except ValueError as exc:
         print(json.dumps({"error": str(exc)}))

@@ -37,13 +37,16 @@ class EpisodeOutcome:
     renderer: str = ""
 
 
-def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> EpisodeOutcome:
+def run_oracle_episode(
+    env, seed: int, split: str, mistake: bool = False, mistake_step: int | None = None
+) -> EpisodeOutcome:
     """Roll out the oracle for one seed; the episode's steps hold the observation *before* each action.
 
     With ``mistake``, one step drawn from the seed executes ``env.mistake()`` instead and is not recorded: the
     demo shows the oracle recovering from a wrong place, a state that plain demos never show. The step is one
     of those the oracle would make (``Task.places_left`` after the reset), and one of the first
-    ``max_steps - 1``, so that a step is left to put it right.
+    ``max_steps - 1``, so that a step is left to put it right. ``mistake_step`` fixes that step instead (for
+    demos of the step where a policy goes wrong); ValueError if the episode has no such step.
     """
     obs = env.reset(seed, split)
     ws = env.workspace
@@ -53,7 +56,15 @@ def run_oracle_episode(env, seed: int, split: str, mistake: bool = False) -> Epi
             raise ValueError(f"{env.task_key}: one step per episode leaves no step to recover from a mistake")
         # not beyond the oracle's last step: an episode that ends first would show no mistake at all
         places = max(1, min(env.max_steps - 1, env.task.places_left(env.scene)))
-        mistake_at = int(np.random.default_rng([seed, _MISTAKE_STREAM]).integers(places))
+        if mistake_step is None:
+            mistake_at = int(np.random.default_rng([seed, _MISTAKE_STREAM]).integers(places))
+        elif 0 <= mistake_step < places:
+            mistake_at = mistake_step
+        else:
+            raise ValueError(
+                f"{env.task_key}: the mistake's step must be one of the oracle's first {places} (0..{places - 1}), "
+                f"got {mistake_step}"
+            )
     steps: list[Step] = []
     info: dict[str, int] = {}
     while not env.done:
@@ -93,8 +104,8 @@ def _worker_init(task: str, robot: str, renderer: str) -> None:
     _WORKER_ENV = SimEnvironment(task, robot=robot, renderer=renderer)
 
 
-def _worker_run(seed: int, split: str, mistake: bool) -> EpisodeOutcome:
-    return run_oracle_episode(_WORKER_ENV, seed, split, mistake)
+def _worker_run(seed: int, split: str, mistake: bool, mistake_step: int | None) -> EpisodeOutcome:
+    return run_oracle_episode(_WORKER_ENV, seed, split, mistake, mistake_step)
 
 
 def _check_existing(path: Path, task: str, split: str) -> None:
@@ -137,10 +148,12 @@ def generate_demos(
     progress: bool = True,
     mistakes: bool = False,
     shard: tuple[int, int] = (0, 1),
+    mistake_step: int | None = None,
 ) -> dict:
     """Write ``n`` full-score oracle episodes of ``task``/``split`` into ``out``; returns the summary.
 
-    ``mistakes``: recovery demos, one wrong place per episode (see :func:`run_oracle_episode`).
+    ``mistakes``: recovery demos, one wrong place per episode (see :func:`run_oracle_episode`), at the step
+    ``mistake_step`` of each if given, else at one drawn from the seed.
     ``shard``: ``(i, count)`` makes this run one of ``count`` that share the run's seeds without overlap: it
     takes the seeds at positions i, i + count, i + 2 count, ... of the run's sequence (start, start + 2, ...)
     and writes its part of ``n`` (``n // count``, one more for the first ``n % count`` shards), so ``count``
@@ -153,6 +166,8 @@ def generate_demos(
     key = made.key
     if mistakes and not made.supports_mistakes:
         raise ValueError(f"{key} has an oracle of its own, so no recovery demos (--mistakes); drop the flag")
+    if mistake_step is not None and (not mistakes or mistake_step < 0):
+        raise ValueError(f"a mistake's step goes with --mistakes and is >= 0, got {mistake_step}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
     if n < 0:
@@ -228,7 +243,7 @@ def generate_demos(
                     from cliport_ros.sim.environment import SimEnvironment
 
                     env = SimEnvironment(key, robot=robot, renderer=renderer)
-                consume(run_oracle_episode(env, seed, split, mistakes))
+                consume(run_oracle_episode(env, seed, split, mistakes, mistake_step))
         finally:
             if env is not None:
                 env.close()
@@ -249,7 +264,7 @@ def generate_demos(
                         if bar is not None:
                             bar.update(1)
                         continue
-                    pending.append((seed, pool.submit(_worker_run, seed, split, mistakes)))
+                    pending.append((seed, pool.submit(_worker_run, seed, split, mistakes, mistake_step)))
                 if not pending:
                     break
                 _, future = pending.pop(0)
@@ -272,6 +287,7 @@ def generate_demos(
         "out": str(out),
         "robot": robot,
         "mistakes": mistakes,
+        "mistake_step": mistake_step,
         "renderer": ",".join(sorted(used_renderers)) or renderer,
         "failed_seeds": failures,
         "shard": f"{index}/{count}",
