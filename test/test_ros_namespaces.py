@@ -93,6 +93,9 @@ def test_two_cells_in_two_namespaces_do_not_cross(two_cells):
     publisher.publish(String(data=status["cell_b"][-1].instruction))
     assert spin_until(executor, lambda: len(decisions["cell_b"]) == 1, 60)
     assert len(decisions["cell_a"]) == 1
+    # cell_b's own arm carries it out (and the test ends with no execution still running in the nodes)
+    assert spin_until(executor, lambda: status["cell_b"][-1].step == 1, 60)
+    assert status["cell_a"][-1].step == 1
 
     # The nodes' own names and their cameras' topics live under the cell's namespace.
     for ns in CELLS:
