@@ -227,23 +227,21 @@ class Task(ABC):
         aside): where a block meant for ``tpos`` can stand, on the wrong spot."""
         if not self.sequential:
             return []
-        spots = []
-        for goal in self.goals[self._done_goals + 1 :]:
-            for spos, syaw in goal.targets:
-                if abs(spos[2] - tpos[2]) > 1e-3:
-                    continue
-                occupied = False
-                for body, info in scene.objects.items():
-                    if body == obj:
-                        continue
-                    pos, _ = scene.pose(body)
-                    occupied |= (
-                        math.hypot(pos[0] - spos[0], pos[1] - spos[1]) < max(info.size[:2]) / 2
-                        and abs(pos[2] - spos[2]) < info.size[2] / 2
-                    )
-                if not occupied:
-                    spots.append((spos, syaw))
-        return spots
+        others = [(scene.pose(body)[0], info.size) for body, info in scene.objects.items() if body != obj]
+
+        def occupied(spot: tuple[float, float, float]) -> bool:
+            return any(
+                math.hypot(pos[0] - spot[0], pos[1] - spot[1]) < max(size[:2]) / 2
+                and abs(pos[2] - spot[2]) < size[2] / 2
+                for pos, size in others
+            )
+
+        return [
+            (spos, syaw)
+            for goal in self.goals[self._done_goals + 1 :]
+            for spos, syaw in goal.targets
+            if abs(spos[2] - tpos[2]) <= 1e-3 and not occupied(spos)
+        ]
 
     def _oracle_choice(self, scene: Scene) -> tuple[int, tuple[float, float, float], float]:
         """The object the oracle moves next and its target (position, yaw)."""
