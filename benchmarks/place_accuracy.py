@@ -11,9 +11,15 @@ crop about the pick pixel, turned by the label's rotation as the place net turns
 edges parallel to the stand's at the place pixel (first step of each stack-block-pyramid-seq demo, edge
 orientations from the heightmap's gradients, modulo 90 degrees).
 
+``--step K`` judges only the K-th step of each demo (from 0): one goal of a sequential task in plain demos (in
+recovery demos the K-th recorded step may be another goal's), e.g. K=3 for the pyramid's fourth block, whose
+place words alone say which of two look-alike spots. Run on training demos and on
+held-out ones, it tells a net that has not fitted its own demos from one that does not generalise.
+
 .venv/bin/cliport demos stack-block-pyramid-seq-seen-colors --split val --n 30 --out data/sbp-val
 .venv/bin/python benchmarks/place_accuracy.py --checkpoint runs/sbp --data data/sbp-val --split val
 .venv/bin/python benchmarks/place_accuracy.py --check-labels --data data/sbp-val --split val
+.venv/bin/python benchmarks/place_accuracy.py --checkpoint runs/sbp --data data/sbp --split train --n-demos 100 --step 3
 """
 
 from __future__ import annotations
@@ -85,8 +91,12 @@ def main() -> None:
     parser.add_argument("--n-demos", type=int, default=30)
     parser.add_argument("--symmetry", type=int, default=90, help="the placed objects' symmetry in degrees")
     parser.add_argument("--check-labels", action="store_true")
+    parser.add_argument("--step", type=int, help="judge only this step of each demo (from 0)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+
+    if args.step is not None and args.step < 0:
+        parser.error(f"--step counts from 0, got {args.step}")
 
     import torch
 
@@ -107,7 +117,12 @@ def main() -> None:
     model = policy.model.eval()
     n_rot = policy.cfg.n_rotations
     period = args.symmetry * n_rot // 360 or n_rot
-    samples = [s for ep in demos for s in ep]
+    if args.step is None:
+        samples = [s for ep in demos for s in ep]
+    else:
+        samples = [ep[args.step] for ep in demos if len(ep) > args.step]
+        if not samples:
+            raise SystemExit(f"no demo in {args.data} has a step {args.step}")
     pick_err, place_err, rot_err = [], [], []
     with torch.inference_mode():
         for s in samples:
@@ -122,6 +137,7 @@ def main() -> None:
             {
                 "checkpoint": args.checkpoint,
                 "step": policy.metadata.get("step"),
+                "demo_step": args.step,
                 "steps_judged": len(samples),
                 "pick_error_px_median": round(float(np.median(pick_err)), 1),
                 "pick_within_5px": round(float(np.mean(pick_err <= 5)), 3),
