@@ -13,8 +13,8 @@ orientations from the heightmap's gradients, modulo 90 degrees).
 
 ``--step K`` judges only the K-th step of each demo (from 0): one goal of a sequential task in plain demos (in
 recovery demos the K-th recorded step may be another goal's), e.g. K=3 for the pyramid's fourth block, whose
-place words alone say which of two look-alike spots. Run on training demos and on
-held-out ones, it tells a net that has not fitted its own demos from one that does not generalise.
+place words alone say which of two look-alike spots. Run on training demos and on held-out ones, it tells a net
+that has not fitted its own demos from one that does not generalise.
 
 .venv/bin/cliport demos stack-block-pyramid-seq-seen-colors --split val --n 30 --out data/sbp-val
 .venv/bin/python benchmarks/place_accuracy.py --checkpoint runs/sbp --data data/sbp-val --split val
