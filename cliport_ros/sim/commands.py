@@ -63,6 +63,14 @@ def _demos_args(parser: argparse.ArgumentParser) -> None:
         "where a policy goes wrong (default: a step drawn from each seed)",
     )
     parser.add_argument(
+        "--place-noise",
+        type=_place_noise,
+        default=None,
+        metavar="MM,DEG",
+        help="execute each oracle place shifted ~N(0, MM) per axis and turned ~N(0, DEG), cut at 2 std, "
+        "keeping the oracle's place as the label: states after imperfect places, as a policy leaves them",
+    )
+    parser.add_argument(
         "--shard",
         type=_shard,
         default=(0, 1),
@@ -81,6 +89,15 @@ def _shard(text: str) -> tuple[int, int]:
     if not sep or n < 1 or not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"--shard takes I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
     return (i, n)
+
+
+def _place_noise(text: str):
+    from cliport_ros.sim.demos import PlaceNoise
+
+    try:
+        return PlaceNoise.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _first_seed(args: argparse.Namespace) -> int | None:
@@ -114,6 +131,7 @@ def _demos_run(args: argparse.Namespace) -> int:
             mistakes=args.mistakes,
             shard=args.shard,
             mistake_step=args.mistake_step,
+            place_noise=args.place_noise,
         )
     except ValueError as exc:
         print(json.dumps({"error": str(exc)}))

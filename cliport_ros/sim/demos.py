@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,44 @@ from cliport_ros.data.episodes import (
     list_episodes,
 )
 from cliport_ros.sim.seeds import seed_for, seed_matches_split
+from cliport_ros.types import PickPlace, Pose
+
+
+@dataclass(frozen=True)
+class PlaceNoise:
+    """Noise on the oracle's executed places; the recorded label stays the oracle's own place (as DART does).
+
+    A policy sets blocks down a few millimetres and degrees off; demos whose earlier places are exact never
+    show the states that follow. Each executed place is shifted by x-y offsets ~ N(0, ``xy_std_mm``) per axis
+    and turned by ~ N(0, ``yaw_std_deg``), each cut at two standard deviations.
+    """
+
+    xy_std_mm: float
+    yaw_std_deg: float
+
+    def __post_init__(self) -> None:
+        for name in ("xy_std_mm", "yaw_std_deg"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"PlaceNoise.{name} must be a finite number >= 0, got {value!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> PlaceNoise:
+        """``"MM,DEG"``, e.g. ``"3,5"``."""
+        parts = text.split(",")
+        try:
+            mm, deg = (float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"place noise is MM,DEG (e.g. 3,5), got {text!r}") from None
+        return cls(mm, deg)
+
+    def apply(self, action: PickPlace, rng: np.random.Generator) -> PickPlace:
+        """The action with its place shifted and turned by one draw."""
+        dx, dy = np.clip(rng.normal(0.0, 1.0, 2), -2.0, 2.0) * self.xy_std_mm / 1000.0
+        dyaw = float(np.clip(rng.normal(0.0, 1.0), -2.0, 2.0)) * np.radians(self.yaw_std_deg)
+        x, y, z = action.place.position
+        place = Pose.from_xyz_yaw((x + dx, y + dy, z), action.place.yaw + dyaw)
+        return replace(action, place=place)
 
 
 @dataclass(frozen=True)
@@ -38,7 +76,12 @@ class EpisodeOutcome:
 
 
 def run_oracle_episode(
-    env, seed: int, split: str, mistake: bool = False, mistake_step: int | None = None
+    env,
+    seed: int,
+    split: str,
+    mistake: bool = False,
+    mistake_step: int | None = None,
+    place_noise: PlaceNoise | None = None,
 ) -> EpisodeOutcome:
     """Roll out the oracle for one seed; the episode's steps hold the observation *before* each action.
 
@@ -47,6 +90,8 @@ def run_oracle_episode(
     of those the oracle would make (``Task.places_left`` after the reset), and one of the first
     ``max_steps - 1``, so that a step is left to put it right. ``mistake_step`` fixes that step instead (for
     demos of the step where a policy goes wrong); ValueError if the episode has no such step.
+    ``place_noise``: every oracle place is executed with this noise (see :class:`PlaceNoise`), drawn from the
+    seed; the step records the oracle's place as its label.
     """
     obs = env.reset(seed, split)
     ws = env.workspace
@@ -66,7 +111,10 @@ def run_oracle_episode(
                 f"got {mistake_step}"
             )
     steps: list[Step] = []
-    info: dict[str, int] = {}
+    info: dict[str, object] = {}
+    noise_rng = np.random.default_rng([seed, _NOISE_STREAM])
+    if place_noise is not None:
+        info["place_noise"] = [place_noise.xy_std_mm, place_noise.yaw_std_deg]
     while not env.done:
         if env.step_count == mistake_at:
             obs = env.step(env.mistake()).observation
@@ -74,7 +122,7 @@ def run_oracle_episode(
             info["recovery_step"] = len(steps)
             continue
         action = env.oracle()
-        result = env.step(action)
+        result = env.step(action if place_noise is None else place_noise.apply(action, noise_rng))
         steps.append(
             Step(
                 obs.view.color,
@@ -95,6 +143,7 @@ def run_oracle_episode(
 
 _WORKER_ENV = None
 _MISTAKE_STREAM = 3  # a random stream of its own, so plain demos of a seed are unchanged
+_NOISE_STREAM = 4  # likewise for the place noise
 
 
 def _worker_init(task: str, robot: str, renderer: str) -> None:
@@ -104,8 +153,10 @@ def _worker_init(task: str, robot: str, renderer: str) -> None:
     _WORKER_ENV = SimEnvironment(task, robot=robot, renderer=renderer)
 
 
-def _worker_run(seed: int, split: str, mistake: bool, mistake_step: int | None) -> EpisodeOutcome:
-    return run_oracle_episode(_WORKER_ENV, seed, split, mistake, mistake_step)
+def _worker_run(
+    seed: int, split: str, mistake: bool, mistake_step: int | None, place_noise: PlaceNoise | None
+) -> EpisodeOutcome:
+    return run_oracle_episode(_WORKER_ENV, seed, split, mistake, mistake_step, place_noise)
 
 
 def _check_existing(path: Path, task: str, split: str) -> None:
@@ -149,6 +200,7 @@ def generate_demos(
     mistakes: bool = False,
     shard: tuple[int, int] = (0, 1),
     mistake_step: int | None = None,
+    place_noise: PlaceNoise | None = None,
 ) -> dict:
     """Write ``n`` full-score oracle episodes of ``task``/``split`` into ``out``; returns the summary.
 
@@ -158,6 +210,7 @@ def generate_demos(
     takes the seeds at positions i, i + count, i + 2 count, ... of the run's sequence (start, start + 2, ...)
     and writes its part of ``n`` (``n // count``, one more for the first ``n % count`` shards), so ``count``
     jobs on as many machines fill one folder with ``n`` episodes.
+    ``place_noise``: the oracle's places executed with noise (see :class:`PlaceNoise`), labels kept exact.
     """
     from cliport_ros.data.episodes import write_episode
     from cliport_ros.sim.tasks import SPLITS, make_task
@@ -243,7 +296,7 @@ def generate_demos(
                     from cliport_ros.sim.environment import SimEnvironment
 
                     env = SimEnvironment(key, robot=robot, renderer=renderer)
-                consume(run_oracle_episode(env, seed, split, mistakes, mistake_step))
+                consume(run_oracle_episode(env, seed, split, mistakes, mistake_step, place_noise))
         finally:
             if env is not None:
                 env.close()
@@ -264,7 +317,7 @@ def generate_demos(
                         if bar is not None:
                             bar.update(1)
                         continue
-                    pending.append((seed, pool.submit(_worker_run, seed, split, mistakes, mistake_step)))
+                    pending.append((seed, pool.submit(_worker_run, seed, split, mistakes, mistake_step, place_noise)))
                 if not pending:
                     break
                 _, future = pending.pop(0)
@@ -288,6 +341,7 @@ def generate_demos(
         "robot": robot,
         "mistakes": mistakes,
         "mistake_step": mistake_step,
+        "place_noise": None if place_noise is None else [place_noise.xy_std_mm, place_noise.yaw_std_deg],
         "renderer": ",".join(sorted(used_renderers)) or renderer,
         "failed_seeds": failures,
         "shard": f"{index}/{count}",
@@ -296,4 +350,4 @@ def generate_demos(
     }
 
 
-__all__ = ["EpisodeOutcome", "episode_filename", "generate_demos", "run_oracle_episode"]
+__all__ = ["EpisodeOutcome", "PlaceNoise", "episode_filename", "generate_demos", "run_oracle_episode"]
