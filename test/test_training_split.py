@@ -270,3 +270,37 @@ def test_averaging_checkpoints_takes_the_mean_of_their_weights(tmp_path, capsys)
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["out"] == str(tmp_path / "two")
     assert main(["average", str(paths[0]), str(tmp_path / "nope"), "--out", str(tmp_path / "m")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_merges_averages_and_fine_tunes_keep_their_inputs_lineage(tmp_path):
+    """A model made by merging a fine-tune of a merge with another run names every run behind it: each derived
+    checkpoint copies its inputs' own records (init_from, merged_from, averaged_from), not only their paths."""
+    from cliport_ros.training.train import init_from_checkpoint
+
+    cfg = small_cfg(clip_per_net=True)
+    first_merge = {"pick": {"path": "runs/a", "step": 7}, "place": {"path": "runs/b", "step": 9}}
+    Policy(cfg, workspace=WS, device="cpu").save(
+        tmp_path / "shipped", metadata={"tasks": ["t"], "nets": "all", "merged_from": first_merge}
+    )
+    # a fine-tune of the shipped model records where its start came from
+    tuned = Policy(cfg, workspace=WS, device="cpu")
+    init = init_from_checkpoint(tuned, tmp_path / "shipped")
+    assert init == {"checkpoint": str(tmp_path / "shipped"), "step": None, "nets": "all", "merged_from": first_merge}
+    tuned.save(tmp_path / "tuned", metadata={"tasks": ["t"], "nets": "place", "step": 30, "init_from": init})
+
+    meta = json.loads(
+        (merge_halves(tmp_path / "shipped", tmp_path / "tuned", tmp_path / "m") / "config.json").read_text()
+    )
+    assert meta["metadata"]["merged_from"] == {
+        "pick": {
+            "path": str(tmp_path / "shipped"),
+            "step": None,
+            "tasks": ["t"],
+            "nets": "all",
+            "merged_from": first_merge,
+        },
+        "place": {"path": str(tmp_path / "tuned"), "step": 30, "tasks": ["t"], "nets": "place", "init_from": init},
+    }
+    soup = average_checkpoints([tmp_path / "shipped", tmp_path / "tuned"], tmp_path / "soup")
+    averaged = json.loads((soup / "config.json").read_text())["metadata"]["averaged_from"]
+    assert averaged[1]["init_from"]["merged_from"] == first_merge

@@ -549,8 +549,7 @@ def merge_halves(pick_path: str | Path, place_path: str | Path, out: str | Path,
         "tasks": _joined_tasks([pick_meta, place_meta]),
         "nets": "all",
         "merged_from": {
-            half: {"path": str(path), "step": meta.get("step"), "tasks": meta.get("tasks")}
-            for (half, path), meta in zip(sources.items(), (pick_meta, place_meta))
+            half: provenance(path, meta) for (half, path), meta in zip(sources.items(), (pick_meta, place_meta))
         },
     }
     return policy.save(out, weights=weights)
@@ -603,12 +602,20 @@ def _averaged_metadata(paths: Sequence[str | Path], inputs: list[dict]) -> dict:
     merged = [meta.get("merged_from") for meta in inputs]
     if merged[0] is not None and all(m == merged[0] for m in merged):
         metadata["merged_from"] = merged[0]
-    metadata["averaged_from"] = [
-        {
-            "path": str(path),
-            "step": meta.get("step"),
-            **{k: meta[k] for k in ("tasks", "nets", "merged_from") if k in meta},
-        }
-        for path, meta in zip(paths, inputs)
-    ]
+    metadata["averaged_from"] = [provenance(path, meta) for path, meta in zip(paths, inputs)]
     return metadata
+
+
+# what a checkpoint records of the checkpoints it was made from (a fine-tune's start, a merge's halves, an
+# average's inputs); a derived checkpoint copies its inputs' records, so its whole lineage stays in its config
+LINEAGE_KEYS = ("init_from", "place_init_from", "merged_from", "averaged_from")
+
+
+def provenance(path: str | Path, meta: Mapping[str, Any]) -> dict:
+    """What a merge or an average records of one input: its path, step, tasks and nets, and the input's own
+    lineage (so that a model made of merges of fine-tunes names every run behind it, not only the last paths)."""
+    return {
+        "path": str(path),
+        "step": meta.get("step"),
+        **{k: meta[k] for k in ("tasks", "nets", *LINEAGE_KEYS) if k in meta},
+    }

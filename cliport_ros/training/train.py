@@ -702,9 +702,10 @@ def _train(
 def init_from_checkpoint(policy: Policy, checkpoint: str | Path) -> dict[str, Any]:
     """Load every weight of ``checkpoint`` into ``policy``; its model config and workspace must be the policy's.
 
-    Returns what the run's metadata records of the source (path, and the step and nets it was trained to).
+    Returns what the run's metadata records of the source: path, the step and nets it was trained to, and its
+    own lineage (where it was started from, merged or averaged from).
     """
-    from cliport_ros.model.policy import load_state, read_checkpoint
+    from cliport_ros.model.policy import LINEAGE_KEYS, load_state, read_checkpoint
 
     source_cfg, source_ws, source_meta, state = read_checkpoint(checkpoint)
     if source_cfg != policy.cfg:
@@ -716,7 +717,12 @@ def init_from_checkpoint(policy: Policy, checkpoint: str | Path) -> dict[str, An
     if source_ws != policy.workspace:
         raise ValueError(f"init_from {checkpoint} was trained over another workspace: {source_ws}")
     load_state(policy.model, state, checkpoint)  # fp16-stored weights are cast to the model's fp32 on load
-    return {"checkpoint": str(checkpoint), "step": source_meta.get("step"), "nets": source_meta.get("nets", "all")}
+    return {
+        "checkpoint": str(checkpoint),
+        "step": source_meta.get("step"),
+        "nets": source_meta.get("nets", "all"),
+        **{k: source_meta[k] for k in LINEAGE_KEYS if k in source_meta},
+    }
 
 
 def init_place_from_pick(model: CLIPortModel, checkpoint: str | Path) -> int:
