@@ -44,6 +44,12 @@ def main() -> None:
     policy, env = policy_and_env(args)
     ws = env.workspace
     right, margins, skipped = 0, [], 0
+
+    def goal_now() -> int | None:
+        """Index of the goal the episode is at (None once it is done)."""
+        active = env.task.active_goals()
+        return env.task.goals.index(active[0]) if active and not env.done else None
+
     start = time.perf_counter()
     for i in range(args.first, args.first + args.n):
         seed = seed_for(args.split, i)
@@ -51,11 +57,6 @@ def main() -> None:
         if len(env.task.goals) != 6 or not env.task.sequential:
             raise SystemExit(f"{args.task}: this measure is for stack-block-pyramid-seq (6 sequential goals)")
         rng = np.random.default_rng([seed, _NOISE_STREAM])
-
-        def goal_now() -> int | None:
-            active = env.task.active_goals()
-            return env.task.goals.index(active[0]) if active and not env.done else None
-
         while (k := goal_now()) is not None and k < 3:
             action = env.oracle()
             obs = env.step(action if noise is None else noise.apply(action, rng)).observation

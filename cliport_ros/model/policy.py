@@ -611,11 +611,17 @@ def _averaged_metadata(paths: Sequence[str | Path], inputs: list[dict]) -> dict:
 LINEAGE_KEYS = ("init_from", "place_init_from", "merged_from", "averaged_from")
 
 
+def lineage(meta: Mapping[str, Any]) -> dict:
+    """A checkpoint's own record of the checkpoints it was made from (the ``LINEAGE_KEYS`` it holds)."""
+    return {k: meta[k] for k in LINEAGE_KEYS if k in meta}
+
+
 def provenance(path: str | Path, meta: Mapping[str, Any]) -> dict:
     """What a merge or an average records of one input: its path, step, tasks and nets, and the input's own
     lineage (so that a model made of merges of fine-tunes names every run behind it, not only the last paths)."""
     return {
         "path": str(path),
         "step": meta.get("step"),
-        **{k: meta[k] for k in ("tasks", "nets", *LINEAGE_KEYS) if k in meta},
+        **{k: meta[k] for k in ("tasks", "nets") if k in meta},
+        **lineage(meta),
     }

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from cliport_ros.cli import Command
+
+if TYPE_CHECKING:  # the simulator's modules load only when a command runs
+    from cliport_ros.sim.demos import PlaceNoise
 
 
 def _tasks_args(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +95,7 @@ def _shard(text: str) -> tuple[int, int]:
     return (i, n)
 
 
-def _place_noise(text: str):
+def _place_noise(text: str) -> PlaceNoise:
     from cliport_ros.sim.demos import PlaceNoise
 
     try:

@@ -48,6 +48,11 @@ class PlaceNoise:
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
                 raise ValueError(f"PlaceNoise.{name} must be a finite number >= 0, got {value!r}")
 
+    @property
+    def spec(self) -> list[float]:
+        """``[MM, DEG]``, as an episode's info and a run's summary record it."""
+        return [self.xy_std_mm, self.yaw_std_deg]
+
     @classmethod
     def parse(cls, text: str) -> PlaceNoise:
         """``"MM,DEG"``, e.g. ``"3,5"``."""
@@ -114,7 +119,7 @@ def run_oracle_episode(
     info: dict[str, object] = {}
     noise_rng = np.random.default_rng([seed, _NOISE_STREAM])
     if place_noise is not None:
-        info["place_noise"] = [place_noise.xy_std_mm, place_noise.yaw_std_deg]
+        info["place_noise"] = place_noise.spec
     while not env.done:
         if env.step_count == mistake_at:
             obs = env.step(env.mistake()).observation
@@ -341,7 +346,7 @@ def generate_demos(
         "robot": robot,
         "mistakes": mistakes,
         "mistake_step": mistake_step,
-        "place_noise": None if place_noise is None else [place_noise.xy_std_mm, place_noise.yaw_std_deg],
+        "place_noise": None if place_noise is None else place_noise.spec,
         "renderer": ",".join(sorted(used_renderers)) or renderer,
         "failed_seeds": failures,
         "shard": f"{index}/{count}",

@@ -705,7 +705,7 @@ def init_from_checkpoint(policy: Policy, checkpoint: str | Path) -> dict[str, An
     Returns what the run's metadata records of the source: path, the step and nets it was trained to, and its
     own lineage (where it was started from, merged or averaged from).
     """
-    from cliport_ros.model.policy import LINEAGE_KEYS, load_state, read_checkpoint
+    from cliport_ros.model.policy import lineage, load_state, read_checkpoint
 
     source_cfg, source_ws, source_meta, state = read_checkpoint(checkpoint)
     if source_cfg != policy.cfg:
@@ -721,7 +721,7 @@ def init_from_checkpoint(policy: Policy, checkpoint: str | Path) -> dict[str, An
         "checkpoint": str(checkpoint),
         "step": source_meta.get("step"),
         "nets": source_meta.get("nets", "all"),
-        **{k: source_meta[k] for k in LINEAGE_KEYS if k in source_meta},
+        **lineage(source_meta),
     }
 
 
