@@ -3,16 +3,18 @@ symmetric pose loss (``place_symmetry``) and the CLIP learning-rate scale."""
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from cliport_ros.data.augment import se2_matrix, transform_point
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.model import ModelConfig, Policy
 from cliport_ros.model.policy import image_tensor, rotation_bin
-from cliport_ros.training.train import TrainConfig, Trainer, TrainSample, train
+from cliport_ros.training.train import TrainConfig, Trainer, TrainSample, centred_labels, train
 
 WS = Workspace(pixel_size=0.025)  # 40 x 20 pixels: a step takes well under a second on one core
 INSTRUCTION = "put the red blocks in a green bowl"
@@ -203,3 +205,55 @@ def test_the_clip_learning_rate_scale_moves_the_text_encoder_that_much_faster():
     assert steps[10.0] == pytest.approx(1e-3, rel=0.05)
     with pytest.raises(ValueError, match=r"clip_lr_scale must be a number in \(0, 1000\]"):
         TrainConfig(tasks=("synthetic",), out="x", clip_lr_scale=0)
+
+
+def test_place_labels_are_where_the_pick_pixels_centre_must_go():
+    # the policy's tool lands on the centre of the pick pixel; the demo's pick point is 0.45 px off it in
+    # each axis, and a half turn carries that offset to the other side of the place point
+    policy = small_policy(clip_per_net=True)
+    s = replace(sample(0, yaw=math.pi), pick_point=(10.45, 12.45), place_point=(30.45, 5.45))
+    log_p = place_log_probs(policy, s)
+    rot = rotation_bin(s.place_yaw, policy.cfg.n_rotations)
+    policy.model.eval()
+    with torch.no_grad():
+        centred = Trainer(policy, augment=False, nets="place").losses(s)["place_loss"].item()
+        demo = Trainer(policy, augment=False, nets="place", place_label="demo").losses(s)["place_loss"].item()
+        unknown = Trainer(policy, augment=False, nets="place").losses(sample(0, yaw=math.pi))["place_loss"].item()
+    assert centred == pytest.approx(-log_p[rot, 31, 6].item(), rel=1e-5)
+    assert demo == pytest.approx(-log_p[rot, 30, 5].item(), rel=1e-5)
+    assert unknown == pytest.approx(demo, rel=1e-6)  # no exact points: the recorded pixels
+    with pytest.raises(ValueError, match="place_label must be one of"):
+        Trainer(policy, place_label="exact")
+    with pytest.raises(ValueError, match="place_label must be one of"):
+        TrainConfig(tasks=("t",), out="x", place_label="centre")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_centred_labels_follow_the_demo_motion_through_any_augmentation(seed):
+    rng = np.random.default_rng(seed)
+    shape = (160, 320)
+    pick_point = tuple(rng.uniform(20, 140, 2))
+    place_point = tuple(rng.uniform(20, 140, 2))
+    demo_yaw = float(rng.uniform(-math.pi, math.pi))
+    yaws = [demo_yaw + k * math.pi / 2 for k in range(4)]
+    matrix = se2_matrix(shape, float(rng.normal(0, 0.3)), tuple(rng.normal(0, 5, 2)))
+    pick, places = centred_labels(pick_point, place_point, yaws, matrix, shape)
+    p, q = np.array(transform_point(matrix, pick_point)), np.array(transform_point(matrix, place_point))
+    assert np.all(np.abs(np.array(pick) - p) <= 0.5 + 1e-9)  # the pixel holding the (moved) pick point
+    for yaw, place in zip(yaws, places):
+        # the demo's rigid motion, pick point to place point turned by the yaw, applied to the pick pixel's
+        # centre: (row, col) = (y, x), counter-clockwise from x to y
+        c, s = math.cos(yaw), math.sin(yaw)
+        d_row, d_col = pick[0] - p[0], pick[1] - p[1]
+        landed = q + np.array([s * d_col + c * d_row, c * d_col - s * d_row])
+        assert np.all(np.abs(np.array(place) - landed) <= 0.5 + 1e-9)
+    # without a turn or an offset the place is the place point's own pixel
+    same, (only,) = centred_labels((10.0, 12.0), (30.2, 5.4), [0.0], se2_matrix(shape, 0.0, (0.0, 0.0)), shape)
+    assert same == (10, 12) and only == (30, 5)
+
+
+def test_workspace_points_round_to_their_pixels():
+    ws = Workspace()
+    for xyz in [(0.3012, -0.2199, 0.0), (0.6, 0.1, 0.02), (0.25 + 1e-4, -0.5 + 1e-4, 0.0)]:
+        row, col = ws.xyz_to_point(xyz)
+        assert (math.floor(row + 0.5), math.floor(col + 0.5)) == ws.xyz_to_pixel(xyz)

@@ -47,6 +47,12 @@ def transform_pixel(matrix: np.ndarray, pixel: tuple[int, int]) -> tuple[int, in
     return (int(round(row)), int(round(col)))
 
 
+def transform_point(matrix: np.ndarray, point: tuple[float, float]) -> tuple[float, float]:
+    """(row, col), whole or fractional, through a 2x3 (col, row) affine map, unrounded."""
+    col, row = matrix @ np.array([float(point[1]), float(point[0]), 1.0])
+    return (float(row), float(col))
+
+
 def apply_se2(color: np.ndarray, height: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Warp color and height with nearest-neighbour sampling (no blended colors or heights); outside = 0."""
     rows, cols = height.shape

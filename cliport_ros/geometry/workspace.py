@@ -104,6 +104,13 @@ class Workspace:
         v = int(math.floor((float(xyz[0]) - self.x_min) / self.pixel_size))
         return (u, v)
 
+    def xyz_to_point(self, xyz: np.ndarray | tuple[float, ...]) -> tuple[float, float]:
+        """Base-frame point -> fractional (row, column), pixel centres at whole numbers (rounded: xyz_to_pixel)."""
+        return (
+            (float(xyz[1]) - self.y_min) / self.pixel_size - 0.5,
+            (float(xyz[0]) - self.x_min) / self.pixel_size - 0.5,
+        )
+
     def pixel_to_xyz(
         self, pixel: tuple[int, int], height: np.ndarray | float | None = None
     ) -> tuple[float, float, float]:

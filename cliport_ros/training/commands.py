@@ -142,6 +142,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "stack-block-pyramid); place rotations that far apart count as the same label (default 0: none)",
     )
     p.add_argument(
+        "--place-label",
+        default="pick_centre",
+        choices=("pick_centre", "demo"),
+        help="pick_centre: the place label is where the pick pixel's centre, where the tool lands, must go "
+        "(default); demo: the place pixel as recorded, for the demo's exact pick point (the labels of runs "
+        "before 2026-12-08)",
+    )
+    p.add_argument(
         "--place-loss",
         default="pose",
         choices=("pose", "position"),
@@ -239,6 +247,7 @@ def _train_run(args: argparse.Namespace) -> int:
             init_from=args.init_from,
             place_loss=args.place_loss,
             place_symmetry=args.place_symmetry,
+            place_label=args.place_label,
             clip_lr_scale=args.clip_lr_scale,
             operator_weight=args.operator_weight,
             step_weights=_step_weights(args.step_weight),

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cliport_ros.data.augment import perturb
+from cliport_ros.data.augment import perturb, se2_matrix, transform_point
 from cliport_ros.geometry.workspace import Workspace
 from cliport_ros.model.config import ModelConfig
-from cliport_ros.model.policy import CLIPortModel, Policy, image_tensor, rotation_bin
+from cliport_ros.model.policy import CLIPortModel, Policy, bin_to_yaw, image_tensor, rotation_bin
 
 LR_SCHEDULES = ("none", "cosine", "step")
 # which nets a run trains: both halves, or one half alone (the halves must share no trainable parameter)
@@ -36,6 +36,10 @@ TRAINED_NETS = ("all", "pick", "place")
 # "pose": cross-entropy over (rotation, row, col), as the paper; "position": over (row, col) with the
 # rotations summed out, for tasks whose success ignores the placed yaw (a block in a round bowl)
 PLACE_LOSSES = ("pose", "position")
+# where a place label puts the pick: "pick_centre", the centre of the pick pixel, where the policy's tool
+# lands (the label is moved by the demo's pick point's offset from it, turned by the place yaw); "demo", the
+# demo's exact pick point (the place pixel as recorded: off by up to a pixel once the tool is at a centre)
+PLACE_LABELS = ("pick_centre", "demo")
 STATE_FILE = "train_state.pt"
 
 
@@ -52,6 +56,10 @@ class TrainSample:
     task: str = ""
     source: str = "oracle"  # who chose the step: oracle, policy (executed as proposed), operator (corrected)
     weight: float = 1.0  # relative sampling weight within its task
+    # the demo's exact pick and place points, (row, col) in pixels with pixel centres at whole numbers (see
+    # ``Workspace.xyz_to_point``); None where unknown (the labels are then the pixels above)
+    pick_point: tuple[float, float] | None = None
+    place_point: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class TrainConfig:
     # pose loss: the placed object's rotational symmetry in degrees (90: the blocks), 0 for none; rotations that
     # far apart look the same, so the label is all of them (the task checks the yaw modulo the symmetry)
     place_symmetry: int = 0
+    place_label: str = "pick_centre"  # one of PLACE_LABELS
     # the from-scratch CLIP's learning rate as a multiple of ``lr`` (its text encoder can lag behind the nets:
     # color words it maps almost alike are words the policy cannot tell apart)
     clip_lr_scale: float = 1.0
@@ -153,6 +162,8 @@ class TrainConfig:
             )
         if self.place_loss not in PLACE_LOSSES:
             raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {self.place_loss!r}")
+        if self.place_label not in PLACE_LABELS:
+            raise ValueError(f"place_label must be one of {PLACE_LABELS}, got {self.place_label!r}")
         if not (isinstance(self.clip_lr_scale, (int, float)) and 0 < self.clip_lr_scale <= 1000):
             raise ValueError(f"clip_lr_scale must be a number in (0, 1000], got {self.clip_lr_scale!r}")
         if self.init_from is not None and self.place_init_from is not None:
@@ -166,6 +177,44 @@ class TrainConfig:
                 f"nets={self.nets!r} needs halves that share no trainable parameter, but this model's pick "
                 "and place nets share a CLIP trained from scratch: add clip_per_net=true to the model"
             )
+
+
+def _exact_point(workspace: Workspace, xyz: Sequence[float], pixel: Sequence[int]) -> tuple[float, float] | None:
+    """The fractional (row, col) of a step's pose, if it lies in the step's recorded pixel (else None: the
+    recorded pixel is the label as it is)."""
+    point = workspace.xyz_to_point(xyz)
+    inside = all(abs(v - int(k)) <= 0.5 + 1e-6 for v, k in zip(point, pixel))
+    return point if inside else None
+
+
+def centred_labels(
+    pick_point: tuple[float, float],
+    place_point: tuple[float, float],
+    yaws: Sequence[float],
+    matrix: np.ndarray,
+    shape: tuple[int, int],
+) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """The pick pixel, and one place pixel per place yaw, of a demo step whose exact pick and place points
+    ((row, col), pixel centres at whole numbers) went through the 2x3 (col, row) map ``matrix``.
+
+    The policy's tool lands on the centre of the pick pixel, not on the demo's pick point, so the place pixel
+    is where that centre must go for the object to land as in the demo: the place point moved by the centre's
+    offset from the pick point, turned by the place yaw (rotations are counter-clockwise in the (col, row)
+    plane, as the yaw is in the base frame's x-y plane)."""
+    rows, cols = shape
+
+    def pixel(row: float, col: float) -> tuple[int, int]:
+        return (min(max(math.floor(row + 0.5), 0), rows - 1), min(max(math.floor(col + 0.5), 0), cols - 1))
+
+    p_row, p_col = transform_point(matrix, pick_point)
+    q_row, q_col = transform_point(matrix, place_point)
+    pick = pixel(p_row, p_col)
+    d_row, d_col = pick[0] - p_row, pick[1] - p_col
+    places = []
+    for yaw in yaws:
+        c, s = math.cos(yaw), math.sin(yaw)
+        places.append(pixel(q_row + s * d_col + c * d_row, q_col + c * d_col - s * d_row))
+    return pick, places
 
 
 def check_place_symmetry(place_symmetry: int, place_loss: str, n_rotations: int) -> None:
@@ -224,12 +273,16 @@ class Trainer:
         place_loss: str = "pose",
         clip_lr_scale: float = 1.0,
         place_symmetry: int = 0,
+        place_label: str = "pick_centre",
     ) -> None:
         if nets not in TRAINED_NETS:
             raise ValueError(f"nets must be one of {TRAINED_NETS}, got {nets!r}")
         if place_loss not in PLACE_LOSSES:
             raise ValueError(f"place_loss must be one of {PLACE_LOSSES}, got {place_loss!r}")
+        if place_label not in PLACE_LABELS:
+            raise ValueError(f"place_label must be one of {PLACE_LABELS}, got {place_label!r}")
         self.place_loss = place_loss
+        self.place_label = place_label
         n_rotations = policy.cfg.n_rotations
         check_place_symmetry(place_symmetry, place_loss, n_rotations)
         # rotation bins between two yaws that look the same (the whole circle: no symmetry)
@@ -258,10 +311,22 @@ class Trainer:
         """Cross-entropy of the pick and place maps (of the trained nets) against the (augmented) labels;
         ``position``: the sample's place in the global batch (it seeds the augmentation)."""
         color, height, pick, place = sample.color, sample.height, sample.pick_pixel, sample.place_pixel
+        matrix = se2_matrix(height.shape, 0.0, (0.0, 0.0))
         if self.augment:
             rng = np.random.default_rng([self.seed, self.iteration, position])
             aug = perturb(color, height, pick, place, rng)
-            color, height, pick, place = aug.color, aug.height, aug.pick_pixel, aug.place_pixel
+            color, height, pick, place, matrix = aug.color, aug.height, aug.pick_pixel, aug.place_pixel, aug.matrix
+        n_rotations = self.policy.cfg.n_rotations
+        if self.place_loss == "position":
+            bins = list(range(n_rotations))  # every rotation: the yaw is summed out
+        else:  # the label's rotation and its look-alikes (only itself without a symmetry)
+            rot = rotation_bin(sample.place_yaw, n_rotations)
+            bins = [(rot + k) % n_rotations for k in range(0, n_rotations, self.symmetry_bins)]
+        places = [place] * len(bins)
+        if self.place_label == "pick_centre" and sample.pick_point is not None and sample.place_point is not None:
+            # each rotation bin's pixel for the yaw the policy would turn the object by in that bin
+            yaws = [bin_to_yaw(b, n_rotations) for b in bins]
+            pick, places = centred_labels(sample.pick_point, sample.place_point, yaws, matrix, height.shape)
         device = self.policy.device
         image = image_tensor(color, height).to(device)
         text = self.model.text([sample.instruction])
@@ -272,15 +337,10 @@ class Trainer:
             out["pick_loss"] = F.cross_entropy(pick_logits, torch.tensor([pick[0] * w + pick[1]], device=device))
         if self.nets in ("all", "place"):
             place_logits = self.model.place_logits(image, torch.tensor([pick], device=device), text).reshape(1, -1)
-            n_rotations = self.policy.cfg.n_rotations
-            if self.place_loss == "position":
-                bins = list(range(n_rotations))  # every rotation: the yaw is summed out
-            else:  # the label's rotation and its look-alikes (only itself without a symmetry)
-                rot = rotation_bin(sample.place_yaw, n_rotations)
-                bins = [(rot + k) % n_rotations for k in range(0, n_rotations, self.symmetry_bins)]
-            # -log of the probability summed over those rotations at the label pixel (one bin: cross-entropy)
+            # -log of the probability summed over those rotations at their label pixels (one bin: cross-entropy)
             log_p = F.log_softmax(place_logits, dim=-1).reshape(n_rotations, h * w)
-            out["place_loss"] = -torch.logsumexp(log_p[bins, place[0] * w + place[1]], dim=0)
+            flat = [r * w + c for r, c in places]
+            out["place_loss"] = -torch.logsumexp(log_p[bins, flat], dim=0)
         return out
 
     def step(
@@ -399,6 +459,8 @@ def load_samples(
                     pick_pixel=tuple(int(c) for c in s.pick_pixel),
                     place_pixel=tuple(int(c) for c in s.place_pixel),
                     place_yaw=float(s.place.yaw),
+                    pick_point=_exact_point(workspace, s.pick.position, s.pick_pixel),
+                    place_point=_exact_point(workspace, s.place.position, s.place_pixel),
                     task=task,
                     source=s.source,
                     weight=(operator_weight if s.source == "operator" else 1.0) * step_weights.get(i, 1.0),
@@ -588,6 +650,7 @@ def _train(
         nets=cfg.nets,
         place_loss=cfg.place_loss,
         place_symmetry=cfg.place_symmetry,
+        place_label=cfg.place_label,
         clip_lr_scale=cfg.clip_lr_scale,
     )
     best = {"score": -1.0, "step": 0}
