@@ -38,7 +38,7 @@ def main() -> None:
     import torch
 
     from cliport_ros.sim import seed_for
-    from cliport_ros.sim.demos import _NOISE_STREAM, PlaceNoise
+    from cliport_ros.sim.demos import PlaceNoise
 
     noise = PlaceNoise.parse(args.place_noise) if args.place_noise else None
     policy, env = policy_and_env(args)
@@ -56,7 +56,7 @@ def main() -> None:
         obs = env.reset(seed=seed, split=args.split)
         if len(env.task.goals) != 6 or not env.task.sequential:
             raise SystemExit(f"{args.task}: this measure is for stack-block-pyramid-seq (6 sequential goals)")
-        rng = np.random.default_rng([seed, _NOISE_STREAM])
+        rng = PlaceNoise.generator(seed)
         while (k := goal_now()) is not None and k < 3:
             action = env.oracle()
             obs = env.step(action if noise is None else noise.apply(action, rng)).observation

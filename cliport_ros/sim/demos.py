@@ -63,6 +63,11 @@ class PlaceNoise:
             raise ValueError(f"place noise is MM,DEG (e.g. 3,5), got {text!r}") from None
         return cls(mm, deg)
 
+    @staticmethod
+    def generator(seed: int) -> np.random.Generator:
+        """The random generator the demo of episode ``seed`` draws its place noise from."""
+        return np.random.default_rng([seed, _NOISE_STREAM])
+
     def apply(self, action: PickPlace, rng: np.random.Generator) -> PickPlace:
         """The action with its place shifted and turned by one draw."""
         dx, dy = np.clip(rng.normal(0.0, 1.0, 2), -2.0, 2.0) * self.xy_std_mm / 1000.0
@@ -117,7 +122,7 @@ def run_oracle_episode(
             )
     steps: list[Step] = []
     info: dict[str, object] = {}
-    noise_rng = np.random.default_rng([seed, _NOISE_STREAM])
+    noise_rng = PlaceNoise.generator(seed)
     if place_noise is not None:
         info["place_noise"] = place_noise.spec
     while not env.done:
