@@ -311,11 +311,12 @@ class Trainer:
         """Cross-entropy of the pick and place maps (of the trained nets) against the (augmented) labels;
         ``position``: the sample's place in the global batch (it seeds the augmentation)."""
         color, height, pick, place = sample.color, sample.height, sample.pick_pixel, sample.place_pixel
-        matrix = se2_matrix(height.shape, 0.0, (0.0, 0.0))
         if self.augment:
             rng = np.random.default_rng([self.seed, self.iteration, position])
             aug = perturb(color, height, pick, place, rng)
             color, height, pick, place, matrix = aug.color, aug.height, aug.pick_pixel, aug.place_pixel, aug.matrix
+        else:
+            matrix = se2_matrix(height.shape, 0.0, (0.0, 0.0))
         n_rotations = self.policy.cfg.n_rotations
         if self.place_loss == "position":
             bins = list(range(n_rotations))  # every rotation: the yaw is summed out
