@@ -24,12 +24,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 def add_episode_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of a measure over a checkpoint's episodes in the simulator (also episode_misses.py)."""
+    from cliport_ros.model.config import TEST_TIME_FLIPS
+
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--task", default="stack-block-pyramid-seq-seen-colors")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
     parser.add_argument("--n", type=int, default=20, help="episodes (indices first..first+n-1 of the split)")
     parser.add_argument("--first", type=int, default=0, help="index of the first episode of the split")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--test-time-flips",
+        default=None,
+        choices=TEST_TIME_FLIPS,
+        help="replace the checkpoint's test_time_flips (default: keep it)",
+    )
 
 
 def policy_and_env(args: argparse.Namespace):
@@ -40,7 +48,8 @@ def policy_and_env(args: argparse.Namespace):
     from cliport_ros.sim import SimEnvironment
 
     torch.set_num_threads(args.threads)
-    return Policy.load(args.checkpoint, device="cpu", precision="fp32"), SimEnvironment(args.task)
+    policy = Policy.load(args.checkpoint, device="cpu", precision="fp32", test_time_flips=args.test_time_flips)
+    return policy, SimEnvironment(args.task)
 
 
 def main() -> None:

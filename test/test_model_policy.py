@@ -349,3 +349,83 @@ def test_normalized_correlation_divides_the_place_logits_by_the_root_of_the_prod
     assert factor == math.sqrt(3 * 32 * 32)
     torch.testing.assert_close(b * factor, a, rtol=1e-5, atol=1e-3)
     assert a.abs().max() > 10 * b.abs().max()
+
+
+@pytest.mark.parametrize(
+    "flips, transforms",
+    [("rows", [(True, False)]), ("rows_and_cols", [(True, False), (False, True), (True, True)])],
+)
+def test_test_time_flips_make_the_policy_equivariant_to_those_flips(flips, transforms):
+    """With ``test_time_flips`` the decision for a flipped view is this view's decision flipped: pick map and
+    place map flipped, and with one flip (a mirror) the place bin r turned into bin -r; the logits are the mean
+    of the plain policy's over the views, mapped back."""
+    torch.manual_seed(0)
+    plain = Policy(small_cfg(), workspace=WS, device="cpu")
+    policy = Policy(small_cfg(test_time_flips=flips), workspace=WS, device="cpu", model=plain.model)
+    view, rows, cols = random_view(3), *WS.shape
+    pick = (21, 13)
+
+    def flipped(v: SimpleNamespace, fr: bool, fc: bool) -> SimpleNamespace:
+        def f(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(a[::-1] if fr else a)[:, ::-1].copy() if fc else a[::-1].copy() if fr else a
+
+        return SimpleNamespace(color=f(v.color), height=f(v.height))
+
+    def back(logits: np.ndarray, fr: bool, fc: bool) -> np.ndarray:
+        """Logits of a flipped view, (rows, cols) or (R, rows, cols), mapped back to the view's frame."""
+        out = logits[..., ::-1, :] if fr else logits
+        out = out[..., ::-1] if fc else out
+        if out.ndim == 3 and fr != fc:
+            out = out[[(-r) % 12 for r in range(12)]]
+        return out
+
+    def decide(p: Policy, v: SimpleNamespace, fr: bool = False, fc: bool = False):
+        px = (rows - 1 - pick[0] if fr else pick[0], cols - 1 - pick[1] if fc else pick[1])
+        return p.act(flipped(v, fr, fc), INSTRUCTION, pick_pixel=px, keep_logits=True)
+
+    a = decide(policy, view)
+    for fr, fc in transforms:
+        b = decide(policy, view, fr, fc)
+        np.testing.assert_allclose(back(b.pick_logits, fr, fc), a.pick_logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(back(b.place_logits, fr, fc), a.place_logits, rtol=1e-4, atol=1e-4)
+        # the flipped view's choice, mapped back, is this view's best place (up to float ties)
+        u, v = b.place_pixel
+        u, v = (rows - 1 - u if fr else u, cols - 1 - v if fc else v)
+        rot = (-b.place_rotation_bin) % 12 if fr != fc else b.place_rotation_bin
+        assert a.place_logits[rot, u, v] >= a.place_logits.max() - 1e-4
+        yaw = -rot * 2 * math.pi / 12  # that place's yaw here; a mirror turns the other way
+        assert math.cos(b.pick_place.place.yaw - (-yaw if fr != fc else yaw)) == pytest.approx(1.0, abs=1e-9)
+    # the mean of the plain policy's logits over the views, which on their own disagree
+    views = [(False, False)] + transforms
+    plain_out = [decide(plain, view, fr, fc) for fr, fc in views]
+    mean_pick = np.mean([back(o.pick_logits, fr, fc) for o, (fr, fc) in zip(plain_out, views)], axis=0)
+    mean_place = np.mean([back(o.place_logits, fr, fc) for o, (fr, fc) in zip(plain_out, views)], axis=0)
+    np.testing.assert_allclose(mean_pick, a.pick_logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mean_place, a.place_logits, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(back(plain_out[1].place_logits, *views[1]), plain_out[0].place_logits, atol=1e-2)
+
+
+def test_test_time_flips_must_be_a_known_view_set():
+    with pytest.raises(ValueError, match="test_time_flips must be one of .*'rows_and_cols'.*got 'mirror'"):
+        small_cfg(test_time_flips="mirror")
+    assert ModelConfig.from_dict(small_cfg(test_time_flips="rows").to_dict()).test_time_flips == "rows"
+
+
+def test_test_time_flips_travel_with_the_checkpoint_and_load_can_replace_them(policy, tmp_path):
+    torch.manual_seed(0)
+    flipped = Policy(small_cfg(test_time_flips="rows_and_cols"), workspace=WS, device="cpu", model=policy.model)
+    flipped.save(tmp_path / "ckpt")
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["model"]["test_time_flips"] == "rows_and_cols"
+    loaded = Policy.load(tmp_path / "ckpt", device="cpu")
+    view = random_view(4)
+    assert loaded.cfg.test_time_flips == "rows_and_cols"
+    np.testing.assert_allclose(
+        loaded.act(view, INSTRUCTION).place_heatmap, flipped.act(view, INSTRUCTION).place_heatmap, atol=1e-6
+    )
+    plain = Policy.load(tmp_path / "ckpt", device="cpu", test_time_flips="none")
+    assert plain.cfg.test_time_flips == "none"
+    np.testing.assert_allclose(
+        plain.act(view, INSTRUCTION).place_heatmap, policy.act(view, INSTRUCTION).place_heatmap, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="test_time_flips must be one of"):
+        Policy.load(tmp_path / "ckpt", device="cpu", test_time_flips="cols")

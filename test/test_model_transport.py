@@ -91,3 +91,27 @@ def test_rotation_bin_and_yaw_are_inverse():
     for r in range(36):
         assert rotation_bin(bin_to_yaw(r, 36), 36) == r
     assert rotation_bin(math.radians(90), 36) == 27 and rotation_bin(math.radians(-10), 36) == 1
+
+
+def test_mirroring_the_scene_across_rows_turns_bin_r_into_bin_minus_r():
+    """The place maps of a scene mirrored across the x axis (rows flipped) are this scene's maps flipped,
+    bin r of the mirror being bin -r here (what the policy's test-time mirror relies on); the L is chiral, so
+    no other bin order fits."""
+    h, w, size, n_rot = 80, 96, 32, 36
+    pick, place, yaw = (40, 24), (33, 70), math.radians(50)
+    query_image = torch.from_numpy(_draw((h, w), pick, 0.0))[None, None]
+    key_image = torch.from_numpy(_draw((h, w), place, yaw))[None, None]
+    pad = size // 2
+    angles = torch.arange(n_rot, dtype=torch.float64) * (2 * math.pi / n_rot)
+
+    def place_maps(query: torch.Tensor, key: torch.Tensor, pick_px: tuple[int, int]) -> torch.Tensor:
+        crops = rotated_crops(torch.nn.functional.pad(query, (pad,) * 4), torch.tensor([pick_px]) + pad, size, angles)
+        return correlate_fft(torch.nn.functional.pad(key, (pad,) * 4), crops)[0, :, :h, :w]
+
+    logits = place_maps(query_image, key_image, pick)
+    mirrored = place_maps(query_image.flip(-2), key_image.flip(-2), (h - 1 - pick[0], pick[1]))
+    bins = (-torch.arange(n_rot)) % n_rot
+    torch.testing.assert_close(mirrored.flip(-2)[bins], logits, rtol=1e-5, atol=1e-4)  # float32 crops
+    assert not torch.allclose(mirrored.flip(-2), logits, atol=1e-2)  # the bins unreversed do not fit
+    r, rem = divmod(int(torch.argmax(mirrored)), h * w)
+    assert divmod(rem, w) == (h - 1 - place[0], place[1]) and r == rotation_bin(-yaw, n_rot)

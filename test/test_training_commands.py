@@ -110,11 +110,14 @@ def test_eval_runs_episodes_in_the_simulator(capsys, tmp_path):
                 "1",
                 "--record",
                 str(tmp_path / "rec"),
+                "--test-time-flips",
+                "rows",
             ]
         )
         == 0
     )
     lines = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(lines[-1])["test_time_flips"] == "rows"  # replacing the checkpoint's "none"
     assert lines[0].split()[:5] == ["episode", "seed", "steps", "score", "success"]
     row = lines[1].split()
     assert row[:2] == ["2", "5"]  # episode index 2 of the validation split is seed 5

@@ -23,6 +23,11 @@ LAYOUTS = ("reference", "compact")
 # ``batch``: with the statistics of each forward (for the query net, of its 36 crops together), as the
 # reference's eval.py ran, which never calls ``agent.eval()``: this reproduces the paper's tables.
 UP_BATCHNORM_STATS = ("running", "batch")
+# Test-time views a decision averages over: ``none``, the view alone; ``rows``, also the view with its rows
+# flipped (mirrored across the workspace's x axis, which the simulator's camera rig is symmetric about);
+# ``rows_and_cols``, also with its columns flipped and with both (the half turn). Mirrors suit tasks whose
+# scenes and instructions have no left and right (a block pyramid, not "the left side").
+TEST_TIME_FLIPS = ("none", "rows", "rows_and_cols")
 # Where the frozen CLIP weights come from: open_clip's download, random initialisation, or a file path.
 CLIP_WEIGHT_SOURCES = ("openai", "none")
 # open_clip architectures whose ``openai`` weights can be downloaded, with the sizes they imply.
@@ -126,6 +131,10 @@ class ModelConfig:
     # 385x225 correlation is bilinearly resized to 384x224 before the crop (a 0.08-0.92 px shift).
     # Imported checkpoints switch it on, so that they compute what they computed when trained and evaluated.
     reference_resampling: bool = False
+    # --- acting ---
+    # Views of the workspace whose logits each decision averages (one of TEST_TIME_FLIPS), at one network pass
+    # per view; training does not read it.
+    test_time_flips: str = "none"
 
     def __post_init__(self) -> None:
         # Tuples survive a JSON round trip as lists: normalise first so equality and hashing work.
@@ -140,6 +149,10 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must have {n} entries, got {len(getattr(self, name))}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"ModelConfig.layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.test_time_flips not in TEST_TIME_FLIPS:
+            raise ValueError(
+                f"ModelConfig.test_time_flips must be one of {TEST_TIME_FLIPS}, got {self.test_time_flips!r}"
+            )
         if self.up_batchnorm_stats not in UP_BATCHNORM_STATS:
             raise ValueError(
                 f"ModelConfig.up_batchnorm_stats must be one of {UP_BATCHNORM_STATS}, got {self.up_batchnorm_stats!r}"

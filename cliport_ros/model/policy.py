@@ -297,6 +297,43 @@ class Policy:
                 f"workspace grid is {self.workspace.shape}"
             )
 
+    def _views(self) -> list[tuple[bool, bool]]:
+        """(rows flipped, columns flipped) of each view a decision averages (``ModelConfig.test_time_flips``)."""
+        flips = self.cfg.test_time_flips
+        rows = (False, True) if flips != "none" else (False,)
+        cols = (False, True) if flips == "rows_and_cols" else (False,)
+        return [(r, c) for r in rows for c in cols]
+
+    @staticmethod
+    def _flip(tensor: torch.Tensor, rows: bool, cols: bool) -> torch.Tensor:
+        dims = [d for d, f in ((-2, rows), (-1, cols)) if f]
+        return tensor.flip(dims) if dims else tensor
+
+    def _pick_logits(self, image: torch.Tensor, text: SentenceEmbeddings) -> torch.Tensor:
+        """(1, rows, cols) pick logits, the mean over the test-time views mapped back to this one."""
+        views = self._views()
+        logits = [self._flip(self.model.pick_logits(self._flip(image, r, c), text).float(), r, c) for r, c in views]
+        return logits[0] if len(logits) == 1 else torch.stack(logits).mean(0)
+
+    def _place_logits(self, image: torch.Tensor, pick_px: tuple[int, int], text: SentenceEmbeddings) -> torch.Tensor:
+        """(R, rows, cols) place logits for a pick pixel, the mean over the test-time views mapped back.
+
+        In a view with one flip the pick is at the mirrored pixel, and a crop turned by theta there is the mirror
+        of this view's crop turned by -theta: that view's bin i is this view's bin -i. Two flips (a half turn)
+        keep the bins: the object's turn between pick and place is the same.
+        """
+        height, width = image.shape[-2:]
+        out = []
+        for r, c in self._views():
+            pick = (height - 1 - pick_px[0] if r else pick_px[0], width - 1 - pick_px[1] if c else pick_px[1])
+            pick_t = torch.tensor([pick], device=self.device)
+            logits = self._flip(self.model.place_logits(self._flip(image, r, c), pick_t, text)[0].float(), r, c)
+            if r != c:
+                n_rot = logits.shape[0]
+                logits = logits[(-torch.arange(n_rot, device=self.device)) % n_rot]
+            out.append(logits)
+        return out[0] if len(out) == 1 else torch.stack(out).mean(0)
+
     def act(
         self,
         view: Any,
@@ -326,14 +363,13 @@ class Policy:
         with torch.inference_mode(), self._autocast():
             image = image_tensor(color, height).to(self.device)
             text = self.model.text([instruction])
-            pick_logits = self.model.pick_logits(image, text).float()
+            pick_logits = self._pick_logits(image, text)
             pick_prob = torch.softmax(pick_logits.flatten(), 0).reshape(pick_logits.shape[1:])
             idx = int(torch.argmax(pick_prob))
             pick_px = divmod(idx, pick_prob.shape[1]) if pick_pixel is None else tuple(int(v) for v in pick_pixel)
             sync()
             t1 = time.perf_counter()
-            pick_t = torch.tensor([pick_px], device=self.device)
-            place_logits = self.model.place_logits(image, pick_t, text)[0].float()
+            place_logits = self._place_logits(image, pick_px, text)
             place_prob = torch.softmax(place_logits.flatten(), 0).reshape(place_logits.shape)
             pidx = int(torch.argmax(place_prob))
             rot, rem = divmod(pidx, place_prob.shape[1] * place_prob.shape[2])
@@ -428,9 +464,20 @@ class Policy:
         return folder
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto") -> Policy:
-        """Rebuild a policy from a checkpoint folder written by ``save`` (no network needed)."""
+    def load(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        test_time_flips: str | None = None,
+    ) -> Policy:
+        """Rebuild a policy from a checkpoint folder written by ``save`` (no network needed).
+
+        ``test_time_flips`` replaces the config's (``ModelConfig.test_time_flips``); None keeps it.
+        """
         cfg, workspace, meta, state = read_checkpoint(path)
+        if test_time_flips is not None:
+            cfg = cfg.replace(test_time_flips=test_time_flips)
         model = _model_for_stored_weights(cfg)
         load_state(model, state, path)
         policy = cls(cfg, workspace, device=device, precision=precision, model=model)

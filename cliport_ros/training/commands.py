@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from cliport_ros.cli import Command
-from cliport_ros.model.config import NAMES
+from cliport_ros.model.config import NAMES, TEST_TIME_FLIPS
 
 
 def _positive_int(text: str) -> int:
@@ -289,6 +289,14 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=None, help="folder for the per-task results table (results.json, results.md)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--test-time-flips",
+        default=None,
+        choices=TEST_TIME_FLIPS,
+        help="the views each decision averages over, instead of the checkpoint's (its config's test_time_flips): "
+        "none; rows (also the view mirrored across the x axis); rows_and_cols (also mirrored across y, and "
+        "turned by half)",
+    )
 
 
 def _resolve_checkpoint(name: str) -> Path:
@@ -333,13 +341,16 @@ def _eval_run(args: argparse.Namespace) -> int:
     try:
         first = _first_episode(args)
         tasks = expand_tasks(args.task)
-        policy = Policy.load(_resolve_checkpoint(args.checkpoint), device=args.device)
+        policy = Policy.load(
+            _resolve_checkpoint(args.checkpoint), device=args.device, test_time_flips=args.test_time_flips
+        )
         per_task = evaluate_tasks(policy, tasks, split=args.split, n=args.n, seed_start=first, record=args.record)
     except (ValueError, FileNotFoundError, ClipWeightsUnavailable) as exc:
         print(f"cliport eval: {exc}", file=sys.stderr)
         return 2
     for summary in per_task:
         summary["checkpoint"] = str(args.checkpoint)
+        summary["test_time_flips"] = policy.cfg.test_time_flips
     if args.results:
         n_demos = policy.metadata.get("n_demos")
         write_results(per_task, args.results, n_demos if isinstance(n_demos, int) else None)
