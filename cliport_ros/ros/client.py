@@ -28,6 +28,9 @@ from cliport_ros.action import FollowInstruction
 from cliport_ros.msg import TaskStatus
 from cliport_ros.srv import ResetEpisode
 
+# How long ``wait_until_active`` waits for one GetState answer before asking again.
+STATE_ASK_INTERVAL_S = 1.0
+
 
 def wait_for(future: Any, timeout: float) -> bool:
     """Block the calling thread until ``future`` is done or ``timeout`` s pass; whether it is done. Another
@@ -183,26 +186,44 @@ class CliportClient:
             return self.status_lines[-1] if found else None
 
     def wait_until_active(self, timeout: float) -> bool:
-        """Whether the CLIPort node is active, or becomes so, within ``timeout`` s. Only GetState's answers
-        decide (a transition event may arrive late); an event makes it ask again at once."""
+        """Whether the CLIPort node is active, or becomes so, within ``timeout`` s.
+
+        Only GetState's answers decide, the newest answered ask. There is no readiness gate: rcl's
+        ``service_is_ready`` was seen false for the whole timeout while the service answered in milliseconds. An
+        ask without an answer within ``STATE_ASK_INTERVAL_S`` is followed by another (a request sent before
+        discovery is lost); a transition event makes it ask again at once.
+        """
         import time
 
         from lifecycle_msgs.msg import State
 
         deadline = time.monotonic() + timeout
-        self._state.wait_for_service(timeout_sec=timeout)  # discovery; the answers decide
-        while True:
-            with self._changed:
-                events = self._events
-            answer = self.node_state()
-            if wait_for(answer, deadline - time.monotonic()) and answer.result() is not None:
-                if answer.result().current_state.id == State.PRIMARY_STATE_ACTIVE:
-                    return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            with self._changed:  # until the node changes state (or a while: an event may have been missed)
-                self._changed.wait_for(lambda seen=events: self._events != seen, min(1.0, remaining))
+        asked: list[Future] = []
+        answered = threading.Event()
+        try:
+            while True:
+                with self._changed:
+                    events = self._events
+                answered.clear()
+                ask = self.node_state()
+                ask.add_done_callback(lambda _: answered.set())
+                asked.append(ask)
+                answered.wait(max(0.0, min(STATE_ASK_INTERVAL_S, deadline - time.monotonic())))
+                done = [f for f in asked if f.done() and f.result() is not None]
+                if done:
+                    newest = done[-1]
+                    del asked[: asked.index(newest) + 1]  # older asks can only tell an older state
+                    if newest.result().current_state.id == State.PRIMARY_STATE_ACTIVE:
+                        return True
+                    remaining = deadline - time.monotonic()
+                    if remaining > 0:  # until the node changes state (or a while: an event may have been missed)
+                        with self._changed:
+                            self._changed.wait_for(lambda seen=events: self._events != seen, min(1.0, remaining))
+                if time.monotonic() >= deadline:
+                    return False
+        finally:
+            for unanswered in asked:  # an answer after this call has no one to tell
+                unanswered.cancel()
 
     def destroy(self) -> None:
         self._follow.destroy()
