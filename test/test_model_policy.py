@@ -367,7 +367,8 @@ def test_test_time_flips_make_the_policy_equivariant_to_those_flips(flips, trans
 
     def flipped(v: SimpleNamespace, fr: bool, fc: bool) -> SimpleNamespace:
         def f(a: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(a[::-1] if fr else a)[:, ::-1].copy() if fc else a[::-1].copy() if fr else a
+            a = a[::-1] if fr else a
+            return np.ascontiguousarray(a[:, ::-1] if fc else a)
 
         return SimpleNamespace(color=f(v.color), height=f(v.height))
 
